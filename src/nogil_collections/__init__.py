@@ -1,0 +1,19 @@
+"""nogil_collections: drop-in thread-safe ``list`` and ``dict`` with lock-free reads.
+
+``ConcurrentList`` and ``ConcurrentDict`` behave like ``list`` and ``dict``;
+writes take a per-object lock, reads take none (docs/design.md), and every
+single operation is linearizable (docs/guarantees.md).
+"""
+
+from __future__ import annotations
+
+import collections.abc as _abc
+
+from nogil_collections._dict import ConcurrentDict
+from nogil_collections._list import ConcurrentList
+
+__all__ = ["ConcurrentDict", "ConcurrentList", "__version__"]
+__version__ = "0.1.0"
+
+_abc.MutableSequence.register(ConcurrentList)
+_abc.MutableMapping.register(ConcurrentDict)

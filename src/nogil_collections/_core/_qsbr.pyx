@@ -1,0 +1,81 @@
+# cython: freethreading_compatible = True
+"""The process-wide QSBR domain (C code in qsbr_domain.c), exported to the
+other extension modules through the capsule ``_C_API``.  Python-level
+functions here are private debug hooks, re-exported by
+:mod:`nogil_collections._debug`."""
+
+from cpython.pycapsule cimport PyCapsule_New
+from libc.stdint cimport uint64_t
+
+cdef extern from "qsbr_domain.c" nogil:
+    ctypedef struct ncc_qsbr_stats:
+        Py_ssize_t registered_threads
+        Py_ssize_t thread_records
+        uint64_t retired_count
+        uint64_t freed_count
+        uint64_t retired_bytes
+        uint64_t freed_bytes
+        Py_ssize_t pending_bytes
+        Py_ssize_t pending_count
+        Py_ssize_t max_pending_bytes
+        Py_ssize_t pending_limit
+        uint64_t synchronize_count
+        uint64_t poll_count
+        uint64_t wr_seq
+        int uses_membarrier
+    ctypedef struct ncc_qsbr_domain:
+        void (*poll)() noexcept nogil
+        void (*synchronize)() noexcept nogil
+        void (*get_stats)(ncc_qsbr_stats *out) noexcept nogil
+    ncc_qsbr_domain *ncc_qsbr_domain_init()
+    void ncc_qsbr_set_limit(Py_ssize_t limit)
+    void ncc_qsbr_reset_high_water()
+
+cdef ncc_qsbr_domain *_domain = ncc_qsbr_domain_init()
+_C_API = PyCapsule_New(<void *>_domain, b"nogil_collections._core._qsbr._C_API", NULL)
+
+
+def stats():
+    """Return a dict snapshot of the domain's counters (sizes in bytes)."""
+    cdef ncc_qsbr_stats s
+    _domain.get_stats(&s)
+    return {
+        "registered_threads": s.registered_threads,
+        "thread_records": s.thread_records,
+        "retired_count": s.retired_count,
+        "freed_count": s.freed_count,
+        "retired_bytes": s.retired_bytes,
+        "freed_bytes": s.freed_bytes,
+        "pending_bytes": s.pending_bytes,
+        "pending_count": s.pending_count,
+        "max_pending_bytes": s.max_pending_bytes,
+        "pending_limit": s.pending_limit,
+        "synchronize_count": s.synchronize_count,
+        "poll_count": s.poll_count,
+        "wr_seq": s.wr_seq,
+        "uses_membarrier": bool(s.uses_membarrier),
+    }
+
+
+def poll():
+    """Free whatever retired memory has become safe; never waits."""
+    with nogil:
+        _domain.poll()
+
+
+def synchronize():
+    """Wait for current readers, then free everything retired so far."""
+    with nogil:
+        _domain.synchronize()
+
+
+def set_pending_limit(Py_ssize_t limit):
+    """Set LIMIT, the pending-bytes bound above which a writer waits for readers."""
+    if limit < 0:
+        raise ValueError("limit must be >= 0")
+    ncc_qsbr_set_limit(limit)
+
+
+def reset_high_water():
+    """Reset ``max_pending_bytes`` to the current pending bytes."""
+    ncc_qsbr_reset_high_water()

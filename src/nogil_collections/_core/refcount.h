@@ -1,0 +1,163 @@
+/* refcount.h -- try-incref-if-nonzero-with-compare, and publish() for writers.
+ *
+ *   PyObject *ncc_try_getref(PyObject **slot, PyObject *expected)
+ *       Returns a NEW reference to `expected` if the object is still alive
+ *       (refcount not dropping to zero / being freed) and *slot still holds it
+ *       after the reference was taken; otherwise NULL, with no reference held.
+ *       Never raises, never runs Python code except a Py_DECREF of an object
+ *       that we ourselves just increfed (which cannot be the last reference
+ *       while `slot` still ... see the note in ncc__undo_incref).
+ *
+ *   void ncc_publish(PyObject *obj)
+ *       Writers call this on every object BEFORE storing it into a slot that
+ *       lock-free readers can see.  On the free-threaded build it sets the
+ *       "maybe weakref" flag so that ob_ref_shared is never 0 for a live object:
+ *       without it, an object whose references are all local to its owner thread
+ *       has ob_ref_shared == 0, which try-incref must read as "being freed", and
+ *       every optimistic read would fail (CPython gh-124642).
+ *
+ * Implementations:
+ *   - 3.14+ free-threaded: PyUnstable_EnableTryIncRef / PyUnstable_TryIncRef (public).
+ *   - 3.13 free-threaded: reproduced from the public object header (ob_tid,
+ *     ob_ref_local, ob_ref_shared, _Py_REF_* in Include/object.h), following
+ *     _Py_TryIncrefFast / _Py_TryIncRefShared / _PyObject_SetMaybeWeakref in
+ *     CPython 3.13's Include/internal/pycore_object.h.  Not copied: rewritten
+ *     against this package's atomics.
+ *   - GIL builds: no concurrent reader exists while we hold the GIL, so a plain
+ *     incref is exact, and publish is a no-op.
+ */
+#ifndef NOGIL_COLLECTIONS_REFCOUNT_H
+#define NOGIL_COLLECTIONS_REFCOUNT_H
+
+#include <Python.h>
+#include "atomics.h"
+
+#ifdef Py_GIL_DISABLED
+#  define NCC_FREE_THREADED 1
+#else
+#  define NCC_FREE_THREADED 0
+#endif
+
+#if NCC_FREE_THREADED && PY_VERSION_HEX >= 0x030E0000
+/* ---------------- 3.14+ free-threaded: public unstable API ---------------- */
+static inline void ncc_publish(PyObject *obj) { PyUnstable_EnableTryIncRef(obj); }
+static inline int ncc__try_incref(PyObject *obj) { return PyUnstable_TryIncRef(obj); }
+
+#elif NCC_FREE_THREADED
+/* ---------------- 3.13 free-threaded: reproduce from the object header ----- */
+static inline int ncc__is_immortal_or_owned_incref(PyObject *op) {
+    /* Relaxed: only the owner thread writes ob_ref_local (non-atomically for
+     * the owner itself); other threads merely test for the immortal value. */
+    uint32_t local = ncc_load_uint32_relaxed(&op->ob_ref_local);
+    if (local == _Py_IMMORTAL_REFCNT_LOCAL) {
+        return 1;
+    }
+    /* Relaxed: ob_tid only equals our id if we own the object, in which case
+     * we wrote it ourselves. */
+    if ((uintptr_t)ncc_load_ptr_relaxed((void **)&op->ob_tid) == _Py_ThreadId()) {
+        /* We are the owner: nobody else writes ob_ref_local. */
+        ncc_store_uint32_relaxed(&op->ob_ref_local, local + 1);
+        return 1;
+    }
+    return 0;
+}
+
+static inline int ncc__try_incref(PyObject *op) {
+    if (ncc__is_immortal_or_owned_incref(op)) {
+        return 1;
+    }
+    /* Relaxed load, then a seq_cst CAS: the CAS is the synchronisation point
+     * with the owner's/other threads' decrefs of ob_ref_shared (which are
+     * atomic adds in CPython's Py_DECREF). */
+    Py_ssize_t shared = ncc_load_ssize_relaxed(&op->ob_ref_shared);
+    for (;;) {
+        /* 0: no shared refs and never flagged maybe-weakref -> may be freed
+         * without any atomic handshake; _Py_REF_MERGED with count 0: the
+         * object is being deallocated.  Either way we must not revive it. */
+        if (shared == 0 || shared == _Py_REF_MERGED) {
+            return 0;
+        }
+        if (ncc_cas_ssize(&op->ob_ref_shared, &shared,
+                          shared + ((Py_ssize_t)1 << _Py_REF_SHARED_SHIFT))) {
+            return 1;
+        }
+    }
+}
+
+static inline void ncc_publish(PyObject *op) {
+    if (ncc_load_uint32_relaxed(&op->ob_ref_local) == _Py_IMMORTAL_REFCNT_LOCAL) {
+        return;  /* immortal: try-incref always succeeds */
+    }
+    Py_ssize_t shared = ncc_load_ssize_relaxed(&op->ob_ref_shared);
+    for (;;) {
+        if ((shared & _Py_REF_SHARED_FLAG_MASK) != 0) {
+            return;  /* already maybe-weakref, queued or merged: never 0 while alive */
+        }
+        /* seq_cst CAS pairs with the CAS in ncc__try_incref and with CPython's
+         * atomic decref of ob_ref_shared. */
+        if (ncc_cas_ssize(&op->ob_ref_shared, &shared, shared | _Py_REF_MAYBE_WEAKREF)) {
+            return;
+        }
+    }
+}
+
+#else
+/* ---------------- GIL builds ---------------- */
+static inline void ncc_publish(PyObject *obj) { (void)obj; }
+static inline int ncc__try_incref(PyObject *obj) { Py_INCREF(obj); return 1; }
+#endif
+
+/* Try to take a reference to `expected`, which was loaded from `slot`. */
+static inline PyObject *ncc_try_getref(PyObject **slot, PyObject *expected) {
+    if (expected == NULL || !ncc__try_incref(expected)) {
+        return NULL;
+    }
+    /* Acquire; pairs with the release store that put a different object into
+     * `slot` (ncc_slot_store).  If the slot changed, our reference may be to
+     * an object that is no longer in the container: give it back. */
+    if (ncc_load_obj_acquire(slot) != expected) {
+        /* Cannot be the last reference: we only succeeded because the
+         * refcount was non-zero, and any thread that drops the rest runs the
+         * destructor itself.  If we do end up last, Py_DECREF frees it here,
+         * which is correct (the object is no longer reachable from slot). */
+        Py_DECREF(expected);
+        return NULL;
+    }
+    return expected;
+}
+
+/* Variant for use INSIDE a read region (qsbr.h): no Python code may run in a
+ * region, and a Py_DECREF might run a destructor.  On a mismatch the extra
+ * reference is handed to the caller in *drop (initially NULL), which must
+ * Py_DECREF it after ncc_read_end().  At most one object per call. */
+static inline PyObject *ncc_try_getref_deferred(PyObject **slot, PyObject *expected,
+                                                PyObject **drop) {
+    if (expected == NULL || !ncc__try_incref(expected)) {
+        return NULL;
+    }
+    /* Acquire; pairs with the release store in ncc_slot_store. */
+    if (ncc_load_obj_acquire(slot) != expected) {
+        *drop = expected;
+        return NULL;
+    }
+    return expected;
+}
+
+/* Optimistically read a slot: load it and try-getref.  NULL on empty slot or
+ * on a race; the caller retries or falls back to its lock. */
+static inline PyObject *ncc_try_load_ref(PyObject **slot) {
+    /* Acquire; pairs with the release store in ncc_slot_store. */
+    PyObject *obj = ncc_load_obj_acquire(slot);
+    return ncc_try_getref(slot, obj);
+}
+
+/* Store an object into a slot that lock-free readers may load.  The caller
+ * holds the container's lock and has already called ncc_publish(obj) (or
+ * obj is NULL).  Release; pairs with the acquire loads in ncc_try_load_ref /
+ * ncc_try_getref, so a reader that sees `obj` also sees its initialised
+ * contents. */
+static inline void ncc_slot_store(PyObject **slot, PyObject *obj) {
+    ncc_store_obj_release(slot, obj);
+}
+
+#endif /* NOGIL_COLLECTIONS_REFCOUNT_H */

@@ -1,0 +1,1 @@
+"""Race testing with a linearizability checker (in development: see issue)."""
