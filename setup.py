@@ -40,10 +40,16 @@ elif sanitize == "address":
 elif sanitize:
     raise SystemExit(f"NOGIL_COLLECTIONS_SANITIZE must be 'thread' or 'address', not {sanitize!r}")
 
+# NOGIL_COLLECTIONS_ONLY=_list,_core._qsbr builds just those modules (used by
+# tools/dev_build.py so that parallel in-place builds do not collide).
+only = {m for m in os.environ.get("NOGIL_COLLECTIONS_ONLY", "").split(",") if m}
+
 headers = sorted(str(p) for p in CORE.glob("*.[hc]"))
 extensions = []
 for pyx in sorted(PKG.rglob("*.pyx")):
     module = ".".join(pyx.with_suffix("").relative_to("src").parts)
+    if only and module.removeprefix("nogil_collections.") not in only:
+        continue
     extensions.append(
         Extension(
             module,

@@ -30,3 +30,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "free_threaded_only" in item.keywords:
             item.add_marker(skip)
+
+pytest_plugins = ["nogil_collections.testing.pytest_plugin"]
