@@ -13,10 +13,12 @@ if [[ ! -x "$venv/bin/python" ]]; then
 fi
 say "$venv: pip $pip_version"
 quiet_pip install -q "pip==$pip_version"
-groups=(--group build --group test --group bench)
+names=(build test bench)
 # mypy needs librt, which has no free-threaded wheel: lint from the GIL venv.
-[[ "$kind" == "gil" ]] && groups+=(--group lint)
-say "$venv: ${groups[*]//--group /} dependencies (pinned in pyproject.toml)"
+[[ "$kind" == "gil" ]] && names+=(lint)
+groups=()
+for g in "${names[@]}"; do groups+=(--group "$g"); done
+say "$venv: dependency groups ${names[*]} (pinned in pyproject.toml)"
 quiet_pip install -q --only-binary=:all: "${groups[@]}"
 if [[ "$kind" == "free-threaded" ]]; then
     bash "$(dirname "$0")/install_cereggii.sh" "$venv" || say "cereggii could not be installed: benchmarks will skip it"
