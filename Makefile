@@ -66,7 +66,7 @@ test-gil: $(GIL_VENV)/.stamp-pkg  ## run the tests on the GIL interpreter only
 	@timeout --signal=INT --kill-after=30 $(TEST_TIMEOUT) $(GIL_VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 race: $(FT_VENV)/.stamp-pkg  ## deeper race-test campaign than CI (free-threaded)
-	@timeout --signal=INT 3600 $(FT_VENV)/bin/python -m pytest tests -m "not slow or slow" -k "race or thread or stress" --race-budget=deep $(PYTEST_ARGS)
+	@timeout --signal=INT 3600 $(FT_VENV)/bin/python -m pytest tests/test_race_list.py tests/test_race_dict.py --race-budget=deep $(PYTEST_ARGS)
 
 # ---------------------------------------------------------------- benchmarks
 bench: $(FT_VENV)/.stamp-pkg  ## quick headline benchmark (about 3 minutes)
@@ -86,8 +86,7 @@ typecheck: $(GIL_VENV)/.stamp-pkg  ## mypy on the stubs and the pure-Python modu
 build: env  ## build the extension into both environments
 
 sdist: $(FT_VENV)/.stamp-env  ## build an sdist into dist/
-	@$(FT_VENV)/bin/python -m pip wheel -q --no-deps --no-build-isolation -w dist . >/dev/null
-	@$(FT_VENV)/bin/python -c 'import setuptools.build_meta as b; print("dist/" + b.build_sdist("dist"))'
+	@mkdir -p dist && $(FT_VENV)/bin/python -c 'import setuptools.build_meta as b; print("dist/" + b.build_sdist("dist"))'
 
 wheel: $(FT_VENV)/.stamp-env  ## build a wheel for the free-threaded interpreter into dist/
 	@$(FT_VENV)/bin/python -m pip wheel --no-deps --no-build-isolation -w dist . 2>&1 | grep -v '^WARNING: Location'
