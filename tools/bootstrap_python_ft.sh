@@ -9,6 +9,10 @@
 # `python3.13`, fetched with `apt-get source` through a private apt configuration
 # (the machine's own apt state is never touched). The mirror is read from the
 # machine's own apt sources; no host name is written anywhere in this repository.
+#
+# `bootstrap_python_ft.sh --fetch-only` skips the search and the build: it makes
+# sure the upstream source tarball is in the cache (downloading it if needed)
+# and prints its path instead (used by tools/build_sanitized_python.sh).
 set -euo pipefail
 
 CACHE_ROOT="${NOGIL_COLLECTIONS_CACHE:-$HOME/.cache/nogil-collections}"
@@ -16,7 +20,14 @@ PREFIX="$CACHE_ROOT/python3.13t"
 CACHED_PY="$PREFIX/bin/python3.13t"
 # Preferred first. Newer sid versions were listed but not downloadable when checked.
 CANDIDATES=("3.13.15-1:forky" "3.13.5-2+deb13u5:trixie")
+SRC_DIR="$CACHE_ROOT/src"
 TOTAL_STEPS=6
+FETCH_ONLY=0
+case "${1:-}" in
+    "") ;;
+    --fetch-only) FETCH_ONLY=1; TOTAL_STEPS=3 ;;
+    *) echo "usage: $0 [--fetch-only]" >&2; exit 2 ;;
+esac
 
 say()  { echo "[python-ft] $*" >&2; }
 step() { echo "[python-ft] step $1/$TOTAL_STEPS: $2" >&2; }
@@ -31,23 +42,30 @@ is_free_threaded() {
     "$1" -c 'import sys, sysconfig; sys.exit(0 if sysconfig.get_config_var("Py_GIL_DISABLED") and sys.version_info >= (3, 13) else 1)' 2>/dev/null
 }
 
-if [[ -n "${PYTHON_FT:-}" ]]; then
+if (( FETCH_ONLY )); then
+    if orig="$(ls "$SRC_DIR"/python3.13_*.orig.tar.* 2>/dev/null | head -n1)" && [[ -n "$orig" ]]; then
+        say "using cached source $orig"; echo "$orig"; exit 0
+    fi
+    say "no cached python3.13 source tarball; downloading it"
+elif [[ -n "${PYTHON_FT:-}" ]]; then
     is_free_threaded "$PYTHON_FT" || die "PYTHON_FT=$PYTHON_FT is not a free-threaded CPython >= 3.13"
     say "using \$PYTHON_FT"; echo "$PYTHON_FT"; exit 0
 fi
-for name in python3.14t python3.13t; do
-    if p="$(command -v "$name")" && is_free_threaded "$p"; then
-        say "using $p from PATH"; echo "$p"; exit 0
+if (( ! FETCH_ONLY )); then
+    for name in python3.14t python3.13t; do
+        if p="$(command -v "$name")" && is_free_threaded "$p"; then
+            say "using $p from PATH"; echo "$p"; exit 0
+        fi
+    done
+    if [[ -x "$CACHED_PY" ]] && is_free_threaded "$CACHED_PY"; then
+        say "using cached build $CACHED_PY"; echo "$CACHED_PY"; exit 0
     fi
-done
-if [[ -x "$CACHED_PY" ]] && is_free_threaded "$CACHED_PY"; then
-    say "using cached build $CACHED_PY"; echo "$CACHED_PY"; exit 0
+    say "no free-threaded CPython found; building CPython 3.13 with --disable-gil (takes a few minutes, once per machine)"
 fi
-
-say "no free-threaded CPython found; building CPython 3.13 with --disable-gil (takes a few minutes, once per machine)"
 
 step 1 "checking tools (apt-get, C compiler, make)"
 command -v apt-get >/dev/null || die "apt-get not found: cannot fetch Debian's python3.13 source package"
+if (( ! FETCH_ONLY )); then
 command -v cc >/dev/null || command -v gcc >/dev/null || die "no C compiler (cc/gcc) found"
 command -v make >/dev/null || die "make not found"
 missing=()
@@ -63,6 +81,7 @@ if (( ${#missing[@]} )); then
         die "missing build dependencies (${missing[*]}); install them or run as root"
     fi
 fi
+fi  # ! FETCH_ONLY
 
 step 2 "reading the Debian mirror from this machine's apt sources"
 mirror=""
@@ -98,7 +117,6 @@ APT_OPTS=(
     -o "APT::Sandbox::User=root"
 )
 apt-get "${APT_OPTS[@]}" update -qq >&2 || die "apt-get update on the private configuration failed"
-SRC_DIR="$CACHE_ROOT/src"
 rm -rf "$SRC_DIR"; mkdir -p "$SRC_DIR"
 got=""
 for cand in "${CANDIDATES[@]}"; do
@@ -111,6 +129,7 @@ done
 [[ -n "$got" ]] || die "could not download python3.13 source ($(printf '%s ' "${CANDIDATES[@]}"))"
 orig="$(ls "$SRC_DIR"/python3.13_*.orig.tar.* | head -n1)"
 say "downloaded python3.13 $got"
+if (( FETCH_ONLY )); then echo "$orig"; exit 0; fi
 
 step 4 "unpacking the upstream sources"
 mkdir -p "$SRC_DIR/cpython"
