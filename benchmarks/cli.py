@@ -1,0 +1,324 @@
+"""Command line: ``python -m benchmarks [--quick | --full | --smoke] [options]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks import machine, memory, report, scaling, single
+from benchmarks.registry import MAP, SEQ, Impl, gil_enabled, load_implementations
+from benchmarks.scaling import Case
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ALL_MIXES = (100, 99, 90, 50)
+SUITES = ("scaling", "single", "memory")
+
+
+@dataclass
+class Profile:
+    """Sizes and the scaling matrix of one run."""
+
+    name: str
+    threads: list[int]
+    cases: list[Case]
+    repeats: int
+    target_time: float  # seconds per scaling repetition
+    size: int  # entries in the shared container
+    single_n: int  # operations per single-thread timing
+    single_repeats: int
+    memory_n: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _matrix(
+    mixes: tuple[int, ...],
+    keytypes: tuple[str, ...],
+    values: tuple[str, ...],
+    keys: tuple[str, ...],
+    seq: bool = True,
+) -> list[Case]:
+    cases = [
+        Case(MAP, mix, kt, v, k) for mix in mixes for kt in keytypes for v in values for k in keys
+    ]
+    if seq:
+        cases += [Case(SEQ, mix, "int", v, k) for mix in mixes for v in values for k in keys]
+    return cases
+
+
+def profile(name: str) -> Profile:
+    if name == "quick":
+        # The headline: read-only and 90/10, str keys, thread-local keys,
+        # immortal values; the shared-key read-only case shows the refcount
+        # collapse; list reads with thread-local indices.
+        cases = [
+            Case(MAP, 100, "str", "immortal", "local"),
+            Case(MAP, 90, "str", "immortal", "local"),
+            Case(MAP, 100, "str", "immortal", "shared"),
+            Case(SEQ, 100, "int", "immortal", "local"),
+        ]
+        return Profile(
+            "quick",
+            [1, 2],
+            cases,
+            repeats=5,
+            target_time=0.2,
+            size=1024,
+            single_n=100_000,
+            single_repeats=5,
+            memory_n=10_000,
+        )
+    if name == "full":
+        cases = _matrix(ALL_MIXES, ("str", "int"), ("immortal", "mortal"), ("local", "shared"))
+        return Profile(
+            "full",
+            [1, 2, 4, 8],
+            cases,
+            repeats=5,
+            target_time=0.15,
+            size=1024,
+            single_n=200_000,
+            single_repeats=7,
+            memory_n=100_000,
+        )
+    if name == "smoke":
+        # Tiny: only proves the harness runs end to end (tests/test_bench_smoke.py).
+        cases = [
+            Case(MAP, 90, "str", "mortal", "local"),
+            Case(SEQ, 100, "int", "immortal", "shared"),
+        ]
+        return Profile(
+            "smoke",
+            [1, 2],
+            cases,
+            repeats=1,
+            target_time=0.002,
+            size=64,
+            single_n=200,
+            single_repeats=1,
+            memory_n=200,
+        )
+    raise ValueError(name)
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="nogil_collections benchmarks: scaling, single-thread cost, memory.",
+    )
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--quick",
+        action="store_const",
+        const="quick",
+        dest="profile",
+        help="headline only, about 1-3 minutes on 2 cores (default)",
+    )
+    mode.add_argument(
+        "--full",
+        action="store_const",
+        const="full",
+        dest="profile",
+        help="the whole matrix: threads 1,2,4,8; 4 mixes; str/int keys; "
+        "immortal/mortal values; thread-local/shared keys",
+    )
+    mode.add_argument(
+        "--smoke",
+        action="store_const",
+        const="smoke",
+        dest="profile",
+        help="tiny sizes: checks that the harness works, measures nothing",
+    )
+    ap.set_defaults(profile="quick")
+    ap.add_argument(
+        "--suites", default=",".join(SUITES), help=f"comma-separated subset of {','.join(SUITES)}"
+    )
+    ap.add_argument("--threads", type=_ints, help="override thread counts, e.g. 1,2,4")
+    ap.add_argument("--mixes", type=_ints, help="override read percentages, e.g. 100,90")
+    ap.add_argument("--repeats", type=int, help="repetitions per scaling point (R)")
+    ap.add_argument("--target-time", type=float, help="seconds per scaling repetition")
+    ap.add_argument("--size", type=int, help="entries in the shared container")
+    ap.add_argument("--impls", help="comma-separated substrings: only matching implementations")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=REPO_ROOT / "results",
+        help="output folder (default: results/ at the repository root, git-ignored)",
+    )
+    ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ap.add_argument(
+        "--publish-plots",
+        type=Path,
+        metavar="DIR",
+        help="also copy the PNGs to DIR (e.g. docs/img/performance) and link them "
+        "from latest.md relative to docs/",
+    )
+    return ap.parse_args(argv)
+
+
+def _select(impls: list[Impl], spec: str | None) -> list[Impl]:
+    if not spec:
+        return impls
+    wanted = [s.strip().lower() for s in spec.split(",") if s.strip()]
+    return [i for i in impls if any(w in i.name.lower() for w in wanted)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    prof = profile(args.profile)
+    if args.threads:
+        prof.threads = args.threads
+    if args.mixes:
+        prof.cases = [c for c in prof.cases if c.mix in args.mixes] or [
+            Case(c.family, m, c.keytype, c.values, c.keys)
+            for c in dict.fromkeys(
+                Case(c.family, 100, c.keytype, c.values, c.keys) for c in prof.cases
+            )
+            for m in args.mixes
+        ]
+    if args.repeats:
+        prof.repeats = args.repeats
+    if args.target_time:
+        prof.target_time = args.target_time
+    if args.size:
+        prof.size = args.size
+    suites = [s.strip() for s in args.suites.split(",") if s.strip()]
+    unknown = set(suites) - set(SUITES)
+    if unknown:
+        print(f"unknown suite(s): {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+
+    gil_before = gil_enabled()
+    impls = _select(load_implementations(), args.impls)
+    env = machine.describe(impls)
+    if gil_before is not gil_enabled() or (
+        env["interpreter"]["free_threaded_build"] and env["interpreter"]["gil_enabled_at_runtime"]
+    ):
+        print(
+            "WARNING: the GIL is enabled on a free-threaded build (an imported module "
+            "re-enabled it, or PYTHON_GIL=1): scaling numbers are GIL numbers.",
+            file=sys.stderr,
+        )
+    cpus = env["machine"]["usable_cpus"] or 1
+
+    scaling_work = (
+        [
+            (impl, case)
+            for case in prof.cases
+            for impl in sorted(impls, key=lambda i: report._impl_key(i.role, i.name))
+            if scaling.applicable(impl, case)
+        ]
+        if "scaling" in suites
+        else []
+    )
+    total = len(scaling_work) * len(prof.threads)
+    if "single" in suites:
+        total += single.count_steps(impls)
+    if "memory" in suites:
+        total += sum(1 for i in impls if i.available)
+    bar = report.Progress(total, enabled=not args.no_progress)
+
+    t0 = time.monotonic()
+    points: list[scaling.Point] = []
+    costs: list[single.Cost] = []
+    fps: list[memory.Footprint] = []
+    try:
+        for impl, case in scaling_work:
+            points += scaling.measure(
+                impl,
+                case,
+                prof.threads,
+                prof.size,
+                prof.repeats,
+                prof.target_time,
+                cpus,
+                progress=bar.step,
+            )
+        if "single" in suites:
+            costs = single.measure(
+                impls, prof.size, prof.single_n, prof.single_repeats, progress=bar.step
+            )
+        if "memory" in suites:
+            fps = memory.measure(impls, prof.memory_n, progress=bar.step)
+    finally:
+        bar.close()
+    duration = time.monotonic() - t0
+
+    settings = {
+        "profile": prof.name,
+        "threads": prof.threads,
+        "repeats": prof.repeats,
+        "target_time_s": prof.target_time,
+        "size": prof.size,
+        "chunk": scaling.CHUNK,
+        "single_n": prof.single_n,
+        "memory_n": prof.memory_n,
+    }
+    print(report.render_text(env, impls, points, costs, fps))
+    print(
+        f"\nspread* = (max - min) / median over {prof.repeats} repetitions. "
+        f"Run took {duration:.0f} s."
+    )
+
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    tag = env["interpreter"]["tag"]
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    result = {
+        "schema": 1,
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "duration_s": round(duration, 1),
+        "settings": settings,
+        "environment": env,
+        "implementations": [
+            {
+                "name": i.name,
+                "family": i.family,
+                "role": i.role,
+                "available": i.available,
+                "ops": sorted(i.ops),
+                "note": i.note,
+                "version": env["packages"].get(i.package) if i.package else sys.version.split()[0],
+            }
+            for i in impls
+        ],
+        "scaling": [p.to_json() for p in points],
+        "single_thread": [c.to_json() for c in costs],
+        "memory": [f.to_json() for f in fps],
+    }
+    json_path = out / f"bench-{tag}-{prof.name}-{stamp}.json"
+    json_path.write_text(json.dumps(result, indent=1) + "\n")
+    shutil.copyfile(json_path, out / "latest.json")
+
+    plots: list[Path] = []
+    plot_prefix = "plots/"
+    if points and not args.no_plots:
+        kind = "free-threaded" if env["interpreter"]["free_threaded_build"] else "GIL"
+        suffix = f"Python {env['interpreter']['version']} {kind}, {cpus} CPUs"
+        plots = report.write_plots(points, out / "plots", suffix)
+        if args.publish_plots:
+            args.publish_plots.mkdir(parents=True, exist_ok=True)
+            for p in plots:
+                shutil.copyfile(p, args.publish_plots / p.name)
+            try:
+                plot_prefix = os.path.relpath(args.publish_plots, REPO_ROOT / "docs") + "/"
+            except ValueError:
+                plot_prefix = str(args.publish_plots) + "/"
+    md = report.render_markdown(env, impls, points, costs, fps, plots, plot_prefix, settings)
+    (out / "latest.md").write_text(md)
+    print(
+        f"wrote {json_path}, {out / 'latest.md'}"
+        + (f" and {len(plots)} plot(s) in {out / 'plots'}" if plots else "")
+    )
+    return 0

@@ -1,0 +1,320 @@
+"""Output: progress bar, terminal tables, markdown tables and PNG plots."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from benchmarks.memory import Footprint
+from benchmarks.registry import MAP, Impl
+from benchmarks.scaling import Case, Point
+from benchmarks.single import Cost
+
+ROLE_ORDER = {"builtin": 0, "ours": 1, "peer": 2, "locked": 3, "ceiling": 4}
+BUILTIN = {MAP: "dict", "seq": "list"}
+
+
+# ------------------------------------------------------------------ progress
+class Progress:
+    """A one-line progress bar on a terminal; sparse plain lines otherwise."""
+
+    def __init__(self, total: int, stream: TextIO = sys.stderr, enabled: bool = True) -> None:
+        self.total = max(1, total)
+        self.done = 0
+        self.stream = stream
+        self.enabled = enabled
+        self.tty = stream.isatty()
+        self.t0 = time.monotonic()
+        self._last_decile = -1
+
+    def step(self, label: str) -> None:
+        """Announce the step about to run (counted as done when the next one starts)."""
+        if not self.enabled:
+            self.done += 1
+            return
+        frac = self.done / self.total
+        elapsed = time.monotonic() - self.t0
+        eta = f"{elapsed / frac * (1 - frac):4.0f}s left" if self.done else "   ...   "
+        if self.tty:
+            width = 28
+            fill = int(width * frac)
+            bar = "#" * fill + "-" * (width - fill)
+            line = f"\r[{bar}] {self.done:>3}/{self.total} {eta}  {label[:48]:<48}"
+            self.stream.write(line)
+            self.stream.flush()
+        else:
+            decile = int(frac * 10)
+            if decile != self._last_decile:
+                self._last_decile = decile
+                self.stream.write(f"[bench] {self.done}/{self.total} ({elapsed:.0f}s) {label}\n")
+                self.stream.flush()
+        self.done += 1
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            self.stream.write("\r" + " " * 110 + "\r")
+            self.stream.flush()
+
+
+# ------------------------------------------------------------------ tables
+def _fmt_table(headers: Sequence[str], rows: Iterable[Sequence[str]], markdown: bool) -> str:
+    rows = [list(r) for r in rows]
+    if markdown:
+        lines = ["| " + " | ".join(headers) + " |"]
+        lines.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(headers))) + "|")
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines)
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(cells)
+        )
+
+    out = [line(headers), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in rows]
+    return "\n".join(out)
+
+
+def _impl_key(role: str, name: str) -> tuple[int, str]:
+    return (ROLE_ORDER.get(role, 9), name)
+
+
+def _ratio(a: float, b: float | None) -> str:
+    if b is None or not b or math.isnan(a):
+        return "-"
+    return f"{a / b:.2f}x"
+
+
+def scaling_groups(points: list[Point]) -> dict[Case, list[Point]]:
+    groups: dict[Case, list[Point]] = defaultdict(list)
+    for p in points:
+        groups[p.case].append(p)
+    return groups
+
+
+def scaling_table(case: Case, pts: list[Point], markdown: bool = False) -> str:
+    """Rows: implementation x thread count."""
+    by = {(p.impl, p.threads): p for p in pts}
+    builtin = BUILTIN[case.family]
+    impls = sorted({(p.role, p.impl) for p in pts}, key=lambda ri: _impl_key(*ri))
+    threads = sorted({p.threads for p in pts})
+    headers = [
+        "implementation",
+        "threads",
+        "median Mops/s",
+        "best Mops/s",
+        "spread*",
+        "scaling vs 1 thread",
+        f"vs {builtin}",
+    ]
+    rows = []
+    for _role, name in impls:
+        one = by.get((name, 1))
+        for t in threads:
+            p = by.get((name, t))
+            if p is None:
+                continue
+            ref = by.get((builtin, t))
+            rows.append(
+                [
+                    f"**{name}**" if markdown and _role == "ours" else name,
+                    str(t),
+                    f"{p.median / 1e6:.2f}",
+                    f"{p.best / 1e6:.2f}",
+                    f"{p.spread * 100:.0f}%",
+                    _ratio(p.median, one.median if one else None),
+                    _ratio(p.median, ref.median if ref else None),
+                ]
+            )
+    return _fmt_table(headers, rows, markdown)
+
+
+def single_table(costs: list[Cost], family: str, markdown: bool = False) -> str:
+    rows_ = [c for c in costs if c.family == family]
+    ops = list(dict.fromkeys(c.op for c in rows_))
+    impls = sorted({(c.role, c.impl) for c in rows_}, key=lambda ri: _impl_key(*ri))
+    by = {(c.impl, c.op): c for c in rows_}
+    builtin = BUILTIN[family]
+    headers = ["op", *(name for _r, name in impls)]
+    rows = []
+    for op in ops:
+        ref = by.get((builtin, op))
+        row = [op]
+        for _r, name in impls:
+            c = by.get((name, op))
+            if c is None:
+                row.append("n/a")
+            elif name == builtin or ref is None:
+                row.append(f"{c.ns_per_op:.1f} ns")
+            else:
+                row.append(f"{c.ns_per_op:.1f} ns ({c.ns_per_op / ref.ns_per_op:.2f}x)")
+        rows.append(row)
+    return _fmt_table(headers, rows, markdown)
+
+
+def memory_table(fps: list[Footprint], markdown: bool = False) -> str:
+    fps = sorted(fps, key=lambda f: (f.family != MAP, *_impl_key(f.role, f.impl)))
+    ref = {f.family: f for f in fps if f.impl == BUILTIN[f.family]}
+    headers = ["implementation", "elements", "traced B/elem", "vs builtin", "getsizeof B/elem"]
+    rows = [
+        [
+            f.impl,
+            str(f.n),
+            f"{f.traced_per_item:.1f}",
+            _ratio(f.traced_per_item, ref[f.family].traced_per_item if f.family in ref else None),
+            f"{f.sizeof_per_item:.1f}",
+        ]
+        for f in fps
+    ]
+    return _fmt_table(headers, rows, markdown)
+
+
+def unavailable_lines(impls: list[Impl]) -> list[str]:
+    return [f"{i.name}: skipped, {i.note}" for i in impls if not i.available]
+
+
+def _case_order(case: Case) -> tuple[Any, ...]:
+    return (case.family != MAP, case.keytype, case.values, case.keys, -case.mix)
+
+
+def render_text(
+    env: dict[str, Any],
+    impls: list[Impl],
+    points: list[Point],
+    costs: list[Cost],
+    fps: list[Footprint],
+) -> str:
+    out: list[str] = []
+    it = env["interpreter"]
+    m = env["machine"]
+    kind = "free-threaded" if it["free_threaded_build"] else "GIL"
+    out.append(
+        f"Python {it['version']} ({kind} build, GIL enabled at runtime: "
+        f"{it['gil_enabled_at_runtime']}); {m['cpu_model']}, {m['usable_cpus']} usable CPUs"
+    )
+    vers = ", ".join(f"{k} {v}" for k, v in env["packages"].items() if v)
+    out.append(f"packages: {vers}")
+    for line in unavailable_lines(impls):
+        out.append(f"  ! {line}")
+    for case in sorted(scaling_groups(points), key=_case_order):
+        pts = [p for p in points if p.case == case]
+        out.append("")
+        out.append(f"== scaling: {case.label}, reads/writes {case.mix_label}")
+        out.append(scaling_table(case, pts))
+    for family in (MAP, "seq"):
+        if any(c.family == family for c in costs):
+            out.append("")
+            out.append(f"== single-thread cost per operation ({BUILTIN[family]}-like)")
+            out.append(single_table(costs, family))
+    if fps:
+        out.append("")
+        out.append("== memory per element (tracemalloc while filling one at a time; getsizeof)")
+        out.append(memory_table(fps))
+    return "\n".join(out)
+
+
+def render_markdown(
+    env: dict[str, Any],
+    impls: list[Impl],
+    points: list[Point],
+    costs: list[Cost],
+    fps: list[Footprint],
+    plots: list[Path],
+    plot_prefix: str,
+    settings: dict[str, Any],
+) -> str:
+    it = env["interpreter"]
+    m = env["machine"]
+    kind = "free-threaded" if it["free_threaded_build"] else "GIL"
+    out = [
+        "<!-- generated by `python -m benchmarks`; paste into docs/performance.md -->",
+        "",
+        "### Machine and interpreter",
+        "",
+        f"- CPU: {m['cpu_model']} ({m['cpu_count']} logical CPUs, {m['usable_cpus']} usable), "
+        f"{m['system']}, load average at start {m['load_average_at_start']}",
+        f"- Python {it['version']}, {kind} build, GIL enabled at runtime: "
+        f"{it['gil_enabled_at_runtime']} ({it['compiler']})",
+        "- packages: " + ", ".join(f"{k} {v}" for k, v in env["packages"].items() if v),
+        f"- nogil_collections commit: {env.get('git_commit')}",
+        f"- settings: {', '.join(f'{k}={v}' for k, v in settings.items())}",
+    ]
+    for line in unavailable_lines(impls):
+        out.append(f"- {line}")
+    for case in sorted(scaling_groups(points), key=_case_order):
+        pts = [p for p in points if p.case == case]
+        out += ["", f"#### Scaling: {case.label}, reads/writes {case.mix_label}", ""]
+        out.append(scaling_table(case, pts, markdown=True))
+    if plots:
+        out += ["", "#### Throughput against threads", ""]
+        out += [f"![{p.stem}]({plot_prefix}{p.name})" for p in plots]
+    for family in (MAP, "seq"):
+        if any(c.family == family for c in costs):
+            out += ["", f"#### Single-thread cost per operation ({BUILTIN[family]}-like)", ""]
+            out.append(single_table(costs, family, markdown=True))
+    if fps:
+        out += ["", "#### Memory per element", ""]
+        out.append(memory_table(fps, markdown=True))
+    return "\n".join(out) + "\n"
+
+
+# ------------------------------------------------------------------ plots
+_STYLE = {
+    "builtin": {"color": "black", "linestyle": "--", "marker": "o"},
+    "ours": {"linewidth": 2.5, "marker": "s"},
+    "peer": {"marker": "^"},
+    "locked": {"linestyle": ":", "marker": "x"},
+    "ceiling": {"color": "grey", "linestyle": "-.", "marker": "d"},
+}
+
+
+def write_plots(points: list[Point], outdir: Path, title_suffix: str) -> list[Path]:
+    """One PNG per mix: a panel per case, throughput (median, min-max bars) vs threads."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for mix in sorted({p.case.mix for p in points}, reverse=True):
+        cases = sorted({p.case for p in points if p.case.mix == mix}, key=_case_order)
+        ncols = min(2, len(cases))
+        nrows = math.ceil(len(cases) / ncols)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(6.4 * ncols, 4.2 * nrows), squeeze=False)
+        for ax, case in zip(axes.flat, cases, strict=False):
+            pts = [p for p in points if p.case == case]
+            impls = sorted({(p.role, p.impl) for p in pts}, key=lambda ri: _impl_key(*ri))
+            for role, name in impls:
+                series = sorted((p for p in pts if p.impl == name), key=lambda p: p.threads)
+                xs = [p.threads for p in series]
+                ys = [p.median / 1e6 for p in series]
+                lo = [(p.median - min(p.runs)) / 1e6 for p in series]
+                hi = [(max(p.runs) - p.median) / 1e6 for p in series]
+                ax.errorbar(xs, ys, yerr=[lo, hi], label=name, capsize=3, **_STYLE.get(role, {}))
+            ax.set_xscale("log", base=2)
+            ticks = sorted({p.threads for p in pts})
+            ax.set_xticks(ticks, [str(t) for t in ticks])
+            ax.set_ylim(bottom=0)
+            ax.set_xlabel("threads")
+            ax.set_ylabel("million ops/s (median, min-max)")
+            ax.set_title(case.label, fontsize=9)
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=7)
+        for ax in list(axes.flat)[len(cases) :]:
+            ax.set_visible(False)
+        fig.suptitle(f"reads/writes {mix}/{100 - mix} - {title_suffix}", fontsize=10)
+        fig.tight_layout()
+        path = outdir / f"throughput-{mix}-{100 - mix}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written

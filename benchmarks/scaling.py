@@ -1,0 +1,300 @@
+"""Scaling: T threads operate on one shared container; aggregate throughput.
+
+Method (docs/performance.md explains the choices):
+
+* The container holds ``size`` entries.  Threads start together on a
+  ``threading.Barrier``; each thread times its own work, and the throughput
+  of one repetition is ``total ops / (last end - first start)``.
+* Every thread builds its own work *inside the thread, before the barrier*:
+  its key lists, its callables and its consumer.  Objects created by a thread
+  are owned by it, so on a free-threaded build only what the case says is
+  shared (the container; plus keys or values in the "shared" variants) takes
+  atomic reference-count traffic.
+* The per-op loop is C code and the same for every implementation:
+  ``deque(maxlen=0).extend(map(partial(operator.getitem, c), keys))``.
+  ``partial`` passes ``c`` without a new reference, so the loop itself does not
+  touch the container's reference count (``c[k]`` in Python bytecode would:
+  ``LOAD_FAST`` increfs the container on 3.13t).  Reads, ``operator.setitem``
+  writes, key iteration and result disposal cost the same for every
+  implementation; what differs is the container's own ``mp_subscript`` /
+  ``sq_item`` / ``mp_ass_subscript``.
+* Reads and writes are issued in runs of ``CHUNK`` operations of one kind; the
+  write runs are spread evenly through a cycle of ``CYCLE`` runs, so 90/10
+  means 10 write runs out of every 100.  Writes overwrite existing keys or
+  indices, so the size never changes.
+* The total work of a repetition is calibrated at 1 thread to last about
+  ``target_time`` and then split over the threads as
+  ``ops x min(T, cpus) / T`` per thread, so that an oversubscribed run
+  (8 threads on 2 cores) lasts about as long as a 2-thread run.
+* The cyclic garbage collector is disabled while timing.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import operator
+import random
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from functools import partial
+from typing import Any
+
+from benchmarks.registry import MAP, SEQ, Impl
+
+CHUNK = 32  # operations per run of one kind
+CYCLE = 100  # runs per cycle: a mix of r% reads has (100 - r) write runs per cycle
+
+
+@dataclass(frozen=True)
+class Case:
+    """One cell of the scaling matrix, without the implementation and thread count."""
+
+    family: str  # MAP or SEQ
+    mix: int  # percentage of reads: 100, 99, 90, 50
+    keytype: str  # "str" or "int" (sequences: "int", the index)
+    values: str  # "immortal" (small ints) or "mortal" (fresh objects)
+    keys: str  # "local" (each thread has its own equal key objects) or "shared"
+
+    @property
+    def label(self) -> str:
+        fam = "dict" if self.family == MAP else "list"
+        what = f"{self.keytype} keys" if self.family == MAP else "int indices"
+        return f"{fam}-like, {what}, {self.values} values, {self.keys} keys"
+
+    @property
+    def mix_label(self) -> str:
+        return f"{self.mix}/{100 - self.mix}"
+
+    @property
+    def slug(self) -> str:
+        fam = "map" if self.family == MAP else "seq"
+        return f"{fam}-{self.keytype}-{self.values}-{self.keys}"
+
+
+@dataclass
+class Point:
+    """The measured result of one (implementation, case, thread count)."""
+
+    impl: str
+    role: str
+    case: Case
+    threads: int
+    ops_per_rep: int
+    runs: list[float]  # ops/s, one per repetition
+
+    @property
+    def best(self) -> float:
+        return max(self.runs)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.runs)
+
+    @property
+    def spread(self) -> float:
+        """(max - min) / median: how much the repetitions disagree."""
+        med = self.median
+        return (max(self.runs) - min(self.runs)) / med if med else math.nan
+
+    def to_json(self) -> dict[str, Any]:
+        d = {"impl": self.impl, "role": self.role, **asdict(self.case)}
+        d.update(
+            threads=self.threads,
+            ops_per_rep=self.ops_per_rep,
+            runs_ops_per_s=[round(r, 1) for r in self.runs],
+            best_ops_per_s=round(self.best, 1),
+            median_ops_per_s=round(self.median, 1),
+            spread=round(self.spread, 4),
+        )
+        return d
+
+
+def applicable(impl: Impl, case: Case) -> bool:
+    if impl.family != case.family or not impl.available:
+        return False
+    if case.mix < 100 and not impl.supports("setitem"):
+        return False
+    return impl.supports("getitem")
+
+
+# --------------------------------------------------------------------- data
+def make_keys(case: Case, size: int) -> list[Any]:
+    if case.family == SEQ:
+        return list(range(size))
+    if case.keytype == "str":
+        return [f"key:{i:07d}" for i in range(size)]
+    # Large enough to be mortal, heap-allocated ints (small ints are immortal).
+    return [1_000_003 + 7919 * i for i in range(size)]
+
+
+def make_values(case: Case, size: int) -> list[Any]:
+    if case.values == "immortal":
+        return [i % 256 for i in range(size)]  # small ints: immortal on 3.12+
+    return [_Value(i) for i in range(size)]
+
+
+class _Value:
+    """A mortal value object (a plain class instance, like real application data)."""
+
+    __slots__ = ("n",)
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+
+def _local_copy(obj: Any) -> Any:
+    """An equal object that the calling thread owns (not the same object)."""
+    if isinstance(obj, str):
+        return obj[:1] + obj[1:]  # concatenation always builds a new string
+    if isinstance(obj, int):
+        return int(str(obj))  # a new object unless it is a cached small int
+    return obj
+
+
+def build_container(impl: Impl, case: Case, size: int) -> tuple[Any, list[Any], list[Any]]:
+    keys = make_keys(case, size)
+    values = make_values(case, size)
+    if case.family == MAP:
+        container = impl.make(list(zip(keys, values, strict=True)))
+    else:
+        container = impl.make(values)
+    return container, keys, values
+
+
+# --------------------------------------------------------------------- worker
+def _schedule(case: Case, n_write_runs: int) -> list[bool]:
+    """Which runs of a cycle are writes, spread evenly (Bresenham)."""
+    sched = []
+    acc = 0
+    for _ in range(CYCLE):
+        acc += n_write_runs
+        if acc >= CYCLE:
+            acc -= CYCLE
+            sched.append(True)
+        else:
+            sched.append(False)
+    return sched
+
+
+def _thread_work(
+    container: Any, case: Case, keys: list[Any], values: list[Any], seed: int
+) -> tuple[list[tuple[Callable[..., Any], tuple[list[Any], ...]]], Callable[[Any], None]]:
+    """Build one thread's cycle.  Must run in that thread (ownership of objects)."""
+    rng = random.Random(seed)
+    n = len(keys)
+    reader = partial(operator.getitem, container)
+    writer = partial(operator.setitem, container)
+    own_keys = [_local_copy(k) for k in keys] if case.keys == "local" else list(keys)
+    work: list[tuple[Callable[..., Any], tuple[list[Any], ...]]] = []
+    for is_write in _schedule(case, 100 - case.mix):
+        idx = [rng.randrange(n) for _ in range(CHUNK)]
+        ks = [own_keys[i] for i in idx]
+        if is_write:
+            work.append((writer, (ks, [values[i] for i in idx])))
+        else:
+            work.append((reader, (ks,)))
+    consume = deque(maxlen=0).extend
+    return work, consume
+
+
+def _run_cycles(
+    work: list[tuple[Callable[..., Any], tuple[list[Any], ...]]],
+    consume: Callable[[Any], None],
+    cycles: int,
+) -> None:
+    for _ in range(cycles):
+        for fn, args in work:
+            consume(map(fn, *args))
+
+
+def run_threads(
+    container: Any,
+    case: Case,
+    keys: list[Any],
+    values: list[Any],
+    threads: int,
+    cycles_per_thread: int,
+) -> float:
+    """One repetition; returns aggregate ops/s."""
+    barrier = threading.Barrier(threads)
+    starts = [0.0] * threads
+    ends = [0.0] * threads
+    errors: list[BaseException] = []
+
+    def body(tid: int) -> None:
+        try:
+            work, consume = _thread_work(container, case, keys, values, seed=1000 + tid)
+            _run_cycles(work, consume, 1)  # warm: first touch of everything
+            barrier.wait()
+            starts[tid] = time.perf_counter()
+            _run_cycles(work, consume, cycles_per_thread)
+            ends[tid] = time.perf_counter()
+        except BaseException as exc:
+            errors.append(exc)
+            barrier.abort()
+
+    pool = [threading.Thread(target=body, args=(t,), name=f"bench-{t}") for t in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    if errors:
+        raise errors[0]
+    elapsed = max(ends) - min(starts)
+    total = threads * cycles_per_thread * CYCLE * CHUNK
+    return total / elapsed
+
+
+def calibrate(
+    container: Any, case: Case, keys: list[Any], values: list[Any], target_time: float
+) -> int:
+    """Cycles that one thread needs to run for about ``target_time`` seconds."""
+    cycles = 1
+    while True:
+        rate = run_threads(container, case, keys, values, 1, cycles)
+        elapsed = cycles * CYCLE * CHUNK / rate
+        if elapsed >= target_time / 8 or cycles >= 1 << 20:
+            return max(1, round(cycles * target_time / elapsed))
+        cycles *= 4
+
+
+def measure(
+    impl: Impl,
+    case: Case,
+    thread_counts: list[int],
+    size: int,
+    repeats: int,
+    target_time: float,
+    cpus: int,
+    progress: Callable[[str], None] | None = None,
+) -> list[Point]:
+    """All thread counts of one (impl, case): one container, one calibration."""
+    container, keys, values = build_container(impl, case, size)
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        base_cycles = calibrate(container, case, keys, values, target_time)
+        points = []
+        for threads in thread_counts:
+            if progress is not None:
+                progress(f"{impl.name} {case.mix_label} {case.keytype} {case.keys} x{threads}")
+            per_thread = max(1, round(base_cycles * min(threads, cpus) / threads))
+            runs = [
+                run_threads(container, case, keys, values, threads, per_thread)
+                for _ in range(repeats)
+            ]
+            points.append(
+                Point(
+                    impl.name, impl.role, case, threads, threads * per_thread * CYCLE * CHUNK, runs
+                )
+            )
+        return points
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -1,0 +1,215 @@
+"""Single-thread cost of each operation, in nanoseconds, against the builtin.
+
+Each operation runs ``n`` times in a C-level loop (``map`` over a precomputed
+argument list, consumed by ``deque(maxlen=0)``), so the loop overhead is small
+and the same for every implementation.  The figure is the best of
+``repeats`` timings divided by ``n``: the best, because on a machine shared
+with other work, noise only ever adds time.
+
+Operations (str keys, small-int values, ``size`` entries):
+
+=========  =========================================  ==============================
+op         mapping                                    sequence
+=========  =========================================  ==============================
+getitem    ``operator.getitem(c, k)``                 ``operator.getitem(c, i)``
+get        ``c.get(k)`` (a bound-method call)         --
+setitem    ``operator.setitem(c, k, v)`` (existing)   ``operator.setitem(c, i, v)``
+contains   ``operator.contains(c, k)``                ``v in c``: a linear scan, 1/n
+iter       per element of ``for x in c``               per element of ``for x in c``
+len        ``len(c)``                                 ``len(c)``
+append     --                                         ``c.append(v)`` from empty
+pop        ``c.pop(k)`` until empty                   ``c.pop()`` until empty
+=========  =========================================  ==============================
+"""
+
+from __future__ import annotations
+
+import gc
+import operator
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from itertools import repeat, starmap
+from typing import Any
+
+from benchmarks.registry import MAP, Impl
+
+_consume = deque(maxlen=0).extend
+
+
+@dataclass
+class Cost:
+    impl: str
+    role: str
+    family: str
+    op: str
+    ns_per_op: float
+    n: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "impl": self.impl,
+            "role": self.role,
+            "family": self.family,
+            "op": self.op,
+            "ns_per_op": round(self.ns_per_op, 2),
+            "n": self.n,
+        }
+
+
+# Each builder gets (impl, keys, values) and returns (setup, run, n): ``setup()``
+# builds fresh state outside the timing, ``run(state)`` does the n operations.
+Builder = Callable[
+    [Impl, list[Any], list[Any], int], tuple[Callable[[], Any], Callable[[Any], None], int]
+]
+
+
+def _map_builders() -> dict[str, Builder]:
+    def getitem(impl: Impl, keys: list[Any], values: list[Any], n: int) -> Any:
+        c = impl.make(list(zip(keys, values, strict=True)))
+        args = _sample(keys, n)
+        return (lambda: c), (lambda c: _consume(map(partial(operator.getitem, c), args))), n
+
+    def get(impl: Impl, keys: list[Any], values: list[Any], n: int) -> Any:
+        c = impl.make(list(zip(keys, values, strict=True)))
+        args = _sample(keys, n)
+        return (lambda: c), (lambda c: _consume(map(c.get, args))), n
+
+    def setitem(impl: Impl, keys: list[Any], values: list[Any], n: int) -> Any:
+        c = impl.make(list(zip(keys, values, strict=True)))
+        args = _sample(keys, n)
+        vals = _sample(values, n)
+        return (lambda: c), (lambda c: _consume(map(partial(operator.setitem, c), args, vals))), n
+
+    def contains(impl: Impl, keys: list[Any], values: list[Any], n: int) -> Any:
+        c = impl.make(list(zip(keys, values, strict=True)))
+        args = _sample(keys, n)
+        return (lambda: c), (lambda c: _consume(map(partial(operator.contains, c), args))), n
+
+    def iterate(impl: Impl, keys: list[Any], values: list[Any], n: int) -> Any:
+        c = impl.make(list(zip(keys, values, strict=True)))
+        passes = max(1, n // len(keys))
+        return (lambda: c), (lambda c: [_consume(c) for _ in range(passes)]), passes * len(keys)
+
+    def length(impl: Impl, keys: list[Any], values: list[Any], n: int) -> Any:
+        c = impl.make(list(zip(keys, values, strict=True)))
+        return (lambda: c), (lambda c: _consume(map(len, repeat(c, n)))), n
+
+    def pop(impl: Impl, keys: list[Any], values: list[Any], n: int) -> Any:
+        items = list(zip(keys, values, strict=True))
+        order = _sample(keys, len(keys), unique=True)
+        return (lambda: impl.make(items)), (lambda c: _consume(map(c.pop, order))), len(keys)
+
+    return {
+        "getitem": getitem,
+        "get": get,
+        "setitem": setitem,
+        "contains": contains,
+        "iter": iterate,
+        "len": length,
+        "pop": pop,
+    }
+
+
+def _seq_builders() -> dict[str, Builder]:
+    def getitem(impl: Impl, keys: list[Any], values: list[Any], n: int) -> Any:
+        c = impl.make(values)
+        args = _sample(list(range(len(values))), n)
+        return (lambda: c), (lambda c: _consume(map(partial(operator.getitem, c), args))), n
+
+    def setitem(impl: Impl, keys: list[Any], values: list[Any], n: int) -> Any:
+        c = impl.make(values)
+        args = _sample(list(range(len(values))), n)
+        vals = _sample(values, n)
+        return (lambda: c), (lambda c: _consume(map(partial(operator.setitem, c), args, vals))), n
+
+    def contains(impl: Impl, keys: list[Any], values: list[Any], n: int) -> Any:
+        # A linear scan: n is cut so the timing stays short; reported per lookup.
+        c = impl.make(values)
+        m = max(10, n // 64)
+        args = _sample(values, m)
+        return (lambda: c), (lambda c: _consume(map(partial(operator.contains, c), args))), m
+
+    def iterate(impl: Impl, keys: list[Any], values: list[Any], n: int) -> Any:
+        c = impl.make(values)
+        passes = max(1, n // len(values))
+        return (lambda: c), (lambda c: [_consume(c) for _ in range(passes)]), passes * len(values)
+
+    def length(impl: Impl, keys: list[Any], values: list[Any], n: int) -> Any:
+        c = impl.make(values)
+        return (lambda: c), (lambda c: _consume(map(len, repeat(c, n)))), n
+
+    def append(impl: Impl, keys: list[Any], values: list[Any], n: int) -> Any:
+        vals = _sample(values, n)
+        return (lambda: impl.make([])), (lambda c: _consume(map(c.append, vals))), n
+
+    def pop(impl: Impl, keys: list[Any], values: list[Any], n: int) -> Any:
+        vals = _sample(values, n)
+        return (lambda: impl.make(vals)), (lambda c: _consume(starmap(c.pop, repeat((), n)))), n
+
+    return {
+        "getitem": getitem,
+        "setitem": setitem,
+        "contains": contains,
+        "iter": iterate,
+        "len": length,
+        "append": append,
+        "pop": pop,
+    }
+
+
+def _sample(pool: list[Any], n: int, unique: bool = False) -> list[Any]:
+    rng = random.Random(12345)
+    if unique:
+        out = list(pool)
+        rng.shuffle(out)
+        return out[:n]
+    return [pool[rng.randrange(len(pool))] for _ in range(n)]
+
+
+def _time_once(setup: Callable[[], Any], run: Callable[[Any], None]) -> float:
+    state = setup()
+    t0 = time.perf_counter_ns()
+    run(state)
+    return float(time.perf_counter_ns() - t0)
+
+
+def measure(
+    impls: list[Impl],
+    size: int,
+    n: int,
+    repeats: int,
+    progress: Callable[[str], None] | None = None,
+) -> list[Cost]:
+    keys = [f"key:{i:07d}" for i in range(size)]
+    values = [i % 256 for i in range(size)]
+    out: list[Cost] = []
+    builders = {MAP: _map_builders(), "seq": _seq_builders()}
+    for impl in impls:
+        if not impl.available:
+            continue
+        for op, build in builders[impl.family].items():
+            if not impl.supports(op):
+                continue
+            if progress is not None:
+                progress(f"{impl.name}.{op}")
+            setup, run, count = build(impl, keys, values, n)
+            gc.collect()
+            was_enabled = gc.isenabled()
+            gc.disable()
+            try:
+                _time_once(setup, run)  # warm-up
+                best = min(_time_once(setup, run) for _ in range(repeats))
+            finally:
+                if was_enabled:
+                    gc.enable()
+            out.append(Cost(impl.name, impl.role, impl.family, op, best / count, count))
+    return out
+
+
+def count_steps(impls: list[Impl]) -> int:
+    builders = {MAP: _map_builders(), "seq": _seq_builders()}
+    return sum(1 for i in impls if i.available for op in builders[i.family] if i.supports(op))
