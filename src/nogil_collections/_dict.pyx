@@ -1,7 +1,1052 @@
 # cython: freethreading_compatible = True
-# PLACEHOLDER until the ConcurrentDict issue lands: replaced wholesale.
-from nogil_collections._core.qsbr cimport ncc_qsbr_import
+"""ConcurrentDict: a drop-in thread-safe ``dict`` with lock-free lookups.
+
+Design (docs/design.md, "ConcurrentDict"): a compact insertion-ordered hash
+table (``_dict_table.h``) published by pointer; writers hold the per-object
+critical section and bracket visible changes with the seqlock version;
+lookups, ``in``, ``get``, views and iteration take no lock.  Guarantees:
+docs/guarantees.md.
+"""
+
+cimport cython
+from cpython.object cimport PyObject, PyObject_RichCompareBool, Py_EQ, PyObject_Hash
+from cpython.ref cimport Py_INCREF, Py_XDECREF
+from cpython.mem cimport PyMem_RawMalloc, PyMem_RawFree
+from libc.stdint cimport uint64_t
+
+from nogil_collections._core.atomics cimport (
+    ncc_load_ptr_acquire, ncc_store_ptr_release, ncc_load_ssize_relaxed,
+    ncc_store_ssize_relaxed, ncc_load_uint64_relaxed, ncc_cpu_relax,
+)
+from nogil_collections._core.refcount cimport ncc_publish, ncc_slot_store
+from nogil_collections._core.seqlock cimport ncc_seq_write_begin, ncc_seq_write_end
+from nogil_collections._core.qsbr cimport ncc_qsbr_import, ncc_retire, ncc_qsbr_dom
+
+from collections.abc import KeysView as _KeysView, ItemsView as _ItemsView
+from collections.abc import ValuesView as _ValuesView, Mapping as _Mapping
+from types import GenericAlias as _GenericAlias, MappingProxyType as _MappingProxyType
+from threading import RLock as _RLock
+
 ncc_qsbr_import()
 
+
+cdef extern from "_dict_table.h":
+    ctypedef struct ncd_entry:
+        PyObject *key
+        PyObject *value
+        Py_hash_t hash
+    ctypedef struct ncd_table:
+        size_t nbytes
+        Py_ssize_t mask
+        Py_ssize_t capacity
+        Py_ssize_t nentries
+        Py_ssize_t live_end
+        Py_ssize_t ndead_pinned
+        int pinned
+        int *indices
+        ncd_entry *entries
+    ctypedef struct ncd_hot:
+        uint64_t version
+        ncd_table *table
+        Py_ssize_t used
+    ctypedef struct ncd_probe:
+        uint64_t version
+        Py_ssize_t ix
+        Py_ssize_t slot
+        PyObject *eqkey
+        int resume
+    enum:
+        NCD_EMPTY
+        NCD_DUMMY
+        NCD_MAXSIZE_LOG2
+        NCD_MISS
+        NCD_FOUND
+        NCD_RETRY
+        NCD_NEED_EQ
+        NCD_FRESH
+        NCD_RESUME_NE
+        NCD_RESUME_EQ
+    ncd_table *ncd_table_new(int log2size, int pinned) nogil
+    Py_ssize_t ncd_find_empty(ncd_table *t, Py_hash_t hash) nogil
+    void ncd_append(ncd_table *t, Py_ssize_t slot, PyObject *key, PyObject *value, Py_hash_t hash) nogil
+    bint ncd_key_pinnable(PyObject *key) nogil
+    Py_hash_t ncd_str_cached_hash(PyObject *s) nogil
+    int ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash, ncd_probe *p,
+                      PyObject **pvalue, int want_value) nogil
+    Py_ssize_t ncd_collect(ncd_hot *h, ncd_entry *buf, Py_ssize_t bufcap, Py_ssize_t *count) nogil
+    void ncd_delete(ncd_hot *h, ncd_table *t, Py_ssize_t slot, Py_ssize_t ix,
+                    PyObject **okey, PyObject **oval) nogil
+    Py_ssize_t ncd_slot_of(ncd_table *t, Py_hash_t hash, Py_ssize_t ix) nogil
+    int ncd_load_index_relaxed(ncd_table *t, Py_ssize_t slot) nogil
+
+
+cdef extern from *:
+    """
+    static inline PyObject *ncd_steal(PyObject *o) { return o; }
+    """
+    # Cython takes the returned object as a new reference: this steals `o`.
+    object ncd_steal(PyObject *o)
+    void ncd_list_set_steal "PyList_SET_ITEM"(object lst, Py_ssize_t i, PyObject *o)
+    void ncd_tuple_set_steal "PyTuple_SET_ITEM"(object tup, Py_ssize_t i, PyObject *o)
+    object PyList_New(Py_ssize_t n)
+    object PyTuple_New(Py_ssize_t n)
+    bint PyUnicode_CheckExact(object o)
+    int Py_ReprEnter(object o) except -1
+    void Py_ReprLeave(object o)
+
+
+cdef extern from "Python.h":
+    ctypedef int (*visitproc)(PyObject *, void *) noexcept
+    ctypedef int (*traverseproc)(PyObject *, visitproc, void *) noexcept
+    ctypedef int (*inquiry)(PyObject *) noexcept
+    ctypedef struct NcdTypeObject "PyTypeObject":
+        traverseproc tp_traverse
+        inquiry tp_clear
+
+
+# Bounded optimistic attempts before a lookup or a snapshot takes the lock, so
+# a reader cannot starve under a stream of writers.
+cdef enum:
+    READ_RETRIES = 8
+
+
+class _AbsentType:
+    """Type of :data:`ABSENT`: the "no such key" marker of compare_and_set."""
+
+    __slots__ = ()
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = object.__new__(cls)
+        return cls._instance
+
+    def __repr__(self):
+        return "ConcurrentDict.ABSENT"
+
+    def __reduce__(self):
+        return (_AbsentType, ())
+
+    def __bool__(self):
+        return False
+
+
+#: Sentinel for ``compare_and_set``: as ``expected``, "the key is absent";
+#: as ``new``, "delete the key".  Also available as ``ConcurrentDict.ABSENT``.
+ABSENT = _AbsentType()
+cdef object _ABSENT = ABSENT
+cdef object _MISSING = object()
+
+
+cdef inline Py_hash_t _hash(object key) except? -1:
+    # The cached hash of an exact str, without a call; else hash(key) (which
+    # raises "unhashable type: ..." itself).
+    cdef Py_hash_t h
+    if PyUnicode_CheckExact(key):
+        h = ncd_str_cached_hash(<PyObject *>key)
+        if h != -1:
+            return h
+    return PyObject_Hash(key)
+
+
+cdef inline int _grow_log2(Py_ssize_t used):
+    # CPython's GROWTH_RATE (used * 3) rounded up to a power of two.
+    cdef int l = 3
+    while l <= NCD_MAXSIZE_LOG2 and ((<Py_ssize_t>1) << l) < used * 3:
+        l += 1
+    return l
+
+
+cdef int _eq_steal(PyObject *stored, object key) except -1:
+    # stored == key, consuming the reference to `stored` (the order CPython's
+    # dict uses: the stored key's __eq__ first).
+    cdef object sk = ncd_steal(stored)
+    return PyObject_RichCompareBool(sk, key, Py_EQ)
+
+
+cdef void _free_entries(ncd_entry *buf, Py_ssize_t n) noexcept:
+    cdef Py_ssize_t j
+    for j in range(n):
+        Py_XDECREF(buf[j].key)
+        Py_XDECREF(buf[j].value)
+
+
+cdef void _drop_table(ncd_table *old, bint owns_live, bint exclusive) noexcept:
+    """Dispose of a table that is no longer published.
+
+    owns_live: its live keys/values are not referenced by any other table
+    (clear, dealloc) and are released here.  exclusive: no reader can hold
+    `old` (dealloc).  Runs outside any write window: decrefs may run Python
+    code.  Pinned keys (docs/design.md) may only be released once no reader
+    can still be comparing them, hence synchronize() first."""
+    cdef Py_ssize_t ix, n = old.nentries
+    cdef bint need_sync = old.pinned and (old.ndead_pinned > 0 or (owns_live and n > 0))
+    cdef ncd_entry *ep
+    if not need_sync and not owns_live:
+        ncc_retire(old, old.nbytes)
+        return
+    if need_sync and not exclusive:
+        # Every reader that may have loaded `old` leaves its (short,
+        # non-blocking) read region before this returns.
+        ncc_qsbr_dom.synchronize()
+    for ix in range(n):
+        ep = &old.entries[ix]
+        if ep.value != NULL:
+            if owns_live:
+                Py_XDECREF(ep.key)
+                Py_XDECREF(ep.value)
+        elif old.pinned:
+            Py_XDECREF(ep.key)
+    if need_sync or exclusive:
+        PyMem_RawFree(old)
+    else:
+        ncc_retire(old, old.nbytes)
+
+
+@cython.final
+cdef class _Scratch:
+    # Owns a PyMem_RawMalloc'ed buffer of entries holding references.
+    cdef ncd_entry *buf
+    cdef Py_ssize_t n
+
+    def __dealloc__(self):
+        if self.buf != NULL:
+            _free_entries(self.buf, self.n)
+            PyMem_RawFree(self.buf)
+
+
 cdef class ConcurrentDict:
-    pass
+    """ConcurrentDict() -> new empty concurrent dictionary
+    ConcurrentDict(mapping) / ConcurrentDict(iterable) / ConcurrentDict(**kwargs)
+
+    A thread-safe, insertion-ordered dict: every operation is linearizable,
+    lookups take no lock, iteration works on a consistent snapshot and never
+    raises because another thread changed the dict.  See docs/guarantees.md.
+
+    >>> d = ConcurrentDict(a=1)
+    >>> d["b"] = 2
+    >>> d
+    {'a': 1, 'b': 2}
+    """
+
+    # Cold fields first, then padding, then the fields every reader loads
+    # (docs/design.md, memory layout; checked by _check()).
+    cdef object __weakref__
+    cdef object _factory_lock
+    cdef char _pad[128]
+    cdef ncd_hot _h
+
+    ABSENT = ABSENT
+    __class_getitem__ = classmethod(_GenericAlias)
+
+    def __cinit__(self, *args, **kwargs):
+        cdef ncd_table *t = ncd_table_new(3, 1)
+        if t == NULL:
+            raise MemoryError()
+        self._h.version = 0
+        self._h.used = 0
+        # Not yet visible to any other thread.
+        self._h.table = t
+
+    def __init__(self, other=(), /, **kwargs):
+        self.update(other, **kwargs)
+
+    def __dealloc__(self):
+        cdef ncd_table *t = self._h.table
+        if t != NULL:
+            self._h.table = NULL
+            _drop_table(t, True, True)
+
+    # ------------------------------------------------------------------
+    # Lookups (lock-free)
+
+    cdef int _lookup(self, object key, Py_hash_t h, PyObject **out) except -1:
+        """1 and a new reference in *out if key is present, else 0."""
+        cdef ncd_probe p
+        cdef int r, cmp, tries = 0
+        p.resume = NCD_FRESH
+        while True:
+            r = ncd_probe_run(&self._h, <PyObject *>key, h, &p, out, 1)
+            if r == NCD_FOUND:
+                return 1
+            if r == NCD_MISS:
+                return 0
+            if r == NCD_NEED_EQ:
+                # Outside any region; ncd_probe_run re-validates the version.
+                cmp = _eq_steal(p.eqkey, key)
+                p.resume = NCD_RESUME_EQ if cmp else NCD_RESUME_NE
+                continue
+            tries += 1
+            if tries >= READ_RETRIES:
+                return self._lookup_locked(key, h, out)
+            ncc_cpu_relax()
+            p.resume = NCD_FRESH
+
+    cdef int _lookup_locked(self, object key, Py_hash_t h, PyObject **out) except -1:
+        cdef ncd_probe p
+        cdef int r
+        with cython.critical_section(self):
+            r = self._find_locked(key, h, &p)
+            if r == NCD_FOUND:
+                out[0] = self._h.table.entries[p.ix].value
+                Py_INCREF(<object>out[0])
+                return 1
+            return 0
+
+    def __getitem__(self, key):
+        cdef PyObject *v
+        cdef Py_hash_t h = _hash(key)
+        if self._lookup(key, h, &v):
+            return ncd_steal(v)
+        if type(self) is not ConcurrentDict:
+            missing = getattr(type(self), "__missing__", None)
+            if missing is not None:
+                return missing(self, key)
+        raise KeyError(key)
+
+    def __contains__(self, key):
+        cdef PyObject *v
+        if self._lookup(key, _hash(key), &v):
+            Py_XDECREF(v)
+            return True
+        return False
+
+    def get(self, key, default=None, /):
+        """Return d[key] if key is present, else default.  Lock-free, O(1)."""
+        cdef PyObject *v
+        if self._lookup(key, _hash(key), &v):
+            return ncd_steal(v)
+        return default
+
+    cdef object _get_or_absent(self, object key):
+        cdef PyObject *v
+        if self._lookup(key, _hash(key), &v):
+            return ncd_steal(v)
+        return _ABSENT
+
+    def __len__(self):
+        # Relaxed: a single word written by writers under the lock.
+        return ncc_load_ssize_relaxed(&self._h.used)
+
+    # ------------------------------------------------------------------
+    # Writer helpers: the caller holds the critical section.
+
+    cdef int _find_locked(self, object key, Py_hash_t h, ncd_probe *p) except -1:
+        """NCD_FOUND (p.ix, p.slot) or NCD_MISS (p.slot = insertion slot),
+        valid for the current table: no Python code runs between the last
+        validation and the return, so the caller may write at once."""
+        cdef int r, cmp
+        p.resume = NCD_FRESH
+        while True:
+            r = ncd_probe_run(&self._h, <PyObject *>key, h, p, NULL, 0)
+            if r == NCD_FOUND or r == NCD_MISS:
+                return r
+            if r == NCD_NEED_EQ:
+                # __eq__ may block (suspending our critical section) or mutate
+                # this dict; the next step re-validates the version.
+                cmp = _eq_steal(p.eqkey, key)
+                p.resume = NCD_RESUME_EQ if cmp else NCD_RESUME_NE
+                continue
+            p.resume = NCD_FRESH
+
+    cdef int _publish_table(self, ncd_table *new) except -1:
+        ncc_seq_write_begin(&self._h.version)
+        # Release; pairs with the acquire loads of the table pointer in
+        # ncd_probe_run / ncd_collect.
+        ncc_store_ptr_release(<void **>&self._h.table, new)
+        ncc_seq_write_end(&self._h.version)
+        return 0
+
+    cdef int _resize(self, int log2size, bint pinned) except -1:
+        """Copy the live entries (compacting) into a new table, publish it and
+        retire the old one.  Runs no Python code."""
+        cdef ncd_table *old = self._h.table
+        cdef ncd_table *new = ncd_table_new(log2size, pinned)
+        cdef Py_ssize_t ix
+        cdef ncd_entry *ep
+        if new == NULL:
+            raise MemoryError()
+        for ix in range(old.nentries):
+            ep = &old.entries[ix]
+            if ep.value != NULL:
+                # Private table: these stores are published by _publish_table.
+                ncd_append(new, ncd_find_empty(new, ep.hash), ep.key, ep.value, ep.hash)
+        self._publish_table(new)
+        _drop_table(old, False, False)
+        return 0
+
+    cdef int _reserve(self, Py_ssize_t n, bint pin) except -1:
+        """Make room for n new entries (and a generic table unless pin)."""
+        cdef ncd_table *t = self._h.table
+        if t.nentries + n > t.capacity or (t.pinned and not pin):
+            self._resize(_grow_log2(self._h.used + n), t.pinned and pin)
+        return 0
+
+    cdef int _insert_new(self, object key, Py_hash_t h, object value, Py_ssize_t slot) except -1:
+        """Append key (known absent; slot from _find_locked) -> value."""
+        cdef ncd_table *t = self._h.table
+        cdef bint pin = ncd_key_pinnable(<PyObject *>key)
+        if t.nentries >= t.capacity or (t.pinned and not pin):
+            self._reserve(1, pin)
+            t = self._h.table
+            slot = ncd_find_empty(t, h)
+        ncc_publish(<PyObject *>key)
+        ncc_publish(<PyObject *>value)
+        Py_INCREF(key)
+        Py_INCREF(value)
+        ncc_seq_write_begin(&self._h.version)
+        ncd_append(t, slot, <PyObject *>key, <PyObject *>value, h)
+        ncc_store_ssize_relaxed(&self._h.used, self._h.used + 1)
+        ncc_seq_write_end(&self._h.version)
+        return 0
+
+    cdef PyObject *_replace_value(self, Py_ssize_t ix, object value) except? NULL:
+        """Store value in live entry ix; returns the old value's reference."""
+        cdef ncd_entry *ep = &self._h.table.entries[ix]
+        cdef PyObject *old = ep.value
+        ncc_publish(<PyObject *>value)
+        Py_INCREF(value)
+        ncc_seq_write_begin(&self._h.version)
+        ncc_slot_store(&ep.value, <PyObject *>value)
+        ncc_seq_write_end(&self._h.version)
+        return old
+
+    cdef object _delete_found(self, ncd_probe *p):
+        """Delete the entry _find_locked found; returns (key, value)."""
+        cdef PyObject *okey
+        cdef PyObject *oval
+        ncc_seq_write_begin(&self._h.version)
+        ncd_delete(&self._h, self._h.table, p.slot, p.ix, &okey, &oval)
+        ncc_seq_write_end(&self._h.version)
+        return (ncd_steal(okey), ncd_steal(oval))
+
+    # ------------------------------------------------------------------
+    # Mutations
+
+    def __setitem__(self, key, value):
+        cdef ncd_probe p
+        cdef PyObject *old = NULL
+        cdef Py_hash_t h = _hash(key)
+        with cython.critical_section(self):
+            if self._find_locked(key, h, &p) == NCD_FOUND:
+                old = self._replace_value(p.ix, value)
+            else:
+                self._insert_new(key, h, value, p.slot)
+        # Outside the critical section: may run __del__.
+        Py_XDECREF(old)
+
+    def __delitem__(self, key):
+        cdef ncd_probe p
+        cdef Py_hash_t h = _hash(key)
+        cdef object removed = None
+        with cython.critical_section(self):
+            if self._find_locked(key, h, &p) == NCD_FOUND:
+                removed = self._delete_found(&p)
+        if removed is None:
+            raise KeyError(key)
+        del removed
+
+    def setdefault(self, key, default=None, /):
+        """Insert key with a value of default if key is not present; return
+        the value for key.  Atomic."""
+        cdef ncd_probe p
+        cdef PyObject *v
+        cdef Py_hash_t h = _hash(key)
+        if self._lookup(key, h, &v):
+            return ncd_steal(v)
+        with cython.critical_section(self):
+            if self._find_locked(key, h, &p) == NCD_FOUND:
+                v = self._h.table.entries[p.ix].value
+                Py_INCREF(<object>v)
+                return ncd_steal(v)
+            self._insert_new(key, h, default, p.slot)
+            return default
+
+    def pop(self, key, default=_MISSING, /):
+        """Remove key and return its value; if key is absent, return default
+        if given, else raise KeyError.  Atomic."""
+        cdef ncd_probe p
+        cdef Py_hash_t h = _hash(key)
+        cdef object removed = None
+        with cython.critical_section(self):
+            if self._find_locked(key, h, &p) == NCD_FOUND:
+                removed = self._delete_found(&p)
+        if removed is not None:
+            return removed[1]
+        if default is _MISSING:
+            raise KeyError(key)
+        return default
+
+    def popitem(self):
+        """Remove and return the most recently inserted (key, value) pair
+        (LIFO).  Raise KeyError if the dict is empty.  Atomic."""
+        cdef ncd_probe p
+        cdef ncd_table *t
+        cdef Py_ssize_t ix
+        cdef object removed = None
+        with cython.critical_section(self):
+            t = self._h.table
+            ix = t.live_end - 1
+            while ix >= 0 and t.entries[ix].value == NULL:
+                ix -= 1
+            if ix >= 0:
+                p.ix = ix
+                p.slot = ncd_slot_of(t, t.entries[ix].hash, ix)
+                removed = self._delete_found(&p)
+                t.live_end = ix
+        if removed is None:
+            raise KeyError("popitem(): dictionary is empty")
+        return removed
+
+    cdef int _apply_batch(self, list keys, list values) except -1:
+        """Atomically set keys[j] -> values[j] (keys pairwise distinct): every
+        lookup, __eq__ included, happens before one write window that applies
+        all of it.  Caller holds the critical section."""
+        cdef Py_ssize_t n = len(keys), j, nnew
+        cdef Py_hash_t *hashes = NULL
+        cdef Py_ssize_t *found = NULL
+        cdef PyObject **olds = NULL
+        cdef ncd_probe p
+        cdef ncd_table *t
+        cdef uint64_t version
+        cdef bint pin = True
+        if n == 0:
+            return 0
+        hashes = <Py_hash_t *>PyMem_RawMalloc(n * sizeof(Py_hash_t))
+        found = <Py_ssize_t *>PyMem_RawMalloc(n * sizeof(Py_ssize_t))
+        olds = <PyObject **>PyMem_RawMalloc(n * sizeof(PyObject *))
+        try:
+            if hashes == NULL or found == NULL or olds == NULL:
+                raise MemoryError()
+            for j in range(n):
+                hashes[j] = _hash(keys[j])
+                pin = pin and ncd_key_pinnable(<PyObject *>keys[j])
+                olds[j] = NULL
+            while True:
+                self._reserve(n, pin)
+                version = self._h.version
+                for j in range(n):
+                    if self._find_locked(keys[j], hashes[j], &p) == NCD_FOUND:
+                        found[j] = p.ix
+                    else:
+                        found[j] = -1
+                # Another writer (while an __eq__ suspended us) or the __eq__
+                # itself changed the dict: the positions are stale.
+                if self._h.version == version:
+                    break
+            t = self._h.table
+            nnew = 0
+            for j in range(n):
+                ncc_publish(<PyObject *>values[j])
+                Py_INCREF(values[j])
+                if found[j] < 0:
+                    ncc_publish(<PyObject *>keys[j])
+                    Py_INCREF(keys[j])
+            ncc_seq_write_begin(&self._h.version)
+            for j in range(n):
+                if found[j] >= 0:
+                    olds[j] = t.entries[found[j]].value
+                    ncc_slot_store(&t.entries[found[j]].value, <PyObject *>values[j])
+                else:
+                    ncd_append(t, ncd_find_empty(t, hashes[j]), <PyObject *>keys[j],
+                               <PyObject *>values[j], hashes[j])
+                    nnew += 1
+            ncc_store_ssize_relaxed(&self._h.used, self._h.used + nnew)
+            ncc_seq_write_end(&self._h.version)
+            for j in range(n):
+                Py_XDECREF(olds[j])
+        finally:
+            PyMem_RawFree(hashes)
+            PyMem_RawFree(found)
+            PyMem_RawFree(olds)
+        return 0
+
+    def update(self, other=(), /, **kwargs):
+        """Update from a mapping or an iterable of pairs, then from kwargs,
+        exactly like dict.update.  Atomic: the argument is read first (outside
+        the lock), then all pairs are applied in one step; if reading it or a
+        key's __hash__/__eq__ raises, the dict is unchanged."""
+        cdef dict tmp = {}
+        if isinstance(other, ConcurrentDict):
+            tmp = (<ConcurrentDict>other).snapshot()
+            if kwargs:
+                tmp.update(kwargs)
+        else:
+            # dict.update's own rules, error messages and duplicate handling.
+            tmp.update(other, **kwargs)
+        if not tmp:
+            return
+        keys = list(tmp)
+        values = list(tmp.values())
+        del tmp
+        with cython.critical_section(self):
+            self._apply_batch(keys, values)
+
+    def clear(self):
+        """Remove all items.  Atomic: readers see all items or none."""
+        cdef ncd_table *old = NULL
+        cdef ncd_table *new
+        with cython.critical_section(self):
+            if self._h.table.nentries != 0:
+                new = ncd_table_new(3, 1)
+                if new == NULL:
+                    raise MemoryError()
+                old = self._h.table
+                ncc_seq_write_begin(&self._h.version)
+                # Release; pairs with the acquire loads of the table pointer.
+                ncc_store_ptr_release(<void **>&self._h.table, new)
+                ncc_store_ssize_relaxed(&self._h.used, 0)
+                ncc_seq_write_end(&self._h.version)
+        if old != NULL:
+            # Unpublished: owned by this thread alone.  Decrefs may run code.
+            _drop_table(old, True, False)
+
+    # ------------------------------------------------------------------
+    # Consistent copies (lock-free, bounded retries, then locked)
+
+    cdef _Scratch _collect(self):
+        cdef _Scratch s = _Scratch.__new__(_Scratch)
+        cdef Py_ssize_t cap = ncc_load_ssize_relaxed(&self._h.used) + 8, count = 0, r
+        cdef int tries = 0
+        while True:
+            if s.buf == NULL:
+                s.buf = <ncd_entry *>PyMem_RawMalloc(cap * sizeof(ncd_entry))
+                if s.buf == NULL:
+                    raise MemoryError()
+            if tries < READ_RETRIES:
+                r = ncd_collect(&self._h, s.buf, cap, &count)
+            else:
+                with cython.critical_section(self):
+                    r = ncd_collect(&self._h, s.buf, cap, &count)
+            if r == NCD_FOUND:
+                s.n = count
+                return s
+            if r <= -10:
+                cap = -(r + 10) + 8 + cap // 4
+                PyMem_RawFree(s.buf)
+                s.buf = NULL
+            else:
+                ncc_cpu_relax()
+            tries += 1
+
+    cpdef dict snapshot(self):
+        """Return a builtin dict copy of a consistent point in time.
+        Lock-free (falls back to the lock under heavy write contention)."""
+        cdef _Scratch s = self._collect()
+        cdef dict out = {}
+        cdef Py_ssize_t j
+        for j in range(s.n):
+            out[<object>s.buf[j].key] = <object>s.buf[j].value
+        return out
+
+    cdef list _keys_list(self):
+        cdef _Scratch s = self._collect()
+        cdef list out = PyList_New(s.n)
+        cdef Py_ssize_t j
+        for j in range(s.n):
+            ncd_list_set_steal(out, j, s.buf[j].key)
+            s.buf[j].key = NULL
+        return out
+
+    cdef list _values_list(self):
+        cdef _Scratch s = self._collect()
+        cdef list out = PyList_New(s.n)
+        cdef Py_ssize_t j
+        for j in range(s.n):
+            ncd_list_set_steal(out, j, s.buf[j].value)
+            s.buf[j].value = NULL
+        return out
+
+    cdef list _items_list(self):
+        cdef _Scratch s = self._collect()
+        cdef list out = PyList_New(s.n)
+        cdef Py_ssize_t j
+        cdef object pair
+        for j in range(s.n):
+            pair = PyTuple_New(2)
+            ncd_tuple_set_steal(pair, 0, s.buf[j].key)
+            ncd_tuple_set_steal(pair, 1, s.buf[j].value)
+            s.buf[j].key = NULL
+            s.buf[j].value = NULL
+            Py_INCREF(pair)
+            ncd_list_set_steal(out, j, <PyObject *>pair)
+        return out
+
+    def __iter__(self):
+        # Iterates a consistent snapshot of the keys (docs/guarantees.md).
+        return iter(self._keys_list())
+
+    def __reversed__(self):
+        return reversed(self._keys_list())
+
+    def keys(self):
+        """A live set-like view of the keys."""
+        return ConcurrentDictKeys(self)
+
+    def values(self):
+        """A live view of the values."""
+        return ConcurrentDictValues(self)
+
+    def items(self):
+        """A live set-like view of the (key, value) pairs."""
+        return ConcurrentDictItems(self)
+
+    def copy(self):
+        """A shallow copy (a ConcurrentDict) of a consistent point in time."""
+        cdef _Scratch s = self._collect()
+        cdef ConcurrentDict new = ConcurrentDict.__new__(ConcurrentDict)
+        cdef Py_ssize_t j
+        cdef bint pin = True
+        cdef ncd_table *t
+        for j in range(s.n):
+            pin = pin and ncd_key_pinnable(s.buf[j].key)
+        if s.n:
+            t = ncd_table_new(_grow_log2(s.n), pin)
+            if t == NULL:
+                raise MemoryError()
+            for j in range(s.n):
+                ncc_publish(s.buf[j].key)
+                ncc_publish(s.buf[j].value)
+                # Keys are distinct: no comparison needed.
+                ncd_append(t, ncd_find_empty(t, s.buf[j].hash), s.buf[j].key,
+                           s.buf[j].value, s.buf[j].hash)
+            s.n = 0   # references now owned by t
+            _drop_table(new._h.table, True, True)
+            new._h.table = t
+            new._h.used = t.nentries
+        return new
+
+    @classmethod
+    def fromkeys(cls, iterable, value=None, /):
+        """A new dict with keys from iterable and values set to value."""
+        d = cls()
+        if type(d) is ConcurrentDict:
+            (<ConcurrentDict>d).update(dict.fromkeys(iterable, value))
+        else:
+            for k in iterable:
+                d[k] = value
+        return d
+
+    # ------------------------------------------------------------------
+    # Atomic compound operations beyond dict
+
+    def compare_and_set(self, key, expected, new):
+        """Atomically: if d[key] is expected (identity, then ==), set it to
+        new and return True; else return False.  expected=ABSENT means "key
+        absent"; new=ABSENT deletes the key."""
+        cdef ncd_probe p
+        cdef Py_hash_t h = _hash(key)
+        cdef PyObject *old = NULL
+        cdef uint64_t version
+        cdef object cur, removed = None
+        cdef int eq
+        with cython.critical_section(self):
+            while True:
+                if self._find_locked(key, h, &p) == NCD_MISS:
+                    if expected is not _ABSENT:
+                        return False
+                    if new is not _ABSENT:
+                        self._insert_new(key, h, new, p.slot)
+                    return True
+                if expected is _ABSENT:
+                    return False
+                cur = <object>self._h.table.entries[p.ix].value
+                if cur is not expected:
+                    version = self._h.version
+                    eq = PyObject_RichCompareBool(cur, expected, Py_EQ)
+                    if self._h.version != version:
+                        continue    # __eq__ let another writer in: re-check
+                    if not eq:
+                        return False
+                cur = None
+                if new is _ABSENT:
+                    removed = self._delete_found(&p)
+                else:
+                    old = self._replace_value(p.ix, new)
+                break
+        Py_XDECREF(old)
+        return True
+
+    def pop_if(self, key, expected):
+        """Atomically delete key if its value is expected (identity, then
+        ==).  Return True if it was deleted."""
+        return self.compare_and_set(key, expected, _ABSENT)
+
+    def get_or_insert(self, key, factory):
+        """Return d[key]; if absent, insert factory() and return it.  factory
+        runs at most once per key inserted this way (calls for the same dict
+        are serialised by a per-dict reentrant lock while factory runs; if
+        another thread inserted the key meanwhile, its value is returned)."""
+        cdef PyObject *v
+        cdef Py_hash_t h = _hash(key)
+        if self._lookup(key, h, &v):
+            return ncd_steal(v)
+        lock = self._factory_lock
+        if lock is None:
+            with cython.critical_section(self):
+                if self._factory_lock is None:
+                    self._factory_lock = _RLock()
+                lock = self._factory_lock
+        with lock:
+            if self._lookup(key, h, &v):
+                return ncd_steal(v)
+            value = factory()
+            return self.setdefault(key, value)
+
+    def update_item(self, key, fn, default=_MISSING):
+        """Atomically replace d[key] with fn(d[key]) and return the new value.
+        If key is absent, fn(default) is inserted (KeyError without default).
+        fn runs outside the lock and may run more than once under contention
+        (compare-and-set retry loop); only one result per update is stored.
+
+        >>> d = ConcurrentDict()
+        >>> d.update_item("hits", lambda v: v + 1, 0)
+        1
+        """
+        while True:
+            cur = self._get_or_absent(key)
+            if cur is _ABSENT:
+                if default is _MISSING:
+                    raise KeyError(key)
+                new = fn(default)
+            else:
+                new = fn(cur)
+            if self.compare_and_set(key, cur, new):
+                return new
+
+    # ------------------------------------------------------------------
+    # Comparisons, operators, protocols
+
+    def __eq__(self, other):
+        if isinstance(other, ConcurrentDict):
+            if other is self:
+                return True
+            return self.snapshot() == (<ConcurrentDict>other).snapshot()
+        if isinstance(other, dict):
+            return self.snapshot() == other
+        if isinstance(other, _Mapping):
+            return self.snapshot() == dict(other.items())
+        return NotImplemented
+
+    def __ne__(self, other):
+        r = self.__eq__(other)
+        if r is NotImplemented:
+            return r
+        return not r
+
+    __hash__ = None
+
+    def __or__(self, other):
+        if not isinstance(other, (ConcurrentDict, dict, _Mapping)):
+            return NotImplemented
+        new = self.copy()
+        new.update(other)
+        return new
+
+    def __ror__(self, other):
+        if not isinstance(other, (dict, _Mapping)):
+            return NotImplemented
+        new = ConcurrentDict(other)
+        new.update(self)
+        return new
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
+
+    def __repr__(self):
+        if Py_ReprEnter(self):
+            return "{...}"
+        try:
+            return "{" + ", ".join([f"{k!r}: {v!r}" for k, v in self._items_list()]) + "}"
+        finally:
+            Py_ReprLeave(self)
+
+    def __reduce__(self):
+        state = getattr(self, "__dict__", None) or None
+        return (type(self), (), state, None, iter(self._items_list()))
+
+    def __sizeof__(self):
+        cdef ncd_table *t
+        cdef Py_ssize_t n
+        with cython.critical_section(self):
+            t = self._h.table
+            n = t.nbytes
+        return object.__sizeof__(self) + n
+
+    # ------------------------------------------------------------------
+    # Debug
+
+    def _check(self):
+        """Raise AssertionError if an internal invariant is broken."""
+        cdef ncd_table *t
+        cdef Py_ssize_t ix, i, live = 0, dead_pinned = 0, last_live = -1, off
+        cdef ncd_entry *ep
+        cdef int idx
+        off = <char *>&self._h - <char *><PyObject *>self
+        assert off >= 96, f"hot fields at offset {off} share the header's cache line"
+        with cython.critical_section(self):
+            assert self._h.version % 2 == 0, "odd version outside a write"
+            t = self._h.table
+            assert t.mask + 1 >= 8 and (t.mask + 1) & t.mask == 0, "size not a power of two"
+            assert t.capacity == ((t.mask + 1) * 2) // 3, "capacity"
+            assert 0 <= t.nentries <= t.capacity, "nentries out of range"
+            seen = set()
+            for i in range(t.mask + 1):
+                idx = ncd_load_index_relaxed(t, i)
+                assert idx >= NCD_DUMMY and idx < t.nentries, f"bad index {idx}"
+                if idx >= 0:
+                    assert idx not in seen, "two slots name one entry"
+                    seen.add(idx)
+                    assert t.entries[idx].value != NULL, "index names a tombstone"
+            for ix in range(t.nentries):
+                ep = &t.entries[ix]
+                if ep.value != NULL:
+                    live += 1
+                    last_live = ix
+                    assert ep.key != NULL, "live entry without key"
+                    assert ix in seen, "live entry not indexed"
+                    assert ncd_slot_of(t, ep.hash, ix) >= 0
+                    if t.pinned:
+                        assert ncd_key_pinnable(ep.key), "unpinnable key in a pinned table"
+                elif ep.key != NULL:
+                    assert t.pinned, "generic tombstone holds a key"
+                    dead_pinned += 1
+            assert live == len(seen), "indexed entries != live entries"
+            assert live == self._h.used, f"used {self._h.used} != live {live}"
+            assert dead_pinned == t.ndead_pinned, "ndead_pinned"
+            assert t.live_end > last_live and t.live_end <= t.nentries, "live_end"
+
+
+# ----------------------------------------------------------------------
+# Views: live, like dict's (collections.abc semantics for set operations).
+
+class ConcurrentDictKeys(_KeysView):
+    """A live, set-like view of a ConcurrentDict's keys."""
+
+    __slots__ = ()
+
+    def __len__(self):
+        return len(self._mapping)
+
+    def __contains__(self, key):
+        return key in self._mapping
+
+    def __iter__(self):
+        return iter(self._mapping)
+
+    def __reversed__(self):
+        return reversed(self._mapping)
+
+    def __repr__(self):
+        return f"{type(self).__name__}({list(self)!r})"
+
+    @property
+    def mapping(self):
+        return _MappingProxyType(self._mapping)
+
+
+class ConcurrentDictValues(_ValuesView):
+    """A live view of a ConcurrentDict's values."""
+
+    __slots__ = ()
+
+    def __len__(self):
+        return len(self._mapping)
+
+    def __iter__(self):
+        return iter((<ConcurrentDict>self._mapping)._values_list())
+
+    def __reversed__(self):
+        return reversed((<ConcurrentDict>self._mapping)._values_list())
+
+    def __repr__(self):
+        return f"{type(self).__name__}({list(self)!r})"
+
+    @property
+    def mapping(self):
+        return _MappingProxyType(self._mapping)
+
+
+class ConcurrentDictItems(_ItemsView):
+    """A live, set-like view of a ConcurrentDict's (key, value) pairs."""
+
+    __slots__ = ()
+
+    def __len__(self):
+        return len(self._mapping)
+
+    def __contains__(self, item):
+        if not isinstance(item, tuple) or len(item) != 2:
+            return False
+        key, value = item
+        v = (<ConcurrentDict>self._mapping)._get_or_absent(key)
+        return v is not _ABSENT and (v is value or v == value)
+
+    def __iter__(self):
+        return iter((<ConcurrentDict>self._mapping)._items_list())
+
+    def __reversed__(self):
+        return reversed((<ConcurrentDict>self._mapping)._items_list())
+
+    def __repr__(self):
+        return f"{type(self).__name__}({list(self)!r})"
+
+    @property
+    def mapping(self):
+        return _MappingProxyType(self._mapping)
+
+
+# ----------------------------------------------------------------------
+# Garbage collection: the table's references are invisible to the
+# Cython-generated tp_traverse/tp_clear, so wrap them.
+
+cdef Py_ssize_t _hot_offset = 0
+cdef traverseproc _base_traverse = NULL
+cdef inquiry _base_clear = NULL
+
+
+cdef int _cd_traverse(PyObject *o, visitproc visit, void *arg) noexcept:
+    # Runs with the world stopped (free-threaded) or under the GIL at a point
+    # where no write window is open (write windows run no Python code and do
+    # not allocate Python objects).  No reference counting here.
+    cdef ncd_hot *h = <ncd_hot *>((<char *>o) + _hot_offset)
+    cdef ncd_table *t = h.table
+    cdef Py_ssize_t ix
+    cdef int r
+    if t != NULL:
+        for ix in range(t.nentries):
+            if t.entries[ix].value != NULL:
+                r = visit(t.entries[ix].key, arg)
+                if r:
+                    return r
+                r = visit(t.entries[ix].value, arg)
+                if r:
+                    return r
+    if _base_traverse != NULL:
+        return _base_traverse(o, visit, arg)
+    return 0
+
+
+cdef int _cd_clear(PyObject *o) noexcept:
+    try:
+        (<ConcurrentDict>o).clear()
+    except BaseException:
+        pass
+    if _base_clear != NULL:
+        return _base_clear(o)
+    return 0
+
+
+cdef void _install_gc_hooks() noexcept:
+    global _hot_offset, _base_traverse, _base_clear
+    cdef ConcurrentDict probe = ConcurrentDict.__new__(ConcurrentDict)
+    cdef NcdTypeObject *tp = <NcdTypeObject *><PyObject *>ConcurrentDict
+    _hot_offset = <char *>&probe._h - <char *><PyObject *>probe
+    _base_traverse = tp.tp_traverse
+    _base_clear = tp.tp_clear
+    tp.tp_traverse = _cd_traverse
+    tp.tp_clear = _cd_clear
+
+
+_install_gc_hooks()

@@ -1,0 +1,410 @@
+/* _dict_table.h -- ConcurrentDict's hash table and its lock-free probe.
+ *
+ * Layout (docs/design.md, "ConcurrentDict"): one PyMem_RawMalloc'ed block per
+ * table, as CPython's PyDictKeysObject (Objects/dictobject.c):
+ *
+ *     ncd_table header | int32 indices[size] | ncd_entry entries[capacity]
+ *
+ * indices[i] is NCD_EMPTY, NCD_DUMMY (a deleted entry) or an entry number.
+ * Entries are appended in insertion order and NEVER reused inside a table: a
+ * deleted entry stays a tombstone (value NULL) until a resize copies the live
+ * entries into a new table.  An index slot goes EMPTY -> ix -> DUMMY and never
+ * back, so a probe sequence always ends at an EMPTY slot (nentries <=
+ * capacity = 2/3 size leaves >= 1/3 of the slots EMPTY forever).
+ *
+ * "Pinned" tables: a table whose `pinned` flag is set (fixed at creation)
+ * only ever holds exact str and exact int keys, and it keeps a strong
+ * reference to every key it ever held -- a deleted entry keeps its key --
+ * until the table itself is dropped, which happens only after
+ * ncc_qsbr_dom->synchronize() proved that no reader is still inside a read
+ * region that may have loaded the table.  Consequently a reader inside a
+ * region may dereference (compare) any key it loads from a pinned table
+ * WITHOUT taking a reference to it: no refcount traffic on shared keys, which
+ * is what lets reads scale.  str and int have no finalizer and no weakrefs,
+ * so deferring their decref is unobservable.  Inserting any other key turns
+ * the table into a generic one (by a resize, like CPython's unicode->generic
+ * conversion); in a generic table readers try-incref a key before comparing
+ * and deleted keys are released at once.
+ *
+ * Concurrency: writers hold the dict's critical section and bracket every
+ * change readers can see with the seqlock (seqlock.h).  Readers follow the
+ * protocol in ncd_probe_run; everything they load from a table is loaded
+ * inside a QSBR read region (qsbr.h), and a table is only freed through
+ * ncc_retire or after synchronize().
+ */
+#ifndef NOGIL_COLLECTIONS_DICT_TABLE_H
+#define NOGIL_COLLECTIONS_DICT_TABLE_H
+
+#include <Python.h>
+#include <string.h>
+#include "atomics.h"
+#include "refcount.h"
+#include "seqlock.h"
+#include "qsbr.h"
+
+_Static_assert(sizeof(int) == 4, "indices are 32-bit ints");
+
+#define NCD_EMPTY (-1)
+#define NCD_DUMMY (-2)
+#define NCD_MINSIZE_LOG2 3
+#define NCD_MAXSIZE_LOG2 30      /* int32 indices; 2^30 slots = 700M entries */
+#define NCD_PERTURB_SHIFT 5
+
+typedef struct {
+    PyObject *key;        /* atomic: set once; NULL'ed on delete in generic tables */
+    PyObject *value;      /* atomic: replaced by setitem, NULL'ed on delete */
+    Py_hash_t hash;       /* written before the entry is published, never changed */
+} ncd_entry;
+
+typedef struct {
+    size_t nbytes;            /* the whole block, for ncc_retire / __sizeof__ */
+    Py_ssize_t mask;          /* index slots - 1 (power of two - 1) */
+    Py_ssize_t capacity;      /* entries that fit: USABLE_FRACTION(size) */
+    Py_ssize_t nentries;      /* appended entries incl. tombstones (atomic) */
+    Py_ssize_t live_end;      /* writer only: entries >= live_end are tombstones */
+    Py_ssize_t ndead_pinned;  /* writer only: tombstones that still hold a key */
+    int pinned;               /* immutable, see the file comment */
+    int *indices;
+    ncd_entry *entries;
+} ncd_table;
+
+/* The fields every reader loads.  They live in the dict object after padding,
+ * off the cache line of the object header (docs/design.md). */
+typedef struct {
+    uint64_t version;         /* seqlock */
+    ncd_table *table;         /* atomic; release-published by writers */
+    Py_ssize_t used;          /* live entries (atomic, relaxed) */
+} ncd_hot;
+
+static inline Py_ssize_t ncd_usable(Py_ssize_t size) { return (size << 1) / 3; }
+
+/* Smallest log2 size whose usable fraction holds `minused` entries. */
+static inline int ncd_log2_for(Py_ssize_t minused) {
+    int l = NCD_MINSIZE_LOG2;
+    while (l <= NCD_MAXSIZE_LOG2 && ncd_usable((Py_ssize_t)1 << l) < minused) l++;
+    return l;
+}
+
+/* A new empty table, or NULL (no exception set) on failure or overflow. */
+static ncd_table *ncd_table_new(int log2size, int pinned) {
+    if (log2size > NCD_MAXSIZE_LOG2) return NULL;
+    Py_ssize_t size = (Py_ssize_t)1 << log2size;
+    Py_ssize_t capacity = ncd_usable(size);
+    size_t hdr = (sizeof(ncd_table) + 15) & ~(size_t)15;
+    size_t ibytes = ((size_t)size * sizeof(int) + 15) & ~(size_t)15;
+    size_t nbytes = hdr + ibytes + (size_t)capacity * sizeof(ncd_entry);
+    ncd_table *t = (ncd_table *)PyMem_RawMalloc(nbytes);
+    if (t == NULL) return NULL;
+    t->nbytes = nbytes;
+    t->mask = size - 1;
+    t->capacity = capacity;
+    t->nentries = 0;
+    t->live_end = 0;
+    t->ndead_pinned = 0;
+    t->pinned = pinned;
+    t->indices = (int *)((char *)t + hdr);
+    t->entries = (ncd_entry *)((char *)t + hdr + ibytes);
+    memset(t->indices, 0xff, (size_t)size * sizeof(int));   /* all NCD_EMPTY */
+    /* entries[ix] for ix >= nentries is never read. */
+    return t;
+}
+
+/* Writer (or private table): first EMPTY slot of hash's probe sequence. */
+static inline Py_ssize_t ncd_find_empty(ncd_table *t, Py_hash_t hash) {
+    size_t mask = (size_t)t->mask, perturb = (size_t)hash, i = (size_t)hash & mask;
+    while (t->indices[i] != NCD_EMPTY) {
+        perturb >>= NCD_PERTURB_SHIFT;
+        i = (i * 5 + perturb + 1) & mask;
+    }
+    return (Py_ssize_t)i;
+}
+
+/* Writer: append an entry (refs already owned by the table) and index it.
+ * The caller has checked nentries < capacity and is inside a write window
+ * if the table is published. */
+static inline void ncd_append(ncd_table *t, Py_ssize_t slot, PyObject *key,
+                              PyObject *value, Py_hash_t hash) {
+    Py_ssize_t ix = t->nentries;
+    ncd_entry *ep = &t->entries[ix];
+    ep->hash = hash;
+    /* Relaxed: published by the release stores of nentries / the index below. */
+    ncc_store_obj_relaxed(&ep->key, key);
+    ncc_store_obj_relaxed(&ep->value, value);
+    /* Release; pairs with the acquire load of nentries in ncd_collect. */
+    ncc_store_ssize_release(&t->nentries, ix + 1);
+    /* Release; pairs with the acquire load of the index in ncd_probe_run. */
+    __atomic_store_n(&t->indices[slot], (int)ix, __ATOMIC_RELEASE);
+    t->live_end = ix + 1;
+}
+
+static inline int ncd_key_pinnable(PyObject *key) {
+    return PyUnicode_CheckExact(key) || PyLong_CheckExact(key);
+}
+
+/* Equality of two exact str objects without Python code (both alive). */
+static inline int ncd_str_eq(PyObject *a, PyObject *b) {
+    Py_ssize_t n = PyUnicode_GET_LENGTH(a);
+    if (n != PyUnicode_GET_LENGTH(b)) return 0;
+    int kind = PyUnicode_KIND(a);
+    if (kind != (int)PyUnicode_KIND(b)) return 0;
+    return memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)n * (size_t)kind) == 0;
+}
+
+/* Equality of two exact ints: long_richcompare runs no Python code, does not
+ * allocate and cannot fail for two ints. */
+static inline int ncd_int_eq(PyObject *a, PyObject *b) {
+    PyObject *r = PyLong_Type.tp_richcompare(a, b, Py_EQ);
+    int eq = (r == Py_True);
+    Py_XDECREF(r);   /* a bool: never the last reference */
+    return eq;
+}
+
+/* Cached hash of an exact str, or -1 if not computed yet. */
+static inline Py_hash_t ncd_str_cached_hash(PyObject *s) {
+    /* Relaxed: the hash is computed idempotently by whichever thread gets
+     * there first (unicode_hash); any value we see is either -1 or final. */
+    return ncc_load_ssize_relaxed(&((PyASCIIObject *)s)->hash);
+}
+
+enum { NCD_MISS = 0, NCD_FOUND = 1, NCD_RETRY = 2, NCD_NEED_EQ = 3 };
+enum { NCD_FRESH = 0, NCD_RESUME_NE = 1, NCD_RESUME_EQ = 2 };
+
+typedef struct {
+    uint64_t version;      /* even version the probe started at */
+    ncd_table *table;      /* table it probes (compared only, after a resume) */
+    size_t i, perturb;     /* position in the probe sequence */
+    Py_ssize_t ix;         /* FOUND / NEED_EQ: entry number */
+    Py_ssize_t slot;       /* FOUND: index slot; MISS: first EMPTY slot */
+    PyObject *eqkey;       /* NEED_EQ: new reference to the stored key */
+    int resume;            /* NCD_FRESH, or how the caller's __eq__ answered */
+} ncd_probe;
+
+/* One lock-free step of a lookup.  Returns
+ *   NCD_FOUND:   key present; p->ix/p->slot set; *pvalue a new reference
+ *                if want_value (the version validated);
+ *   NCD_MISS:    key absent (validated); p->slot = first EMPTY slot;
+ *   NCD_NEED_EQ: a stored key with the same hash needs its __eq__: p->eqkey
+ *                is a new reference; the caller compares OUTSIDE any region,
+ *                sets p->resume and calls again (the call re-validates the
+ *                version before touching the table: never the old table after
+ *                Python code unless no writer ran -- this excludes ABA on a
+ *                freed and reallocated table);
+ *   NCD_RETRY:   a writer interfered; start again with p->resume = NCD_FRESH.
+ * Never runs Python code, never blocks, never raises. */
+static inline int ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash,
+                                ncd_probe *p, PyObject **pvalue, int want_value) {
+    PyObject *drop = NULL, *val = NULL;
+    ncd_table *t;
+    ncd_entry *ep;
+    size_t mask, i, perturb, n = 0;
+    int ix, res;
+    if (p->resume == NCD_FRESH) {
+        p->version = ncc_seq_read_begin(&h->version);
+        if (ncc_seq_is_writing(p->version)) return NCD_RETRY;
+    }
+    ncc_qsbr_thread *rec = ncc_read_begin();
+    if (p->resume != NCD_FRESH) {
+        /* Python code ran since the last region: proceed only if no writer
+         * started since p->version (then p->table is still published and,
+         * now that we are inside a region again, cannot be freed). */
+        if (!ncc_seq_read_validate(&h->version, p->version)) goto retry;
+    }
+    /* Acquire; pairs with the release store of the table pointer in
+     * ConcurrentDict._publish (and ncd_hot initialisation). */
+    t = (ncd_table *)ncc_load_ptr_acquire((void **)&h->table);
+    mask = (size_t)t->mask;
+    if (p->resume == NCD_FRESH) {
+        p->table = t;
+        perturb = (size_t)hash;
+        i = (size_t)hash & mask;
+    } else {
+        if (t != p->table) goto retry;
+        if (p->resume == NCD_RESUME_EQ) {
+            i = p->i;
+            ix = (int)p->ix;
+            ep = &t->entries[ix];
+            goto found;
+        }
+        perturb = p->perturb >> NCD_PERTURB_SHIFT;
+        i = (p->i * 5 + perturb + 1) & mask;
+    }
+    for (;;) {
+        /* Acquire; pairs with the release store in ncd_append: the entry it
+         * names is fully written. */
+        ix = __atomic_load_n(&t->indices[i], __ATOMIC_ACQUIRE);
+        if (ix == NCD_EMPTY) {
+            p->slot = (Py_ssize_t)i;
+            res = NCD_MISS;
+            goto done;
+        }
+        if (ix >= 0) {
+            if (ix >= t->capacity) goto retry;   /* defensive: cannot happen */
+            ep = &t->entries[ix];
+            /* Acquire; pairs with the stores of ep->key in ncd_append (made
+             * visible by the index release) and the NULL store on delete. */
+            PyObject *sk = ncc_load_obj_acquire(&ep->key);
+            if (sk == key) goto found;
+            if (sk != NULL && ep->hash == hash) {
+                if (t->pinned) {
+                    /* sk is alive: pinned by t, which cannot be freed while
+                     * we are in the region. */
+                    if (PyUnicode_CheckExact(key) && PyUnicode_CheckExact(sk)) {
+                        if (ncd_str_eq(sk, key)) goto found;
+                    } else if (PyLong_CheckExact(key) && PyLong_CheckExact(sk)) {
+                        if (ncd_int_eq(sk, key)) goto found;
+                    } else {
+                        Py_INCREF(sk);
+                        p->eqkey = sk;
+                        goto need_eq;
+                    }
+                } else {
+                    PyObject *ref = ncc_try_getref_deferred(&ep->key, sk, &drop);
+                    if (ref == NULL) goto retry;
+                    p->eqkey = ref;
+                    goto need_eq;
+                }
+            }
+        }
+        /* Bounded even against a torn view: the loop cannot outlast one
+         * pass over the slots. */
+        if (++n > mask) goto retry;
+        perturb >>= NCD_PERTURB_SHIFT;
+        i = (i * 5 + perturb + 1) & mask;
+    }
+found:
+    p->ix = ix;
+    p->slot = (Py_ssize_t)i;
+    if (want_value) {
+        /* Acquire; pairs with ncc_slot_store of the value (setitem) and the
+         * relaxed store in ncd_append published by the index release. */
+        PyObject *v = ncc_load_obj_acquire(&ep->value);
+        val = ncc_try_getref_deferred(&ep->value, v, &drop);
+        if (val == NULL) goto retry;   /* deleted, replaced or being freed */
+    }
+    res = NCD_FOUND;
+done:
+    ncc_read_end(rec);
+    Py_XDECREF(drop);
+    if (!ncc_seq_read_validate(&h->version, p->version)) {
+        Py_XDECREF(val);
+        return NCD_RETRY;
+    }
+    if (pvalue != NULL) *pvalue = val;
+    return res;
+need_eq:
+    p->i = i;
+    p->perturb = perturb;
+    p->ix = ix;
+    ncc_read_end(rec);
+    Py_XDECREF(drop);
+    return NCD_NEED_EQ;
+retry:
+    ncc_read_end(rec);
+    Py_XDECREF(drop);
+    Py_XDECREF(val);
+    return NCD_RETRY;
+}
+
+/* Writer, inside a write window: delete entry ix, indexed at `slot`.
+ * Returns in *oval the table's reference to the value and in *okey a NEW
+ * reference to the key (a pinned table keeps its own until it is dropped). */
+static inline void ncd_delete(ncd_hot *h, ncd_table *t, Py_ssize_t slot, Py_ssize_t ix,
+                              PyObject **okey, PyObject **oval) {
+    ncd_entry *ep = &t->entries[ix];
+    PyObject *key = ep->key, *value = ep->value;
+    /* Release; pairs with the acquire index load in ncd_probe_run. */
+    __atomic_store_n(&t->indices[slot], NCD_DUMMY, __ATOMIC_RELEASE);
+    /* Release stores; pair with the acquire loads of the entry in
+     * ncd_probe_run / ncd_collect (which then fail the try-incref). */
+    ncc_slot_store(&ep->value, NULL);
+    if (t->pinned) {
+        Py_INCREF(key);
+        t->ndead_pinned++;
+    } else {
+        ncc_slot_store(&ep->key, NULL);
+    }
+    /* Relaxed: readers of `used` validate with the version. */
+    ncc_store_ssize_relaxed(&h->used, h->used - 1);
+    *okey = key;
+    *oval = value;
+}
+
+/* Writer: the index slot that names live entry ix (-1 if the probe sequence
+ * reaches an EMPTY slot first: a broken table, reported by _check). */
+static inline Py_ssize_t ncd_slot_of(ncd_table *t, Py_hash_t hash, Py_ssize_t ix) {
+    size_t mask = (size_t)t->mask, perturb = (size_t)hash, i = (size_t)hash & mask;
+    while (t->indices[i] != (int)ix) {
+        if (t->indices[i] == NCD_EMPTY) return -1;
+        perturb >>= NCD_PERTURB_SHIFT;
+        i = (i * 5 + perturb + 1) & mask;
+    }
+    return (Py_ssize_t)i;
+}
+
+static inline void ncd_store_index_relaxed(ncd_table *t, Py_ssize_t slot, int v) {
+    __atomic_store_n(&t->indices[slot], v, __ATOMIC_RELAXED);
+}
+static inline int ncd_load_index_relaxed(ncd_table *t, Py_ssize_t slot) {
+    return __atomic_load_n(&t->indices[slot], __ATOMIC_RELAXED);
+}
+
+/* Lock-free consistent copy of the live entries into buf (capacity bufcap).
+ * On NCD_FOUND ("ok"): *count entries, each key/value a new reference (in
+ * insertion order).  NCD_RETRY: a writer interfered, nothing held.
+ * Returns -(needed) - 10 when buf is too small (nothing held). */
+static Py_ssize_t ncd_collect(ncd_hot *h, ncd_entry *buf, Py_ssize_t bufcap,
+                              Py_ssize_t *count) {
+    PyObject *drop = NULL;
+    Py_ssize_t k = 0, ix, n;
+    uint64_t v = ncc_seq_read_begin(&h->version);
+    if (ncc_seq_is_writing(v)) return NCD_RETRY;
+    ncc_qsbr_thread *rec = ncc_read_begin();
+    /* Acquire; pairs with the release store of the table pointer. */
+    ncd_table *t = (ncd_table *)ncc_load_ptr_acquire((void **)&h->table);
+    /* Relaxed: validated by the version below. */
+    Py_ssize_t used = ncc_load_ssize_relaxed(&h->used);
+    if (used > bufcap) {
+        ncc_read_end(rec);
+        return -used - 10;
+    }
+    /* Acquire; pairs with the release store in ncd_append. */
+    n = ncc_load_ssize_acquire(&t->nentries);
+    if (n > t->capacity) n = t->capacity;   /* defensive */
+    for (ix = 0; ix < n; ix++) {
+        ncd_entry *ep = &t->entries[ix];
+        /* Acquire loads; pair with ncc_slot_store / ncd_append. */
+        PyObject *val = ncc_load_obj_acquire(&ep->value);
+        if (val == NULL) continue;
+        PyObject *key = ncc_load_obj_acquire(&ep->key);
+        if (key == NULL || k >= bufcap) goto retry;
+        PyObject *vref = ncc_try_getref_deferred(&ep->value, val, &drop);
+        if (vref == NULL) goto retry;
+        PyObject *kref = ncc_try_getref_deferred(&ep->key, key, &drop);
+        if (kref == NULL) {
+            buf[k].key = NULL;
+            buf[k].value = vref;
+            k++;
+            goto retry;
+        }
+        buf[k].key = kref;
+        buf[k].value = vref;
+        buf[k].hash = ep->hash;
+        k++;
+    }
+    ncc_read_end(rec);
+    Py_XDECREF(drop);
+    if (!ncc_seq_read_validate(&h->version, v)) goto release;
+    *count = k;
+    return NCD_FOUND;
+retry:
+    ncc_read_end(rec);
+    Py_XDECREF(drop);
+release:
+    for (Py_ssize_t j = 0; j < k; j++) {
+        Py_XDECREF(buf[j].key);
+        Py_XDECREF(buf[j].value);
+    }
+    return NCD_RETRY;
+}
+
+#endif /* NOGIL_COLLECTIONS_DICT_TABLE_H */
