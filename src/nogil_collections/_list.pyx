@@ -1,7 +1,1435 @@
 # cython: freethreading_compatible = True
-# PLACEHOLDER until the ConcurrentList issue lands: replaced wholesale.
-from nogil_collections._core.qsbr cimport ncc_qsbr_import
+# cython: language_level = 3, boundscheck = False, wraparound = False, cdivision = True
+"""ConcurrentList: a drop-in thread-safe ``list`` with lock-free reads.
+
+Design (docs/design.md, "ConcurrentList"):
+
+* Writers hold the per-object critical section (``cython.critical_section``),
+  bump the seqlock ``version`` to odd, change slots / size / array with atomic
+  stores, and bump it back to even.  No Python code runs while the version is
+  odd: objects to release are collected and decref'ed after the version is even
+  again and after the critical section is left.
+* Readers take no lock: version (acquire) -> read region -> array (acquire) ->
+  slot (acquire) -> try-incref-and-recheck -> end region -> validate version.
+  After a bounded number of failed attempts they read under the lock.
+* The backing array (``ncl_array``: capacity header + slots) is never resized
+  in place: a resize fills a new array, publishes it with a release store and
+  retires the old one to the QSBR domain (``ncc_retire``).
+"""
+
+cimport cython
+from cpython.object cimport PyObject, PyObject_RichCompare, PyObject_RichCompareBool, Py_EQ
+from cpython.ref cimport Py_INCREF, Py_DECREF, Py_XDECREF
+from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
+from cpython.list cimport PyList_New, PyList_SET_ITEM, PyList_GET_SIZE
+from cpython.long cimport PyLong_CheckExact
+from cpython.slice cimport PySlice_Check, PySlice_Unpack, PySlice_AdjustIndices
+from libc.stdint cimport uint64_t, uintptr_t
+from libc.string cimport memcpy
+
+from nogil_collections._core.atomics cimport (
+    ncc_load_ptr_acquire, ncc_load_ptr_relaxed, ncc_store_ptr_release,
+    ncc_load_obj_acquire, ncc_load_ssize_relaxed, ncc_store_ssize_relaxed,
+    ncc_load_uint64_relaxed, ncc_cpu_relax,
+)
+from nogil_collections._core.refcount cimport (
+    ncc_try_getref_deferred, ncc_publish, ncc_slot_store,
+)
+from nogil_collections._core.seqlock cimport (
+    ncc_seq_write_begin, ncc_seq_write_end, ncc_seq_read_begin,
+    ncc_seq_is_writing, ncc_seq_read_validate,
+)
+from nogil_collections._core.qsbr cimport (
+    ncc_qsbr_thread, ncc_read_begin, ncc_read_end, ncc_retire, ncc_qsbr_import,
+)
+
+import sys as _sys
+from copyreg import __newobj__ as _newobj
+from types import GenericAlias as _GenericAlias
+
 ncc_qsbr_import()
 
+cdef extern from *:
+    """
+    #include <stddef.h>
+    /* The backing array.  Readers check an index against the capacity of the
+     * array they actually loaded (size and array are separate loads). */
+    typedef struct {
+        Py_ssize_t capacity;
+        PyObject *items[1];
+    } ncl_array;
+
+    #define NCL_ARRAY_BYTES(cap) \\
+        (offsetof(ncl_array, items) + (size_t)(cap) * sizeof(PyObject *))
+
+    /* Zeroed (slots at and beyond `size` are always NULL).  NULL on overflow
+     * or out of memory; never called with cap <= 0. */
+    static ncl_array *ncl_array_new(Py_ssize_t cap) {
+        if (cap > (Py_ssize_t)((PY_SSIZE_T_MAX - sizeof(ncl_array)) / sizeof(PyObject *))) {
+            return NULL;
+        }
+        ncl_array *a = (ncl_array *)PyMem_RawCalloc(1, NCL_ARRAY_BYTES(cap));
+        if (a != NULL) {
+            a->capacity = cap;
+        }
+        return a;
+    }
+    static void ncl_array_free(ncl_array *a) { PyMem_RawFree(a); }
+
+    /* The hot fields, kept together on their own cache line(s). */
+    typedef struct {
+        uint64_t version;      /* seqlock: odd while a writer changes state */
+        Py_ssize_t size;
+        ncl_array *array;      /* NULL when capacity is 0 */
+    } ncl_state;
+
+    /* Return a new reference unchanged: lets Cython take ownership of a
+     * PyObject* that is already a new reference (no extra incref/decref
+     * pair, which on 3.13t would be atomic ops on a shared refcount). */
+    static inline PyObject *ncl_steal(PyObject *o) { return o; }
+
+    /* Index from an exact int, as list_subscript does: compact ints take the
+     * fast path; others go through PyNumber_AsSsize_t(o, IndexError). */
+    static inline Py_ssize_t ncl_exact_long_index(PyObject *o) {
+    #if PY_VERSION_HEX >= 0x030C0000
+        if (PyUnstable_Long_IsCompact((PyLongObject *)o)) {
+            return (Py_ssize_t)PyUnstable_Long_CompactValue((PyLongObject *)o);
+        }
+    #endif
+        return PyNumber_AsSsize_t(o, PyExc_IndexError);
+    }
+
+    /* GC support for the C array of items: Cython cannot generate it, so the
+     * module patches tp_traverse / tp_clear at import, chaining to Cython's. */
+    static Py_ssize_t ncl_state_offset = -1;
+    static traverseproc ncl_base_traverse = NULL;
+    static inquiry ncl_base_clear = NULL;
+    static inquiry ncl_items_clear = NULL;
+
+    static int ncl_traverse(PyObject *self, visitproc visit, void *arg) {
+        /* The GC runs with the world stopped (3.13t) or holding the GIL: no
+         * writer is active, plain loads are exact. */
+        ncl_state *s = (ncl_state *)((char *)self + ncl_state_offset);
+        ncl_array *a = s->array;
+        Py_ssize_t n = s->size;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_VISIT(a->items[i]);
+        }
+        return ncl_base_traverse != NULL ? ncl_base_traverse(self, visit, arg) : 0;
+    }
+
+    static int ncl_clear(PyObject *self) {
+        if (ncl_items_clear(self) < 0) {
+            return -1;
+        }
+        return ncl_base_clear != NULL ? ncl_base_clear(self) : 0;
+    }
+
+    static int ncl_patch_gc(PyObject *type, Py_ssize_t offset, inquiry items_clear) {
+        PyTypeObject *t = (PyTypeObject *)type;
+        if (!(t->tp_flags & Py_TPFLAGS_HAVE_GC)) {
+            PyErr_SetString(PyExc_SystemError, "ConcurrentList must be a GC type");
+            return -1;
+        }
+        ncl_state_offset = offset;
+        ncl_items_clear = items_clear;
+        if (t->tp_traverse != ncl_traverse) {
+            ncl_base_traverse = t->tp_traverse;
+            ncl_base_clear = t->tp_clear;
+            t->tp_traverse = ncl_traverse;
+            t->tp_clear = ncl_clear;
+        }
+        return 0;
+    }
+
+    #define ncl_type_name(o) (Py_TYPE(o)->tp_name)
+    """
+    ctypedef struct ncl_array:
+        Py_ssize_t capacity
+        PyObject *items[1]
+    ctypedef struct ncl_state:
+        uint64_t version
+        Py_ssize_t size
+        ncl_array *array
+    size_t NCL_ARRAY_BYTES(Py_ssize_t cap)
+    ncl_array *ncl_array_new(Py_ssize_t cap)
+    void ncl_array_free(ncl_array *a)
+    object ncl_steal(PyObject *o)
+    Py_ssize_t ncl_exact_long_index(object o) except? -1
+    int ncl_patch_gc(object type, Py_ssize_t offset,
+                     int (*items_clear)(PyObject *) noexcept) except -1
+    # PyList_SET_ITEM: steals the reference.
+    void ncl_list_set "PyList_SET_ITEM"(object lst, Py_ssize_t i, PyObject *o)
+    const char *ncl_type_name(object o)
+
+cdef extern from "Python.h":
+    int Py_ReprEnter(object o) except -1
+    void Py_ReprLeave(object o)
+    bint PyIndex_Check(object o)
+    Py_ssize_t PyNumber_AsSsize_t(object o, PyObject *exc) except? -1
+    object PySequence_Fast(object o, const char *m)
+    Py_ssize_t PySequence_Fast_GET_SIZE(object o)
+    PyObject **PySequence_Fast_ITEMS(object o)
+    object PySequence_List(object o)
+    int PyList_Check(object o)
+    int PyTuple_Check(object o)
+    const Py_ssize_t PY_SSIZE_T_MAX
+
+# Optimistic attempts before a reader falls back to the lock.
+cdef enum:
+    NCL_READ_RETRIES = 8
+    NCL_SNAPSHOT_RETRIES = 4
+    # Items copied per read region by multi-slot reads (keeps regions short).
+    NCL_REGION_CHUNK = 1024
+    # Restarts of an equality scan that was disturbed by a concurrent change.
+    NCL_FIND_RESTARTS = 8
+    # update(): attempts before giving up when fn keeps racing with writers.
+    NCL_UPDATE_ATTEMPTS = 100
+
+cdef bint _PY312 = _sys.version_info >= (3, 12)
+
+
+cdef inline Py_ssize_t _grow_capacity(Py_ssize_t newsize) noexcept:
+    # 1.5x growth (CPython uses ~1.125x with realloc; we copy on every
+    # resize and retire the old block, so fewer, larger steps pay off).
+    if newsize <= 0:
+        return 0
+    if newsize > PY_SSIZE_T_MAX // 2:
+        return newsize
+    return (newsize + (newsize >> 1) + 7) & ~(<Py_ssize_t>7)
+
+
+cdef inline void _release(PyObject **items, Py_ssize_t n) noexcept:
+    # Drop references collected under the lock.  Runs arbitrary __del__ code:
+    # call only after the version is even and the critical section is left.
+    cdef Py_ssize_t i
+    for i in range(n):
+        Py_XDECREF(items[i])
+
+
+@cython.trashcan(True)
 cdef class ConcurrentList:
-    pass
+    """ConcurrentList(iterable=(), /)
+
+    A ``list`` that many threads can use at once.  Every operation is
+    linearizable; reads (indexing, ``len``, ``in``, iteration, slicing,
+    comparisons, ``repr``, ``copy``) take no lock; writes take a per-object
+    lock.  See docs/guarantees.md.
+
+    >>> lst = ConcurrentList([3, 1, 2])
+    >>> lst.append(0); lst.sort(); lst
+    [0, 1, 2, 3]
+    """
+
+    # ---- cold fields (written rarely; near the object header) ----
+    cdef object __weakref__
+    # Always None.  Its only purpose is to make Cython emit GC slots, which
+    # ncl_patch_gc extends to traverse the items array.
+    cdef object _gc_anchor
+    # ---- padding: the object header's cache line is written on every
+    # incref/decref of the list (3.13t); keep the hot fields off it ----
+    cdef char _pad[96]
+    # ---- hot fields: read by every lock-free reader ----
+    cdef ncl_state _s
+
+    # ------------------------------------------------------------------
+    # construction, destruction, GC
+    # ------------------------------------------------------------------
+
+    def __init__(self, iterable=(), /):
+        self._items_clear()
+        self._extend(iterable)
+
+    def __dealloc__(self):
+        # No other reference exists, so no reader can be inside a region on
+        # this array: free directly.
+        cdef ncl_array *a = self._s.array
+        cdef Py_ssize_t n = self._s.size
+        self._s.array = NULL
+        self._s.size = 0
+        if a != NULL:
+            _release(a.items, n)
+            ncl_array_free(a)
+
+    # ------------------------------------------------------------------
+    # lock-free single-item read
+    # ------------------------------------------------------------------
+
+    cdef PyObject *_item_ref_locked(self, Py_ssize_t i) noexcept:
+        cdef PyObject *r = NULL
+        cdef Py_ssize_t n
+        with cython.critical_section(self):
+            n = self._s.size
+            if i < 0:
+                i += n
+            if 0 <= i < n:
+                r = self._s.array.items[i]
+                Py_INCREF(<object>r)
+        return r
+
+    # ------------------------------------------------------------------
+    # lock-free consistent multi-slot read (snapshot / slice)
+    # ------------------------------------------------------------------
+
+    cdef PyObject **_read_range(self, bint is_slice, Py_ssize_t start, Py_ssize_t stop,
+                                Py_ssize_t step, Py_ssize_t *outlen) except? NULL:
+        """New references to the items of self[start:stop:step] (or of the
+        whole list), all from one version.  Returns a PyMem_Malloc'ed buffer
+        (NULL when the result is empty) and its length in *outlen."""
+        cdef PyObject **buf = NULL
+        cdef PyObject **nbuf
+        cdef Py_ssize_t bufcap = 0, n, L, s0, s1, j, got, idx, last, chunk_end
+        cdef int attempt
+        cdef bint ok
+        cdef uint64_t v
+        cdef ncl_array *a
+        cdef ncl_array *a0
+        cdef PyObject *o
+        cdef PyObject *r
+        cdef PyObject *drop
+        cdef ncc_qsbr_thread *rec
+        for attempt in range(NCL_SNAPSHOT_RETRIES):
+            # Acquire; pairs with the release store in ncc_seq_write_end.
+            v = ncc_seq_read_begin(&self._s.version)
+            if ncc_seq_is_writing(v):
+                ncc_cpu_relax()
+                continue
+            # Relaxed; validated by the seqlock.
+            n = ncc_load_ssize_relaxed(&self._s.size)
+            s0 = 0
+            s1 = n
+            L = n
+            if is_slice:
+                s0 = start
+                s1 = stop
+                L = PySlice_AdjustIndices(n, &s0, &s1, step)
+            else:
+                step = 1
+            if L == 0:
+                if ncc_seq_read_validate(&self._s.version, v):
+                    PyMem_Free(buf)
+                    outlen[0] = 0
+                    return NULL
+                continue
+            if L > bufcap:
+                nbuf = <PyObject **>PyMem_Realloc(buf, <size_t>L * sizeof(PyObject *))
+                if nbuf == NULL:
+                    PyMem_Free(buf)
+                    raise MemoryError()
+                buf = nbuf
+                bufcap = L
+            last = s0 + (L - 1) * step
+            ok = True
+            got = 0
+            a0 = NULL
+            drop = NULL
+            while got < L and ok:
+                chunk_end = got + NCL_REGION_CHUNK
+                if chunk_end > L:
+                    chunk_end = L
+                rec = ncc_read_begin()
+                # Acquire; pairs with the release store in _publish_array.
+                a = <ncl_array *>ncc_load_ptr_acquire(<void **>&self._s.array)
+                if a == NULL or (a0 != NULL and a != a0) or s0 >= a.capacity \
+                        or last >= a.capacity:
+                    ok = False
+                else:
+                    a0 = a
+                    while got < chunk_end:
+                        idx = s0 + got * step
+                        # Acquire; pairs with ncc_slot_store (release).
+                        o = ncc_load_obj_acquire(&a.items[idx])
+                        r = ncc_try_getref_deferred(&a.items[idx], o, &drop)
+                        if r == NULL:
+                            ok = False
+                            break
+                        buf[got] = r
+                        got += 1
+                ncc_read_end(rec)
+                if drop != NULL:
+                    _decref(drop)
+                    drop = NULL
+            if ok and ncc_seq_read_validate(&self._s.version, v):
+                outlen[0] = L
+                return buf
+            _release(buf, got)
+        # Too much write traffic: read under the lock (readers cannot starve).
+        with cython.critical_section(self):
+            n = self._s.size
+            s0 = 0
+            s1 = n
+            L = n
+            if is_slice:
+                s0 = start
+                s1 = stop
+                L = PySlice_AdjustIndices(n, &s0, &s1, step)
+            else:
+                step = 1
+            if L > bufcap:
+                nbuf = <PyObject **>PyMem_Realloc(buf, <size_t>L * sizeof(PyObject *))
+                if nbuf == NULL:
+                    PyMem_Free(buf)
+                    raise MemoryError()
+                buf = nbuf
+            for j in range(L):
+                o = self._s.array.items[s0 + j * step]
+                Py_INCREF(<object>o)
+                buf[j] = o
+        if L == 0:
+            PyMem_Free(buf)
+            buf = NULL
+        outlen[0] = L
+        return buf
+
+    cdef list _snapshot_list(self):
+        cdef Py_ssize_t L = 0, j
+        cdef PyObject **buf = self._read_range(False, 0, 0, 1, &L)
+        cdef list res
+        try:
+            res = PyList_New(L)
+        except BaseException:
+            _release(buf, L)
+            PyMem_Free(buf)
+            raise
+        for j in range(L):
+            ncl_list_set(res, j, buf[j])   # the list takes the buffer's reference
+        PyMem_Free(buf)
+        return res
+
+    cdef list _locked_copy(self):
+        """A builtin list copy; caller holds the critical section."""
+        cdef Py_ssize_t n = self._s.size, j
+        cdef list res = PyList_New(n)
+        cdef PyObject *o
+        for j in range(n):
+            o = self._s.array.items[j]
+            Py_INCREF(<object>o)
+            ncl_list_set(res, j, o)
+        return res
+
+    # ------------------------------------------------------------------
+    # write primitives (critical section held, no Python code runs)
+    # ------------------------------------------------------------------
+
+    cdef inline void _publish_array(self, ncl_array *a) noexcept:
+        # Release; pairs with the acquire loads of the array pointer in
+        # _item_ref/_read_range: readers that see `a` see its filled slots.
+        ncc_store_ptr_release(<void **>&self._s.array, <void *>a)
+
+    cdef int _replace_lh(self, Py_ssize_t lo, Py_ssize_t hi, PyObject **src, Py_ssize_t k,
+                         PyObject **garbage) except -1:
+        """Replace items[lo:hi] by src[0:k] (borrowed; they are increfed and
+        published here).  The hi-lo removed references are moved to
+        `garbage` for the caller to release after leaving the lock.  `src`
+        may alias the current array only when lo == hi == size (append)."""
+        cdef Py_ssize_t n = self._s.size
+        cdef Py_ssize_t d = k - (hi - lo)
+        cdef Py_ssize_t newsize = n + d
+        cdef ncl_array *old = self._s.array
+        cdef Py_ssize_t cap = old.capacity if old != NULL else 0
+        cdef ncl_array *na = NULL
+        cdef Py_ssize_t j
+        cdef bint swap = newsize > cap or newsize < (cap >> 2)
+        if swap and newsize > 0:
+            na = ncl_array_new(_grow_capacity(newsize) if newsize > cap else newsize + (newsize >> 1))
+            if na == NULL:
+                raise MemoryError()
+        for j in range(k):
+            Py_INCREF(<object>src[j])
+            ncc_publish(src[j])
+        for j in range(hi - lo):
+            garbage[j] = old.items[lo + j]
+        if swap:
+            # Fill the new, still private array with plain stores.
+            if na != NULL:
+                if lo:
+                    memcpy(&na.items[0], &old.items[0], <size_t>lo * sizeof(PyObject *))
+                if k:
+                    memcpy(&na.items[lo], src, <size_t>k * sizeof(PyObject *))
+                if n - hi > 0:
+                    memcpy(&na.items[lo + k], &old.items[hi], <size_t>(n - hi) * sizeof(PyObject *))
+            ncc_seq_write_begin(&self._s.version)
+            # Relaxed; readers validate it with the version.
+            ncc_store_ssize_relaxed(&self._s.size, newsize)
+            self._publish_array(na)
+            ncc_seq_write_end(&self._s.version)
+            if old != NULL:
+                # After the release store that unpublished it.
+                ncc_retire(old, NCL_ARRAY_BYTES(old.capacity))
+            return 0
+        ncc_seq_write_begin(&self._s.version)
+        # Move slots with atomic (release) stores, never memmove: a reader
+        # may load any slot at any time (pairs with its acquire slot load).
+        if d < 0:
+            for j in range(hi, n):
+                ncc_slot_store(&old.items[j + d], old.items[j])
+            for j in range(newsize, n):
+                ncc_slot_store(&old.items[j], NULL)
+        elif d > 0:
+            j = n - 1
+            while j >= hi:
+                ncc_slot_store(&old.items[j + d], old.items[j])
+                j -= 1
+        for j in range(k):
+            ncc_slot_store(&old.items[lo + j], src[j])
+        ncc_store_ssize_relaxed(&self._s.size, newsize)
+        ncc_seq_write_end(&self._s.version)
+        return 0
+
+    cdef int _take_all_lh(self, ncl_array **out_array, Py_ssize_t *out_n) except -1:
+        """Detach the whole array (clear); caller releases the items and
+        retires the array after leaving the lock."""
+        out_array[0] = self._s.array
+        out_n[0] = self._s.size
+        if self._s.array == NULL and self._s.size == 0:
+            return 0
+        ncc_seq_write_begin(&self._s.version)
+        ncc_store_ssize_relaxed(&self._s.size, 0)
+        self._publish_array(NULL)
+        ncc_seq_write_end(&self._s.version)
+        return 0
+
+    cdef int _append_lh(self, object x) except -1:
+        cdef Py_ssize_t n = self._s.size
+        cdef ncl_array *a = self._s.array
+        cdef ncl_array *old = NULL
+        if a == NULL or n >= a.capacity:
+            old = a
+            a = ncl_array_new(_grow_capacity(n + 1))
+            if a == NULL:
+                raise MemoryError()
+            if n:
+                memcpy(&a.items[0], &old.items[0], <size_t>n * sizeof(PyObject *))
+        Py_INCREF(x)
+        ncc_publish(<PyObject *>x)
+        ncc_seq_write_begin(&self._s.version)
+        ncc_slot_store(&a.items[n], <PyObject *>x)
+        ncc_store_ssize_relaxed(&self._s.size, n + 1)
+        if old != NULL or self._s.array == NULL:
+            self._publish_array(a)
+        ncc_seq_write_end(&self._s.version)
+        if old != NULL:
+            ncc_retire(old, NCL_ARRAY_BYTES(old.capacity))
+        return 0
+
+    cdef int _items_clear(self) except -1:
+        cdef ncl_array *a = NULL
+        cdef Py_ssize_t n = 0
+        with cython.critical_section(self):
+            self._take_all_lh(&a, &n)
+        if a != NULL:
+            # Readers may still be loading these slots; the array stays valid
+            # until retired, and their try-incref fails once an item dies.
+            _release(a.items, n)
+            ncc_retire(a, NCL_ARRAY_BYTES(a.capacity))
+        return 0
+
+    # ------------------------------------------------------------------
+    # size and item access
+    # ------------------------------------------------------------------
+
+    def __len__(self):
+        # Relaxed; a single atomic load is a linearizable read of the size.
+        return ncc_load_ssize_relaxed(&self._s.size)
+
+    def __getitem__(self, index):
+        cdef Py_ssize_t i
+        cdef PyObject *r
+        cdef Py_ssize_t start, stop, step, L = 0
+        cdef PyObject **buf
+        if PyLong_CheckExact(index):
+            i = ncl_exact_long_index(index)
+        elif PyIndex_Check(index):
+            i = PyNumber_AsSsize_t(index, <PyObject *>IndexError)
+        elif PySlice_Check(index):
+            PySlice_Unpack(index, &start, &stop, &step)
+            buf = self._read_range(True, start, stop, step, &L)
+            return _new_from_buffer(buf, L)
+        else:
+            raise TypeError(
+                f"list indices must be integers or slices, not {ncl_type_name(index).decode('utf-8')}")
+        r = _item_ref(self, i)
+        if r == NULL:
+            raise IndexError("list index out of range")
+        return ncl_steal(r)
+
+    def __setitem__(self, index, value):
+        cdef Py_ssize_t i, n, start, stop, step, L, j, cur
+        cdef PyObject *old = NULL
+        cdef PyObject *o
+        if PyLong_CheckExact(index):
+            i = ncl_exact_long_index(index)
+        elif PyIndex_Check(index):
+            i = PyNumber_AsSsize_t(index, <PyObject *>IndexError)
+        elif PySlice_Check(index):
+            PySlice_Unpack(index, &start, &stop, &step)
+            self._assign_slice(start, stop, step, value)
+            return
+        else:
+            raise TypeError(
+                f"list indices must be integers or slices, not {ncl_type_name(index).decode('utf-8')}")
+        o = <PyObject *>value
+        with cython.critical_section(self):
+            n = self._s.size
+            if i < 0:
+                i += n
+            if not 0 <= i < n:
+                raise IndexError("list assignment index out of range")
+            old = self._s.array.items[i]
+            Py_INCREF(value)
+            ncc_publish(o)
+            ncc_seq_write_begin(&self._s.version)
+            ncc_slot_store(&self._s.array.items[i], o)
+            ncc_seq_write_end(&self._s.version)
+        _decref(old)
+
+    cdef int _assign_slice(self, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t step,
+                           object value) except -1:
+        cdef object seq = None
+        cdef Py_ssize_t n, L, k, j, cur
+        cdef PyObject **items
+        cdef PyObject **garbage = NULL
+        cdef Py_ssize_t ngarbage = 0
+        cdef PyObject *o
+        if value is not self:
+            if isinstance(value, ConcurrentList):
+                seq = (<ConcurrentList>value)._snapshot_list()
+            elif PyList_Check(value):
+                seq = PySequence_List(value)    # one atomic copy under its lock
+            elif step == 1 and not _PY312:
+                seq = PySequence_Fast(value, b"can only assign an iterable")
+            else:
+                seq = PySequence_Fast(value, b"must assign iterable to extended slice")
+        try:
+            with cython.critical_section(self):
+                if value is self:
+                    seq = self._locked_copy()
+                n = self._s.size
+                L = PySlice_AdjustIndices(n, &start, &stop, step)
+                k = PySequence_Fast_GET_SIZE(seq)
+                items = PySequence_Fast_ITEMS(seq)
+                if step == 1:
+                    if stop < start:
+                        stop = start
+                    ngarbage = stop - start
+                    if ngarbage:
+                        garbage = <PyObject **>PyMem_Malloc(<size_t>ngarbage * sizeof(PyObject *))
+                        if garbage == NULL:
+                            ngarbage = 0
+                            raise MemoryError()
+                    try:
+                        self._replace_lh(start, stop, items, k, garbage)
+                    except BaseException:
+                        ngarbage = 0
+                        raise
+                else:
+                    if k != L:
+                        raise ValueError(
+                            f"attempt to assign sequence of size {k} to extended slice of size {L}")
+                    if L:
+                        garbage = <PyObject **>PyMem_Malloc(<size_t>L * sizeof(PyObject *))
+                        if garbage == NULL:
+                            raise MemoryError()
+                        for j in range(L):
+                            Py_INCREF(<object>items[j])
+                            ncc_publish(items[j])
+                        ncc_seq_write_begin(&self._s.version)
+                        cur = start
+                        for j in range(L):
+                            garbage[j] = self._s.array.items[cur]
+                            ncc_slot_store(&self._s.array.items[cur], items[j])
+                            cur += step
+                        ncc_seq_write_end(&self._s.version)
+                        ngarbage = L
+        finally:
+            if garbage != NULL:
+                _release(garbage, ngarbage)
+                PyMem_Free(garbage)
+        return 0
+
+    def __delitem__(self, index):
+        cdef Py_ssize_t i, n, start, stop, step, L, j, m, lo, hi
+        cdef PyObject *g[1]
+        cdef PyObject **garbage = NULL
+        cdef PyObject **kept = NULL
+        cdef Py_ssize_t ngarbage = 0
+        g[0] = NULL
+        if PyLong_CheckExact(index):
+            i = ncl_exact_long_index(index)
+        elif PyIndex_Check(index):
+            i = PyNumber_AsSsize_t(index, <PyObject *>IndexError)
+        elif PySlice_Check(index):
+            PySlice_Unpack(index, &start, &stop, &step)
+            try:
+                with cython.critical_section(self):
+                    n = self._s.size
+                    L = PySlice_AdjustIndices(n, &start, &stop, step)
+                    if L <= 0:
+                        return
+                    if step < 0:
+                        stop = start + 1
+                        start = stop + step * (L - 1) - 1
+                        step = -step
+                    if step == 1:
+                        lo = start
+                        hi = start + L
+                    else:
+                        lo = start
+                        hi = start + (L - 1) * step + 1
+                    garbage = <PyObject **>PyMem_Malloc(<size_t>(hi - lo) * sizeof(PyObject *))
+                    if garbage == NULL:
+                        raise MemoryError()
+                    m = 0
+                    if step != 1:
+                        # The survivors inside [lo, hi), in order (borrowed).
+                        kept = <PyObject **>PyMem_Malloc(<size_t>(hi - lo - L + 1) * sizeof(PyObject *))
+                        if kept == NULL:
+                            raise MemoryError()
+                        for j in range(lo, hi):
+                            if (j - lo) % step:
+                                kept[m] = self._s.array.items[j]
+                                m += 1
+                    self._replace_lh(lo, hi, kept, m, garbage)
+                    ngarbage = hi - lo
+            finally:
+                PyMem_Free(kept)
+                if garbage != NULL:
+                    _release(garbage, ngarbage)
+                    PyMem_Free(garbage)
+            return
+        else:
+            raise TypeError(
+                f"list indices must be integers or slices, not {ncl_type_name(index).decode('utf-8')}")
+        with cython.critical_section(self):
+            n = self._s.size
+            if i < 0:
+                i += n
+            if not 0 <= i < n:
+                raise IndexError("list assignment index out of range")
+            self._replace_lh(i, i + 1, NULL, 0, g)
+        _decref(g[0])
+
+    def __contains__(self, value):
+        cdef Py_ssize_t i = 0
+        cdef PyObject *r
+        cdef object item
+        while True:
+            r = _item_ref(self, i)
+            if r == NULL:
+                return False
+            item = ncl_steal(r)
+            if PyObject_RichCompareBool(item, value, Py_EQ):
+                return True
+            i += 1
+
+    def __iter__(self):
+        return _ConcurrentListIterator.__new__(_ConcurrentListIterator, self)
+
+    def __reversed__(self):
+        return _ConcurrentListReverseIterator.__new__(_ConcurrentListReverseIterator, self)
+
+    # ------------------------------------------------------------------
+    # list methods
+    # ------------------------------------------------------------------
+
+    def append(self, object x, /):
+        """Append x to the end.  Amortised O(1); atomic."""
+        with cython.critical_section(self):
+            self._append_lh(x)
+
+    def extend(self, iterable, /):
+        """Extend from an iterable.  Atomic: the new items appear all at once
+        (an iterator is consumed first, outside the lock; if it raises, the
+        items it produced are appended before the exception propagates, as
+        list.extend leaves them)."""
+        self._extend(iterable)
+
+    cdef int _extend(self, object iterable) except -1:
+        cdef PyObject *dummy[1]
+        cdef list tmp
+        cdef ConcurrentList other
+        cdef Py_ssize_t n
+        if iterable is self:
+            with cython.critical_section(self):
+                n = self._s.size
+                if n:
+                    self._replace_lh(n, n, &self._s.array.items[0], n, dummy)
+            return 0
+        if isinstance(iterable, ConcurrentList):
+            other = <ConcurrentList>iterable
+            with cython.critical_section(self, other):
+                n = self._s.size
+                if other._s.size:
+                    self._replace_lh(n, n, &other._s.array.items[0], other._s.size, dummy)
+            return 0
+        if PyList_Check(iterable):
+            with cython.critical_section(self, iterable):
+                n = self._s.size
+                if PyList_GET_SIZE(iterable):
+                    self._replace_lh(n, n, PySequence_Fast_ITEMS(iterable),
+                                     PyList_GET_SIZE(iterable), dummy)
+            return 0
+        if PyTuple_Check(iterable):
+            with cython.critical_section(self):
+                n = self._s.size
+                if len(<tuple>iterable):
+                    self._replace_lh(n, n, PySequence_Fast_ITEMS(iterable),
+                                     len(<tuple>iterable), dummy)
+            return 0
+        tmp = []
+        try:
+            for x in iterable:
+                tmp.append(x)
+        except BaseException:
+            if tmp:
+                self._extend(tmp)
+            raise
+        if tmp:
+            self._extend(tmp)
+        return 0
+
+    def insert(self, Py_ssize_t index, object x, /):
+        """Insert x before index (clamped like list.insert).  O(n); atomic."""
+        cdef Py_ssize_t n
+        cdef PyObject *src[1]
+        cdef PyObject *dummy[1]
+        src[0] = <PyObject *>x
+        with cython.critical_section(self):
+            n = self._s.size
+            if index < 0:
+                index += n
+                if index < 0:
+                    index = 0
+            if index > n:
+                index = n
+            self._replace_lh(index, index, src, 1, dummy)
+
+    def pop(self, Py_ssize_t index=-1, /):
+        """Remove and return the item at index (default last).  Atomic."""
+        cdef Py_ssize_t n
+        cdef PyObject *g[1]
+        with cython.critical_section(self):
+            n = self._s.size
+            if n == 0:
+                raise IndexError("pop from empty list")
+            if index < 0:
+                index += n
+            if not 0 <= index < n:
+                raise IndexError("pop index out of range")
+            self._replace_lh(index, index + 1, NULL, 0, g)
+        # The array's reference becomes the caller's.
+        return ncl_steal(g[0])
+
+    cdef Py_ssize_t _find_lh(self, object value) except -2:
+        """Index of the first item equal to value (identity, then ==), or -1.
+        Critical section held.  __eq__ may suspend the section (or mutate the
+        list itself): if the version moved during a comparison the scan
+        restarts, up to NCL_FIND_RESTARTS times; after that it continues
+        from where it was, as list does."""
+        cdef Py_ssize_t i = 0
+        cdef int restarts = 0
+        cdef uint64_t v
+        cdef object item
+        cdef int cmp
+        while i < self._s.size:
+            item = <object>self._s.array.items[i]
+            if item is value:
+                return i
+            v = self._s.version
+            cmp = PyObject_RichCompareBool(item, value, Py_EQ)
+            item = None
+            if self._s.version != v and restarts < NCL_FIND_RESTARTS:
+                restarts += 1
+                i = 0
+                continue
+            if cmp:
+                return i if i < self._s.size else -1
+            i += 1
+        return -1
+
+    def remove(self, value, /):
+        """Remove the first item equal to value.  ValueError if absent."""
+        cdef Py_ssize_t i
+        cdef PyObject *g[1]
+        g[0] = NULL
+        with cython.critical_section(self):
+            i = self._find_lh(value)
+            if i < 0:
+                raise ValueError("list.remove(x): x not in list")
+            self._replace_lh(i, i + 1, NULL, 0, g)
+        _decref(g[0])
+
+    def index(self, value, start=0, stop=PY_SSIZE_T_MAX, /):
+        """First index of value in [start, stop).  ValueError if absent."""
+        cdef Py_ssize_t i0 = _slice_index(start)
+        cdef Py_ssize_t i1 = _slice_index(stop)
+        cdef Py_ssize_t n = ncc_load_ssize_relaxed(&self._s.size)
+        cdef Py_ssize_t i
+        cdef PyObject *r
+        cdef object item
+        if i0 < 0:
+            i0 += n
+            if i0 < 0:
+                i0 = 0
+        if i1 < 0:
+            i1 += n
+            if i1 < 0:
+                i1 = 0
+        i = i0
+        while i < i1:
+            r = _item_ref(self, i)
+            if r == NULL:
+                break
+            item = ncl_steal(r)
+            if PyObject_RichCompareBool(item, value, Py_EQ):
+                return i
+            i += 1
+        raise ValueError(f"{value!r} is not in list")
+
+    def count(self, value, /):
+        """Number of items equal to value (each item read atomically)."""
+        cdef Py_ssize_t i = 0, c = 0
+        cdef PyObject *r
+        cdef object item
+        while True:
+            r = _item_ref(self, i)
+            if r == NULL:
+                return c
+            item = ncl_steal(r)
+            if PyObject_RichCompareBool(item, value, Py_EQ):
+                c += 1
+            i += 1
+
+    def clear(self):
+        """Remove all items.  Atomic."""
+        self._items_clear()
+
+    def copy(self):
+        """A shallow copy (a ConcurrentList) of one consistent state."""
+        cdef Py_ssize_t L = 0
+        cdef PyObject **buf = self._read_range(False, 0, 0, 1, &L)
+        return _new_from_buffer(buf, L)
+
+    def snapshot(self):
+        """A builtin ``list`` holding the items of one consistent state,
+        taken without the lock (falls back to it under heavy writes)."""
+        return self._snapshot_list()
+
+    def reverse(self):
+        """Reverse in place.  Atomic."""
+        cdef Py_ssize_t lo, hi
+        cdef PyObject *t
+        cdef ncl_array *a
+        with cython.critical_section(self):
+            a = self._s.array
+            lo = 0
+            hi = self._s.size - 1
+            if hi > 0:
+                ncc_seq_write_begin(&self._s.version)
+                while lo < hi:
+                    t = a.items[lo]
+                    ncc_slot_store(&a.items[lo], a.items[hi])
+                    ncc_slot_store(&a.items[hi], t)
+                    lo += 1
+                    hi -= 1
+                ncc_seq_write_end(&self._s.version)
+
+    def sort(self, *, key=None, reverse=False):
+        """Stable sort in place, as list.sort.  Atomic: the items are sorted
+        in a private copy (readers keep seeing the old order) and the result
+        is published in one step.  If the list changes while the key function
+        or comparisons run (they suspend the lock when they block, or mutate
+        the list themselves) the sort is abandoned with
+        ``ValueError("list modified during sort")`` and the list keeps those
+        changes."""
+        cdef uint64_t v0
+        cdef list tmp
+        cdef Py_ssize_t j, n
+        with cython.critical_section(self):
+            v0 = self._s.version
+            tmp = self._locked_copy()
+            try:
+                tmp.sort(key=key, reverse=reverse)
+            except BaseException:
+                # list leaves a partially sorted list behind: do the same.
+                if self._s.version == v0:
+                    self._publish_order(tmp)
+                raise
+            if self._s.version != v0:
+                raise ValueError("list modified during sort")
+            self._publish_order(tmp)
+
+    cdef void _publish_order(self, list tmp) noexcept:
+        """Store a permutation of the current items (same size, same objects)."""
+        cdef Py_ssize_t j, n = self._s.size
+        cdef ncl_array *a = self._s.array
+        cdef PyObject **src = PySequence_Fast_ITEMS(tmp)
+        if n < 2:
+            return
+        ncc_seq_write_begin(&self._s.version)
+        for j in range(n):
+            ncc_slot_store(&a.items[j], src[j])
+        ncc_seq_write_end(&self._s.version)
+
+    # ------------------------------------------------------------------
+    # atomic compound operations beyond list
+    # ------------------------------------------------------------------
+
+    def append_if_absent(self, x, /):
+        """Append x unless an equal item (identity, then ==) is present.
+        Returns True if appended.  Atomic with respect to other writers."""
+        with cython.critical_section(self):
+            if self._find_lh(x) >= 0:
+                return False
+            self._append_lh(x)
+            return True
+
+    def compare_and_set(self, Py_ssize_t index, expected, new, /):
+        """If self[index] is expected, or == expected (as list.index
+        matches), replace it by new and return True; else return False.
+        IndexError if index is out of range.  Atomic: if the list changes
+        while ``==`` runs, the comparison is redone on the current item;
+        after repeated interference only identity is used."""
+        cdef Py_ssize_t n, i
+        cdef int restarts = 0
+        cdef int cmp
+        cdef uint64_t v
+        cdef object cur
+        cdef PyObject *old = NULL
+        with cython.critical_section(self):
+            while True:
+                n = self._s.size
+                i = index + n if index < 0 else index
+                if not 0 <= i < n:
+                    raise IndexError("list assignment index out of range")
+                cur = <object>self._s.array.items[i]
+                if cur is expected:
+                    cmp = 1
+                elif restarts >= NCL_FIND_RESTARTS:
+                    cmp = 0
+                else:
+                    v = self._s.version
+                    cmp = PyObject_RichCompareBool(cur, expected, Py_EQ)
+                    cur = None
+                    if self._s.version != v:
+                        restarts += 1
+                        continue
+                if not cmp:
+                    return False
+                old = self._s.array.items[i]
+                Py_INCREF(new)
+                ncc_publish(<PyObject *>new)
+                ncc_seq_write_begin(&self._s.version)
+                ncc_slot_store(&self._s.array.items[i], <PyObject *>new)
+                ncc_seq_write_end(&self._s.version)
+                break
+        cur = None
+        _decref(old)
+        return True
+
+    def update(self, Py_ssize_t index, fn, /):
+        """Atomically replace self[index] by fn(self[index]); return the new
+        value.  fn runs holding the list's lock, so it normally runs exactly
+        once; if fn blocks (which suspends the lock) or mutates the list and
+        the list changes meanwhile, its result is discarded and fn runs again
+        on the current item (RuntimeError after 100 such attempts).  If fn
+        raises, the list is unchanged."""
+        cdef Py_ssize_t n, i
+        cdef int attempt
+        cdef uint64_t v
+        cdef object cur, res
+        cdef PyObject *old = NULL
+        for attempt in range(NCL_UPDATE_ATTEMPTS):
+            with cython.critical_section(self):
+                n = self._s.size
+                i = index + n if index < 0 else index
+                if not 0 <= i < n:
+                    raise IndexError("list index out of range")
+                cur = <object>self._s.array.items[i]
+                v = self._s.version
+                res = fn(cur)
+                cur = None
+                if self._s.version == v:
+                    old = self._s.array.items[i]
+                    Py_INCREF(res)
+                    ncc_publish(<PyObject *>res)
+                    ncc_seq_write_begin(&self._s.version)
+                    ncc_slot_store(&self._s.array.items[i], <PyObject *>res)
+                    ncc_seq_write_end(&self._s.version)
+            if old != NULL:
+                _decref(old)
+                return res
+        raise RuntimeError("list modified during update: gave up after "
+                           f"{NCL_UPDATE_ATTEMPTS} attempts")
+
+    # ------------------------------------------------------------------
+    # operators
+    # ------------------------------------------------------------------
+
+    def __add__(self, other):
+        cdef ConcurrentList o
+        cdef ConcurrentList res
+        if isinstance(other, ConcurrentList):
+            o = <ConcurrentList>other
+            res = ConcurrentList.__new__(ConcurrentList)
+            with cython.critical_section(self, o):
+                a = self._locked_copy()
+                b = o._locked_copy()
+            res._extend(a)
+            res._extend(b)
+            return res
+        if isinstance(other, list):
+            res = ConcurrentList.__new__(ConcurrentList)
+            res._extend(self._snapshot_list())
+            res._extend(other)
+            return res
+        radd = getattr(type(other), "__radd__", None)
+        if radd is not None:
+            r = radd(other, self)
+            if r is not NotImplemented:
+                return r
+        raise TypeError(
+            f'can only concatenate list (not "{ncl_type_name(other).decode('utf-8')}") to list')
+
+    def __radd__(self, other):
+        cdef ConcurrentList res
+        if isinstance(other, list):
+            res = ConcurrentList.__new__(ConcurrentList)
+            res._extend(other)
+            res._extend(self._snapshot_list())
+            return res
+        return NotImplemented
+
+    def __iadd__(self, other):
+        self._extend(other)
+        return self
+
+    cdef object _repeat(self, object count, bint reflected):
+        cdef Py_ssize_t n, L = 0, j, c
+        cdef PyObject **buf
+        cdef ncl_array *a
+        cdef ConcurrentList res
+        if not PyIndex_Check(count):
+            rmul = getattr(type(count), "__mul__" if reflected else "__rmul__", None)
+            if rmul is not None:
+                r = rmul(count, self)
+                if r is not NotImplemented:
+                    return r
+            raise TypeError(
+                f"can't multiply sequence by non-int of type '{ncl_type_name(count).decode('utf-8')}'")
+        c = PyNumber_AsSsize_t(count, <PyObject *>OverflowError)
+        res = ConcurrentList.__new__(ConcurrentList)
+        buf = self._read_range(False, 0, 0, 1, &L)
+        try:
+            if c <= 0 or L == 0:
+                return res
+            if L > PY_SSIZE_T_MAX // c:
+                raise MemoryError()
+            a = ncl_array_new(L * c)
+            if a == NULL:
+                raise MemoryError()
+            for j in range(L * c):
+                a.items[j] = buf[j % L]
+                Py_INCREF(<object>buf[j % L])
+            res._s.array = a
+            res._s.size = L * c
+            return res
+        finally:
+            _release(buf, L)
+            PyMem_Free(buf)
+
+    def __mul__(self, count):
+        return self._repeat(count, False)
+
+    def __rmul__(self, count):
+        return self._repeat(count, True)
+
+    def __imul__(self, count):
+        cdef Py_ssize_t c, n, j
+        cdef ncl_array *a
+        cdef ncl_array *old
+        if not PyIndex_Check(count):
+            raise TypeError(
+                f"can't multiply sequence by non-int of type '{ncl_type_name(count).decode('utf-8')}'")
+        c = PyNumber_AsSsize_t(count, <PyObject *>OverflowError)
+        if c <= 0:
+            self._items_clear()
+            return self
+        if c == 1:
+            return self
+        with cython.critical_section(self):
+            n = self._s.size
+            if n == 0:
+                return self
+            if n > PY_SSIZE_T_MAX // c:
+                raise MemoryError()
+            old = self._s.array
+            a = ncl_array_new(n * c)
+            if a == NULL:
+                raise MemoryError()
+            for j in range(n * c):
+                a.items[j] = old.items[j % n]
+                if j >= n:
+                    Py_INCREF(<object>old.items[j % n])
+            ncc_seq_write_begin(&self._s.version)
+            ncc_store_ssize_relaxed(&self._s.size, n * c)
+            self._publish_array(a)
+            ncc_seq_write_end(&self._s.version)
+            ncc_retire(old, NCL_ARRAY_BYTES(old.capacity))
+        return self
+
+    # ------------------------------------------------------------------
+    # comparisons, repr, hashing, typing, pickling, sizeof
+    # ------------------------------------------------------------------
+
+    def __richcmp__(self, other, int op):
+        cdef ConcurrentList o
+        if isinstance(other, ConcurrentList):
+            o = <ConcurrentList>other
+            if o is self:
+                a = self._snapshot_list()
+                return PyObject_RichCompare(a, a, op)
+            # Both states from the same instant: hold both locks.
+            with cython.critical_section(self, o):
+                a = self._locked_copy()
+                b = o._locked_copy()
+            return PyObject_RichCompare(a, b, op)
+        if isinstance(other, list):
+            return PyObject_RichCompare(self._snapshot_list(), other, op)
+        return NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self):
+        cdef list snap = self._snapshot_list()
+        if not snap:
+            # list's repr returns "[]" before recursion tracking; same here.
+            return "[]"
+        if Py_ReprEnter(self):
+            return "[...]"
+        try:
+            return repr(snap)
+        finally:
+            Py_ReprLeave(self)
+
+    __class_getitem__ = classmethod(_GenericAlias)
+
+    def __reduce_ex__(self, protocol):
+        # As object.__reduce_ex__(2) does for list subclasses: recreate with
+        # cls.__new__(cls), restore __dict__, then extend with the items.
+        state = getattr(self, "__dict__", None) or None
+        return (_newobj, (type(self),), state, iter(self._snapshot_list()), None)
+
+    def __sizeof__(self):
+        cdef ncc_qsbr_thread *rec
+        cdef ncl_array *a
+        cdef Py_ssize_t cap = 0
+        rec = ncc_read_begin()
+        # Acquire; pairs with the release store in _publish_array.
+        a = <ncl_array *>ncc_load_ptr_acquire(<void **>&self._s.array)
+        if a != NULL:
+            cap = a.capacity
+        ncc_read_end(rec)
+        return object.__sizeof__(self) + (<Py_ssize_t>NCL_ARRAY_BYTES(cap) if cap else 0)
+
+    # ------------------------------------------------------------------
+    # debugging
+    # ------------------------------------------------------------------
+
+    def _check(self):
+        """Raise AssertionError if an internal invariant is broken."""
+        cdef Py_ssize_t n, j, cap
+        cdef ncl_array *a
+        cdef Py_ssize_t off = <Py_ssize_t>(<char *>&self._s - <char *><PyObject *>self)
+        with cython.critical_section(self):
+            n = self._s.size
+            a = self._s.array
+            v = self._s.version
+            if v & 1:
+                raise AssertionError(f"version {v} is odd outside a write")
+            if n < 0:
+                raise AssertionError(f"negative size {n}")
+            if a == NULL:
+                if n != 0:
+                    raise AssertionError(f"size {n} with no array")
+                return
+            cap = a.capacity
+            if n > cap:
+                raise AssertionError(f"size {n} > capacity {cap}")
+            for j in range(n):
+                if a.items[j] == NULL:
+                    raise AssertionError(f"NULL item at {j} < size {n}")
+            for j in range(n, cap):
+                if a.items[j] != NULL:
+                    raise AssertionError(f"stale pointer at {j} >= size {n}")
+        # Hot fields off the header's cache line whatever the alignment: the
+        # header is at most 32 bytes; 96 bytes later is always another line.
+        if off < 96:
+            raise AssertionError(f"hot fields at offset {off} share the header's line")
+
+    def _layout(self):
+        """(offset of the hot fields, capacity) for tests."""
+        cdef ncl_array *a = self._s.array
+        return (<Py_ssize_t>(<char *>&self._s - <char *><PyObject *>self),
+                a.capacity if a != NULL else 0)
+
+
+cdef inline PyObject *_item_ref(ConcurrentList self, Py_ssize_t i) noexcept:
+    """New reference to self[i] (negative i counts from the end), or NULL
+    if out of range at the linearization point.  Never raises."""
+    cdef int attempt
+    cdef uint64_t v
+    cdef Py_ssize_t n, j
+    cdef ncl_array *a
+    cdef PyObject *o
+    cdef PyObject *r
+    cdef PyObject *drop
+    cdef ncc_qsbr_thread *rec
+    for attempt in range(NCL_READ_RETRIES):
+        # Acquire; pairs with the release store in ncc_seq_write_end.
+        v = ncc_seq_read_begin(&self._s.version)
+        if ncc_seq_is_writing(v):
+            ncc_cpu_relax()
+            continue
+        # Relaxed: validated by the seqlock (pairs with the relaxed size
+        # stores made inside a writer's odd window).
+        n = ncc_load_ssize_relaxed(&self._s.size)
+        j = i + n if i < 0 else i
+        if <size_t>j >= <size_t>n:
+            if ncc_seq_read_validate(&self._s.version, v):
+                return NULL
+            continue
+        r = NULL
+        drop = NULL
+        rec = ncc_read_begin()
+        # Acquire; pairs with the release store of the array pointer in
+        # _publish_array: the slots of the loaded array are initialised.
+        a = <ncl_array *>ncc_load_ptr_acquire(<void **>&self._s.array)
+        if a != NULL and j < a.capacity:
+            # Acquire; pairs with ncc_slot_store (release) by writers.
+            o = ncc_load_obj_acquire(&a.items[j])
+            r = ncc_try_getref_deferred(&a.items[j], o, &drop)
+        ncc_read_end(rec)
+        if drop != NULL:
+            _decref(drop)
+        if r != NULL:
+            if ncc_seq_read_validate(&self._s.version, v):
+                return r
+            _decref(r)
+    return self._item_ref_locked(i)
+
+
+cdef inline void _decref(PyObject *o) noexcept:
+    Py_XDECREF(o)
+
+
+cdef Py_ssize_t _slice_index(object o) except? -1:
+    # As _PyEval_SliceIndexNotNone: __index__ required, overflow clamps.
+    if not PyIndex_Check(o):
+        raise TypeError("slice indices must be integers or have an __index__ method")
+    return PyNumber_AsSsize_t(o, NULL)
+
+
+cdef ConcurrentList _new_from_buffer(PyObject **buf, Py_ssize_t L):
+    """A new ConcurrentList owning the L references in buf (buf is freed)."""
+    cdef ConcurrentList res
+    cdef ncl_array *a
+    cdef Py_ssize_t j
+    try:
+        res = ConcurrentList.__new__(ConcurrentList)
+        if L:
+            a = ncl_array_new(L)
+            if a == NULL:
+                raise MemoryError()
+            memcpy(&a.items[0], buf, <size_t>L * sizeof(PyObject *))
+            # Unshared yet: plain stores; a later publication of `res` to
+            # other threads goes through their own synchronisation.
+            res._s.array = a
+            res._s.size = L
+            L = 0
+        return res
+    finally:
+        _release(buf, L)
+        PyMem_Free(buf)
+
+
+cdef int _clear_for_gc(PyObject *o) noexcept:
+    try:
+        (<ConcurrentList>o)._items_clear()
+    except BaseException:
+        return -1
+    return 0
+
+
+ncl_patch_gc(ConcurrentList,
+             ConcurrentList.__new__(ConcurrentList)._layout()[0],
+             _clear_for_gc)
+
+
+@cython.final
+cdef class _ConcurrentListIterator:
+    """Forward iterator: yields, for k = 0, 1, ..., the item at index k at the
+    moment it is read; stops at the first k >= len at that moment."""
+    cdef ConcurrentList _lst
+    cdef Py_ssize_t _index   # -1 once exhausted
+
+    def __cinit__(self, ConcurrentList lst):
+        self._lst = lst
+        self._index = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        # Relaxed: a shared iterator may yield an item twice, never crash.
+        cdef Py_ssize_t i = ncc_load_ssize_relaxed(&self._index)
+        cdef PyObject *r
+        if i < 0:
+            raise StopIteration
+        r = _item_ref(self._lst, i)
+        if r == NULL:
+            ncc_store_ssize_relaxed(&self._index, -1)
+            raise StopIteration
+        ncc_store_ssize_relaxed(&self._index, i + 1)
+        return ncl_steal(r)
+
+    def __length_hint__(self):
+        cdef Py_ssize_t i = ncc_load_ssize_relaxed(&self._index)
+        if i < 0:
+            return 0
+        n = len(self._lst) - i
+        return n if n > 0 else 0
+
+
+@cython.final
+cdef class _ConcurrentListReverseIterator:
+    """Reverse iterator: starts at len-1 and walks down; stops at the first
+    index that is out of range when read (as list's reverse iterator)."""
+    cdef ConcurrentList _lst
+    cdef Py_ssize_t _index
+
+    def __cinit__(self, ConcurrentList lst):
+        self._lst = lst
+        self._index = len(lst) - 1
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        cdef Py_ssize_t i = ncc_load_ssize_relaxed(&self._index)
+        cdef PyObject *r
+        if i < 0:
+            raise StopIteration
+        r = _item_ref(self._lst, i)
+        if r == NULL:
+            ncc_store_ssize_relaxed(&self._index, -1)
+            raise StopIteration
+        ncc_store_ssize_relaxed(&self._index, i - 1)
+        return ncl_steal(r)
+
+    def __length_hint__(self):
+        cdef Py_ssize_t i = ncc_load_ssize_relaxed(&self._index)
+        if i < 0:
+            return 0
+        n = len(self._lst)
+        return i + 1 if i < n else 0
