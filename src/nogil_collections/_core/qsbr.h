@@ -1,30 +1,43 @@
 /* qsbr.h -- the package's quiescent-state-based reclamation (QSBR) domain:
  * reader side (inline, in every consumer module) and the shared C API.
  *
- * Why our own: CPython's QSBR (Python/qsbr.c, _PyMem_FreeDelayed) is internal
- * and not exported, so an extension cannot defer frees through it.
+ * Why our own: CPython's QSBR (Python/qsbr.c, Include/internal/pycore_qsbr.h,
+ * _PyMem_FreeDelayed) is internal and not exported, so an extension cannot
+ * defer frees through it.
  *
  * Model (docs/design.md, "Memory reclamation"):
  *   - One process-wide domain, owned by the extension module
  *     nogil_collections._core._qsbr; consumer modules reach it through a
  *     capsule (ncc_qsbr_import() at module init).
  *   - A global write sequence `wr_seq`: starts at 1, advances by 2, never 0.
- *   - Each thread owns one 64-byte record.  rec->seq == 0 means "offline" (not
- *     inside a read region); otherwise it is the wr_seq the thread read when it
- *     entered its current read region.
- *   - A read region is short and never runs Python code, never blocks and
- *     never takes a lock: it is only the loads of a container's arrays and the
- *     try-increfs of the items (a failed try-incref-compare defers its decref
- *     until after the region, see ncc_try_getref_deferred in refcount.h).
+ *   - Each thread owns one record whose `seq` sits on its own cache line.
+ *     rec->seq == 0 means "offline" (not inside a read region); otherwise it
+ *     is the wr_seq the thread read when it entered its current read region.
+ *   - A read region is short and never runs Python code, never blocks, never
+ *     detaches from the interpreter and never takes a lock: it is only the
+ *     loads of a container's arrays and the try-increfs of the items (a
+ *     failed try-incref-compare defers its decref until after the region, see
+ *     ncc_try_getref_deferred in refcount.h).
  *   - retire(ptr) advances wr_seq and tags ptr with the new value (its "goal").
- *     ptr is freed once every record is offline or has seq >= goal.
+ *     ptr is freed once every record is offline or has seq >= goal, as seen
+ *     after an asymmetric fence (membarrier) or a seq_cst fence.
  *
- * A thread outside a read region is offline, so an idle thread (one that read
- * once and then blocks forever) never holds memory hostage.
+ * Unlike CPython, which reports quiescent states at eval-loop safe points, a
+ * thread here is online ONLY inside a read region.  So an idle thread (one that
+ * read once and then blocks forever) never holds memory hostage, and no thread
+ * ever needs to "report" anything for reclamation to progress.
  *
  * On GIL builds no two threads are ever inside extension C code at once, and a
  * read region never releases the GIL, so no reader can be inside a region when
  * a writer runs: retire() frees immediately and regions compile to nothing.
+ *
+ * Public API (stable; the containers code against it):
+ *   ncc_qsbr_import()            module init, once
+ *   ncc_read_begin() -> rec      enter a read region (nestable)
+ *   ncc_read_end(rec)            leave it
+ *   ncc_retire(ptr, nbytes)      hand over an unpublished PyMem_RawMalloc block
+ *   ncc_qsbr_poll()              free what has become safe (never waits)
+ *   ncc_qsbr_in_region()         1 if this thread is inside a read region
  */
 #ifndef NOGIL_COLLECTIONS_QSBR_H
 #define NOGIL_COLLECTIONS_QSBR_H
@@ -35,20 +48,31 @@
 #include "refcount.h"
 
 #define NCC_QSBR_CAPSULE "nogil_collections._core._qsbr._C_API"
+/* Bumped whenever ncc_qsbr_domain's layout changes; checked at import so that
+ * a stale consumer build fails loudly instead of corrupting memory. */
+#define NCC_QSBR_ABI_VERSION 2
 /* Readers poll for reclaimable memory once every this many read regions, and
  * only while something is pending.  See docs/design.md for the cost argument. */
 #define NCC_QSBR_READER_POLL_PERIOD 1024u
+/* Each consumer module caches the thread's record in its own thread-local
+ * variable; the record remembers up to this many cache addresses so the
+ * thread-exit destructor can clear them (see unregister_thread). */
+#define NCC_QSBR_MAX_CACHES 6
 
 typedef struct ncc_qsbr_thread {
-    /* Written by the owner (relaxed store at region entry, release store at
-     * exit); read by reclaimers (acquire load in the scan). */
+    /* ---- hot line: written by the owner at every region entry/exit ---- */
+    /* Owner: release store of wr_seq at region entry, release store of 0 at
+     * exit.  Reclaimers: acquire load in scan_min_seq (qsbr_domain.c). */
     uint64_t seq;
-    /* Owner-only fields. */
-    uint32_t depth;          /* nesting of read regions */
-    uint32_t ops;            /* regions entered, for amortised reader polling */
-    /* Registry fields, written under the domain's registry mutex. */
-    int in_use;                      /* owned by a live thread */
+    uint32_t depth;          /* owner-only: nesting of read regions */
+    uint32_t ops;            /* owner-only: regions ended while memory was pending */
+    /* ---- cold line: written under the domain's registry lock only ---- */
+    int in_use __attribute__((aligned(NCC_CACHE_LINE)));  /* owned by a live thread */
+    int ncaches;
     struct ncc_qsbr_thread *next;    /* append-only list of all records */
+    /* Addresses of the owner thread's per-module cache variables
+     * (ncc_qsbr_tls_rec below); cleared when the thread exits. */
+    struct ncc_qsbr_thread **caches[NCC_QSBR_MAX_CACHES];
 } __attribute__((aligned(NCC_CACHE_LINE))) ncc_qsbr_thread;
 
 typedef struct ncc_qsbr_stats {
@@ -61,9 +85,12 @@ typedef struct ncc_qsbr_stats {
     Py_ssize_t pending_bytes;        /* retired, not yet freed */
     Py_ssize_t pending_count;
     Py_ssize_t max_pending_bytes;    /* high-water mark since the last reset */
-    Py_ssize_t pending_limit;        /* the documented bound's LIMIT */
+    Py_ssize_t max_pending_count;    /* high-water mark since the last reset */
+    Py_ssize_t pending_limit;        /* LIMIT: bytes above which a writer waits */
+    Py_ssize_t pending_count_limit;  /* same, in number of retired blocks */
+    Py_ssize_t max_retired_block;    /* largest single block retired (bytes) */
     uint64_t   synchronize_count;    /* times a writer waited for readers */
-    uint64_t   poll_count;
+    uint64_t   poll_count;           /* scans (each costs one fence / membarrier) */
     uint64_t   wr_seq;
     int        uses_membarrier;
 } ncc_qsbr_stats;
@@ -73,23 +100,32 @@ typedef struct ncc_qsbr_domain {
      * Advanced (seq_cst fetch-add) by retire(). */
     uint64_t wr_seq __attribute__((aligned(NCC_CACHE_LINE)));
     /* Read (relaxed) by readers at region exit to decide whether to poll;
-     * written under the pending mutex.  Own cache line. */
+     * written under the pending lock.  Own cache line. */
     Py_ssize_t pending_count __attribute__((aligned(NCC_CACHE_LINE)));
-    /* 1 when MEMBARRIER_CMD_PRIVATE_EXPEDITED is registered: readers then need
-     * only a compiler barrier at region entry.  Written once at init. */
+    /* Read-mostly line.  uses_membarrier: 1 when
+     * MEMBARRIER_CMD_PRIVATE_EXPEDITED is registered: readers then need only a
+     * compiler barrier at region entry.  Written once at init (and possibly
+     * in a fork child, where no other thread exists). */
     int uses_membarrier __attribute__((aligned(NCC_CACHE_LINE)));
+    int abi_version;
     /* Slow-path API, filled in by the _qsbr module. */
-    ncc_qsbr_thread *(*register_thread)(void);
+    /* Returns this thread's record (registering it on first use) and stores it
+     * in *cache, a thread-local variable of the calling module, which the
+     * domain clears at thread exit.  Never fails (aborts on OOM). */
+    ncc_qsbr_thread *(*register_thread)(ncc_qsbr_thread **cache);
     /* Takes ownership of ptr (allocated with PyMem_RawMalloc) and frees it
      * with PyMem_RawFree once no reader can hold it.  Call it after the
-     * pointer was unpublished (release store of the replacement). */
+     * pointer was unpublished (release store of the replacement), outside any
+     * read region. */
     void (*retire)(void *ptr, size_t nbytes);
-    /* Free whatever has become safe.  Never blocks on readers. */
+    /* Free whatever has become safe.  Never blocks on readers or on locks. */
     void (*poll)(void);
     /* Block until everything retired so far is freed (bounded: read regions
-     * are short).  Must not be called inside a read region. */
+     * are short).  Inside a read region it only polls. */
     void (*synchronize)(void);
     void (*get_stats)(ncc_qsbr_stats *out);
+    /* 1 if the calling thread is inside a read region (of any module). */
+    int (*in_region)(void);
 } ncc_qsbr_domain;
 
 /* Per consumer module: the domain and this thread's record (cached). */
@@ -107,8 +143,16 @@ static int ncc_qsbr_import(void) {
         PyObject *mod = PyImport_ImportModule("nogil_collections._core._qsbr");
         if (mod == NULL) return -1;
         Py_DECREF(mod);
-        ncc_qsbr_dom = (ncc_qsbr_domain *)PyCapsule_Import(NCC_QSBR_CAPSULE, 0);
-        if (ncc_qsbr_dom == NULL) return -1;
+        ncc_qsbr_domain *dom = (ncc_qsbr_domain *)PyCapsule_Import(NCC_QSBR_CAPSULE, 0);
+        if (dom == NULL) return -1;
+        if (dom->abi_version != NCC_QSBR_ABI_VERSION) {
+            PyErr_Format(PyExc_ImportError,
+                         "nogil_collections: QSBR ABI mismatch (module built for %d, "
+                         "domain is %d): rebuild all extension modules",
+                         NCC_QSBR_ABI_VERSION, dom->abi_version);
+            return -1;
+        }
+        ncc_qsbr_dom = dom;
     }
     return 0;
 }
@@ -118,22 +162,26 @@ static int ncc_qsbr_import(void) {
 static inline ncc_qsbr_thread *ncc_read_begin(void) {
     ncc_qsbr_thread *rec = ncc_qsbr_tls_rec;
     if (__builtin_expect(rec == NULL, 0)) {
-        rec = ncc_qsbr_dom->register_thread();   /* aborts on OOM: cannot fail */
-        ncc_qsbr_tls_rec = rec;
+        /* Outside any region (depth is 0 for a fresh record): may lock. */
+        rec = ncc_qsbr_dom->register_thread(&ncc_qsbr_tls_rec);
     }
     if (rec->depth++ == 0) {
-        /* Acquire; pairs with the seq_cst fetch-add of wr_seq in retire(),
-         * which comes after the release store that unpublished the array:
-         * a reader that sees seq >= goal therefore loads the new array. */
+        /* Acquire; pairs with the seq_cst (release) fetch-add of wr_seq in
+         * retire(), which is ordered after the caller's release store that
+         * unpublished the array: a reader that loads s >= goal therefore
+         * loads the replacement array, never the retired one. */
         uint64_t s = ncc_load_uint64_acquire(&ncc_qsbr_dom->wr_seq);
-        /* Relaxed store, then a barrier that orders it before this region's
-         * loads of container arrays.  With membarrier, a compiler barrier
-         * suffices: the reclaimer's membarrier() promotes it to a full fence
-         * on every running thread before it scans (asymmetric fence).
-         * Without membarrier: a seq_cst fence pairing with the seq_cst fence
-         * in the reclaimer's scan (Dekker). */
-        ncc_store_uint64_relaxed(&rec->seq, s);
-        if (__builtin_expect(ncc_qsbr_dom->uses_membarrier, 1)) {
+        /* Release; pairs with the acquire load of rec->seq in scan_min_seq:
+         * everything this thread did before (including the loads of its
+         * previous region) happens-before a reclaimer that reads s. */
+        ncc_store_uint64_release(&rec->seq, s);
+        /* Order the store above before this region's loads of container
+         * arrays (store->load ordering).  With membarrier a compiler barrier
+         * suffices: the reclaimer's membarrier() is a full fence on every
+         * running thread of the process, at an instruction boundary
+         * (asymmetric fence).  Without it: a seq_cst fence that pairs with
+         * the seq_cst fence in the reclaimer's reader_fence() (Dekker). */
+        if (__builtin_expect(ncc_load_int_relaxed(&ncc_qsbr_dom->uses_membarrier), 1)) {
             ncc_compiler_barrier();
         } else {
             ncc_fence_seq_cst();
@@ -156,15 +204,28 @@ static inline void ncc_read_end(ncc_qsbr_thread *rec) {
     }
 }
 
+static inline int ncc_qsbr_in_region(void) {
+    ncc_qsbr_thread *rec = ncc_qsbr_tls_rec;
+    if (rec != NULL) return rec->depth != 0;
+    /* Not cached in this module: the thread may have entered a region
+     * through another consumer module. */
+    return ncc_qsbr_dom->in_region();
+}
+
 #else  /* GIL build: no reader can be inside a region while a writer runs. */
 
 static inline ncc_qsbr_thread *ncc_read_begin(void) { return NULL; }
 static inline void ncc_read_end(ncc_qsbr_thread *rec) { (void)rec; }
+static inline int ncc_qsbr_in_region(void) { return 0; }
 
 #endif
 
 static inline void ncc_retire(void *ptr, size_t nbytes) {
     if (ptr != NULL) ncc_qsbr_dom->retire(ptr, nbytes);
+}
+
+static inline void ncc_qsbr_poll(void) {
+    ncc_qsbr_dom->poll();
 }
 
 #endif /* NOGIL_COLLECTIONS_QSBR_H */

@@ -2,27 +2,39 @@
  *
  *   PyObject *ncc_try_getref(PyObject **slot, PyObject *expected)
  *       Returns a NEW reference to `expected` if the object is still alive
- *       (refcount not dropping to zero / being freed) and *slot still holds it
- *       after the reference was taken; otherwise NULL, with no reference held.
- *       Never raises, never runs Python code except a Py_DECREF of an object
- *       that we ourselves just increfed (which cannot be the last reference
- *       while `slot` still ... see the note in ncc__undo_incref).
+ *       (its refcount is not being dropped to zero / it is not being freed)
+ *       and *slot still holds it after the reference was taken; otherwise
+ *       NULL, with no reference held.  Never raises.  On a slot mismatch it
+ *       gives the reference back with Py_DECREF, which may run a destructor:
+ *       inside a read region use ncc_try_getref_deferred instead.
  *
  *   void ncc_publish(PyObject *obj)
  *       Writers call this on every object BEFORE storing it into a slot that
  *       lock-free readers can see.  On the free-threaded build it sets the
- *       "maybe weakref" flag so that ob_ref_shared is never 0 for a live object:
- *       without it, an object whose references are all local to its owner thread
- *       has ob_ref_shared == 0, which try-incref must read as "being freed", and
- *       every optimistic read would fail (CPython gh-124642).
+ *       "maybe weakref" flag in ob_ref_shared (CPython's
+ *       _PyObject_SetMaybeWeakref, Include/internal/pycore_object.h).  Two
+ *       reasons, both mandatory:
+ *        1. liveness: without it an object whose references are all local to
+ *           its owner thread has ob_ref_shared == 0, which try-incref must
+ *           read as "may be freed without a handshake", so every optimistic
+ *           read by another thread fails (CPython gh-124642);
+ *        2. safety of the owner fast path: when the owner drops the last
+ *           local reference of a flagged object, _Py_MergeZeroLocalRefcount
+ *           (Objects/object.c) zeroes ob_tid before deallocating it.  An
+ *           unflagged object is deallocated with ob_tid still naming its
+ *           owner, so the owner thread's own try-incref of a stale pointer
+ *           would "succeed" on freed memory.
  *
  * Implementations:
- *   - 3.14+ free-threaded: PyUnstable_EnableTryIncRef / PyUnstable_TryIncRef (public).
+ *   - 3.14+ free-threaded: PyUnstable_EnableTryIncRef / PyUnstable_TryIncRef
+ *     (public, Include/cpython/object.h).
  *   - 3.13 free-threaded: reproduced from the public object header (ob_tid,
- *     ob_ref_local, ob_ref_shared, _Py_REF_* in Include/object.h), following
- *     _Py_TryIncrefFast / _Py_TryIncRefShared / _PyObject_SetMaybeWeakref in
- *     CPython 3.13's Include/internal/pycore_object.h.  Not copied: rewritten
- *     against this package's atomics.
+ *     ob_ref_local, ob_ref_shared, _Py_REF_* and _Py_ThreadId in
+ *     Include/object.h), following _Py_TryIncrefFast / _Py_TryIncRefShared /
+ *     _Py_TryIncrefCompare / _PyObject_SetMaybeWeakref in CPython 3.13's
+ *     Include/internal/pycore_object.h.  Rewritten against this package's
+ *     atomics, not copied.  (Py_REF_DEBUG's _Py_RefTotal is not maintained:
+ *     debug builds of CPython may report a refcount-total drift.)
  *   - GIL builds: no concurrent reader exists while we hold the GIL, so a plain
  *     incref is exact, and publish is a no-op.
  */
@@ -107,19 +119,25 @@ static inline void ncc_publish(PyObject *obj) { (void)obj; }
 static inline int ncc__try_incref(PyObject *obj) { Py_INCREF(obj); return 1; }
 #endif
 
+/* Try-incref-if-nonzero without the slot re-check: 1 and a new reference if
+ * the object is alive, 0 and nothing otherwise.  Only meaningful for a pointer
+ * whose memory is still a PyObject (CPython keeps freed object memory
+ * type-stable for attached threads; see docs/design.md). */
+static inline int ncc_try_incref(PyObject *obj) { return ncc__try_incref(obj); }
+
 /* Try to take a reference to `expected`, which was loaded from `slot`. */
 static inline PyObject *ncc_try_getref(PyObject **slot, PyObject *expected) {
     if (expected == NULL || !ncc__try_incref(expected)) {
         return NULL;
     }
-    /* Acquire; pairs with the release store that put a different object into
-     * `slot` (ncc_slot_store).  If the slot changed, our reference may be to
-     * an object that is no longer in the container: give it back. */
-    if (ncc_load_obj_acquire(slot) != expected) {
-        /* Cannot be the last reference: we only succeeded because the
-         * refcount was non-zero, and any thread that drops the rest runs the
-         * destructor itself.  If we do end up last, Py_DECREF frees it here,
-         * which is correct (the object is no longer reachable from slot). */
+    /* seq_cst load (as _Py_TryIncrefCompare's _Py_atomic_load_ptr); pairs
+     * with the release store that put a different object into `slot`
+     * (ncc_slot_store).  It is ordered after the seq_cst CAS that took the
+     * reference, so if the object was removed before that CAS, we see it. */
+    if (ncc_load_obj(slot) != expected) {
+        /* We may hold the last reference (the writer that replaced the slot
+         * dropped its own after its release store); Py_DECREF then frees the
+         * object here, which is correct: it is no longer reachable from slot. */
         Py_DECREF(expected);
         return NULL;
     }
@@ -135,8 +153,9 @@ static inline PyObject *ncc_try_getref_deferred(PyObject **slot, PyObject *expec
     if (expected == NULL || !ncc__try_incref(expected)) {
         return NULL;
     }
-    /* Acquire; pairs with the release store in ncc_slot_store. */
-    if (ncc_load_obj_acquire(slot) != expected) {
+    /* seq_cst load; pairs with the release store in ncc_slot_store (see
+     * ncc_try_getref). */
+    if (ncc_load_obj(slot) != expected) {
         *drop = expected;
         return NULL;
     }

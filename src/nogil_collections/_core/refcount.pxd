@@ -11,6 +11,8 @@ cdef extern from "refcount.h" nogil:
     PyObject *ncc_try_getref_deferred(PyObject **slot, PyObject *expected, PyObject **drop)
     # Load *slot (acquire) and try_getref it.
     PyObject *ncc_try_load_ref(PyObject **slot)
+    # Try-incref-if-nonzero without the slot re-check (1: new reference taken).
+    bint ncc_try_incref(PyObject *obj)
     # Writers: call before storing obj into any slot readers can see.
     void ncc_publish(PyObject *obj)
     # Release store into a reader-visible slot.
