@@ -101,39 +101,39 @@ def scaling_groups(points: list[Point]) -> dict[Case, list[Point]]:
 
 
 def scaling_table(case: Case, pts: list[Point], markdown: bool = False) -> str:
-    """Rows: implementation x thread count."""
+    """One row per implementation.
+
+    Columns: median / best Mops/s at each thread count, the scaling of the
+    median relative to 1 thread, the ratio of the median to the builtin at
+    the same thread count, and the worst spread over the thread counts.
+    """
     by = {(p.impl, p.threads): p for p in pts}
     builtin = BUILTIN[case.family]
     impls = sorted({(p.role, p.impl) for p in pts}, key=lambda ri: _impl_key(*ri))
     threads = sorted({p.threads for p in pts})
-    headers = [
-        "implementation",
-        "threads",
-        "median Mops/s",
-        "best Mops/s",
-        "spread*",
-        "scaling vs 1 thread",
-        f"vs {builtin}",
-    ]
+    headers = ["implementation"]
+    headers += [f"{t}T med/best" for t in threads]
+    headers += [f"scaling {t}T" for t in threads if t != 1]
+    headers += [f"vs {builtin} {t}T" for t in threads]
+    headers += ["spread*"]
     rows = []
-    for _role, name in impls:
+    for role, name in impls:
         one = by.get((name, 1))
+        row = [f"**{name}**" if markdown and role == "ours" else name]
         for t in threads:
             p = by.get((name, t))
-            if p is None:
+            row.append(f"{p.median / 1e6:.2f}/{p.best / 1e6:.2f}" if p else "-")
+        for t in threads:
+            if t == 1:
                 continue
-            ref = by.get((builtin, t))
-            rows.append(
-                [
-                    f"**{name}**" if markdown and _role == "ours" else name,
-                    str(t),
-                    f"{p.median / 1e6:.2f}",
-                    f"{p.best / 1e6:.2f}",
-                    f"{p.spread * 100:.0f}%",
-                    _ratio(p.median, one.median if one else None),
-                    _ratio(p.median, ref.median if ref else None),
-                ]
-            )
+            p = by.get((name, t))
+            row.append(_ratio(p.median, one.median if one else None) if p else "-")
+        for t in threads:
+            p, ref = by.get((name, t)), by.get((builtin, t))
+            row.append(_ratio(p.median, ref.median if ref else None) if p else "-")
+        spreads = [by[(name, t)].spread for t in threads if (name, t) in by]
+        row.append(f"{max(spreads) * 100:.0f}%" if spreads else "-")
+        rows.append(row)
     return _fmt_table(headers, rows, markdown)
 
 
@@ -182,7 +182,14 @@ def unavailable_lines(impls: list[Impl]) -> list[str]:
 
 
 def _case_order(case: Case) -> tuple[Any, ...]:
-    return (case.family != MAP, case.keytype, case.values, case.keys, -case.mix)
+    # The headline first: mappings, str keys, immortal values, thread-local keys, read-only.
+    return (
+        case.family != MAP,
+        case.keytype != "str",
+        case.values != "immortal",
+        case.keys != "local",
+        -case.mix,
+    )
 
 
 def render_text(
@@ -249,6 +256,13 @@ def render_markdown(
     ]
     for line in unavailable_lines(impls):
         out.append(f"- {line}")
+    out += [
+        "",
+        f"Scaling cells: median / best of {settings.get('repeats')} repetitions, million "
+        "operations per second summed over all threads. *scaling*: median at T threads over "
+        "median at 1 thread. *vs builtin*: median over the builtin's median at the same T. "
+        "spread*: (max - min) / median of the repetitions, the worst over the thread counts.",
+    ]
     for case in sorted(scaling_groups(points), key=_case_order):
         pts = [p for p in points if p.case == case]
         out += ["", f"#### Scaling: {case.label}, reads/writes {case.mix_label}", ""]
@@ -274,6 +288,15 @@ _STYLE = {
     "locked": {"linestyle": ":", "marker": "x"},
     "ceiling": {"color": "grey", "linestyle": "-.", "marker": "d"},
 }
+# One colour per implementation in every panel and every file.
+_COLOURS = {
+    "ConcurrentDict": "tab:red",
+    "ConcurrentList": "tab:red",
+    "ft_utils.ConcurrentDict": "tab:orange",
+    "cereggii.AtomicDict": "tab:blue",
+    "dict+Lock": "tab:green",
+    "list+Lock": "tab:green",
+}
 
 
 def write_plots(points: list[Point], outdir: Path, title_suffix: str) -> list[Path]:
@@ -287,9 +310,11 @@ def write_plots(points: list[Point], outdir: Path, title_suffix: str) -> list[Pa
     written = []
     for mix in sorted({p.case.mix for p in points}, reverse=True):
         cases = sorted({p.case for p in points if p.case.mix == mix}, key=_case_order)
-        ncols = min(2, len(cases))
+        ncols = min(2 if len(cases) <= 4 else 3, len(cases))
         nrows = math.ceil(len(cases) / ncols)
-        fig, axes = plt.subplots(nrows, ncols, figsize=(6.4 * ncols, 4.2 * nrows), squeeze=False)
+        fig, axes = plt.subplots(
+            nrows, ncols, figsize=(6.4 * ncols, 4.2 * nrows), squeeze=False, layout="constrained"
+        )
         for ax, case in zip(axes.flat, cases, strict=False):
             pts = [p for p in points if p.case == case]
             impls = sorted({(p.role, p.impl) for p in pts}, key=lambda ri: _impl_key(*ri))
@@ -299,7 +324,8 @@ def write_plots(points: list[Point], outdir: Path, title_suffix: str) -> list[Pa
                 ys = [p.median / 1e6 for p in series]
                 lo = [(p.median - min(p.runs)) / 1e6 for p in series]
                 hi = [(max(p.runs) - p.median) / 1e6 for p in series]
-                ax.errorbar(xs, ys, yerr=[lo, hi], label=name, capsize=3, **_STYLE.get(role, {}))
+                style = {"color": _COLOURS.get(name, None), **_STYLE.get(role, {})}
+                ax.errorbar(xs, ys, yerr=[lo, hi], label=name, capsize=3, **style)
             ax.set_xscale("log", base=2)
             ticks = sorted({p.threads for p in pts})
             ax.set_xticks(ticks, [str(t) for t in ticks])
@@ -312,7 +338,6 @@ def write_plots(points: list[Point], outdir: Path, title_suffix: str) -> list[Pa
         for ax in list(axes.flat)[len(cases) :]:
             ax.set_visible(False)
         fig.suptitle(f"reads/writes {mix}/{100 - mix} - {title_suffix}", fontsize=10)
-        fig.tight_layout()
         path = outdir / f"throughput-{mix}-{100 - mix}.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
