@@ -65,7 +65,7 @@ def test_cli_smoke_writes_table_json_markdown_and_plots(tmp_path: Path) -> None:
     assert {m["impl"] for m in result["memory"]} >= {"dict", "list", "tuple"}
 
     md = (tmp_path / "latest.md").read_text()
-    assert "| implementation | threads |" in md
+    assert "| implementation | 1T med/best | 2T med/best |" in md
     plots = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
     assert plots == ["throughput-100-0.png", "throughput-90-10.png"]
 
