@@ -24,13 +24,14 @@ from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from cpython.list cimport PyList_New, PyList_SET_ITEM, PyList_GET_SIZE
 from cpython.long cimport PyLong_CheckExact
 from cpython.slice cimport PySlice_Check, PySlice_Unpack, PySlice_AdjustIndices
-from libc.stdint cimport uint64_t, uintptr_t
+from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from libc.string cimport memcpy
 
 from nogil_collections._core.atomics cimport (
     ncc_load_ptr_acquire, ncc_load_ptr_relaxed, ncc_store_ptr_release,
     ncc_load_obj_acquire, ncc_load_ssize_relaxed, ncc_store_ssize_relaxed,
     ncc_load_uint64_relaxed, ncc_cpu_relax,
+    ncc_load_uint32_relaxed, ncc_store_uint32_relaxed,
 )
 from nogil_collections._core.refcount cimport (
     ncc_try_getref_deferred, ncc_publish, ncc_slot_store,
@@ -81,7 +82,23 @@ cdef extern from *:
         uint64_t version;      /* seqlock: odd while a writer changes state */
         Py_ssize_t size;
         ncl_array *array;      /* NULL when capacity is 0 */
+        /* Sticky: set once a thread other than the list's owner touches it.
+         * Until then writers skip ncc_publish (see _pub). */
+        uint32_t shared;
     } ncl_state;
+
+    /* True if the calling thread does not own `op` (3.13t+: ob_tid).  On GIL
+     * builds no reader runs concurrently with a writer: never foreign. */
+    static inline int ncl_foreign(PyObject *op) {
+    #ifdef Py_GIL_DISABLED
+        /* Relaxed: ob_tid only changes from our id to 0 (merge) or was never
+         * ours; either way a stale value only makes us publish earlier. */
+        return (uintptr_t)ncc_load_ptr_relaxed((void **)&op->ob_tid) != _Py_ThreadId();
+    #else
+        (void)op;
+        return 0;
+    #endif
+    }
 
     /* Return a new reference unchanged: lets Cython take ownership of a
      * PyObject* that is already a new reference (no extra incref/decref
@@ -142,6 +159,22 @@ cdef extern from *:
         return 0;
     }
 
+    /* After both operands' nb_add / nb_multiply return NotImplemented,
+     * PyNumber_Add / PyNumber_Multiply fall back to sq_concat / sq_repeat:
+     * that is where list raises "can only concatenate list ..." and "can't
+     * multiply sequence by non-int ...".  Cython only fills the nb_ slots. */
+    static int ncl_patch_seq(PyObject *type, binaryfunc concat, ssizeargfunc repeat) {
+        PySequenceMethods *sq = ((PyTypeObject *)type)->tp_as_sequence;
+        if (sq == NULL) {
+            PyErr_SetString(PyExc_SystemError, "ConcurrentList has no sequence methods");
+            return -1;
+        }
+        sq->sq_concat = concat;
+        sq->sq_repeat = repeat;
+        PyType_Modified((PyTypeObject *)type);
+        return 0;
+    }
+
     #define ncl_type_name(o) (Py_TYPE(o)->tp_name)
     """
     ctypedef struct ncl_array:
@@ -151,6 +184,8 @@ cdef extern from *:
         uint64_t version
         Py_ssize_t size
         ncl_array *array
+        uint32_t shared
+    bint ncl_foreign(PyObject *op)
     size_t NCL_ARRAY_BYTES(Py_ssize_t cap)
     ncl_array *ncl_array_new(Py_ssize_t cap)
     void ncl_array_free(ncl_array *a)
@@ -161,6 +196,8 @@ cdef extern from *:
     # PyList_SET_ITEM: steals the reference.
     void ncl_list_set "PyList_SET_ITEM"(object lst, Py_ssize_t i, PyObject *o)
     const char *ncl_type_name(object o)
+    int ncl_patch_seq(object type, object (*concat)(object, object),
+                      object (*repeat)(object, Py_ssize_t)) except -1
 
 cdef extern from "Python.h":
     int Py_ReprEnter(object o) except -1
@@ -265,6 +302,8 @@ cdef class ConcurrentList:
             if 0 <= i < n:
                 r = self._s.array.items[i]
                 Py_INCREF(<object>r)
+                # A lock-free read refused it if it was stored unpublished.
+                ncc_publish(r)
         return r
 
     # ------------------------------------------------------------------
@@ -280,7 +319,7 @@ cdef class ConcurrentList:
         cdef PyObject **nbuf
         cdef Py_ssize_t bufcap = 0, n, L, s0, s1, j, got, idx, last, chunk_end
         cdef int attempt
-        cdef bint ok
+        cdef bint ok, refused
         cdef uint64_t v
         cdef ncl_array *a
         cdef ncl_array *a0
@@ -320,6 +359,7 @@ cdef class ConcurrentList:
                 bufcap = L
             last = s0 + (L - 1) * step
             ok = True
+            refused = False
             got = 0
             a0 = NULL
             drop = NULL
@@ -342,6 +382,7 @@ cdef class ConcurrentList:
                         r = ncc_try_getref_deferred(&a.items[idx], o, &drop)
                         if r == NULL:
                             ok = False
+                            refused = drop == NULL
                             break
                         buf[got] = r
                         got += 1
@@ -353,6 +394,9 @@ cdef class ConcurrentList:
                 outlen[0] = L
                 return buf
             _release(buf, got)
+            if refused and ncc_seq_read_validate(&self._s.version, v):
+                break   # an unpublished item: only the locked path helps
+        _mark_shared(self)
         # Too much write traffic: read under the lock (readers cannot starve).
         with cython.critical_section(self):
             n = self._s.size
@@ -374,6 +418,7 @@ cdef class ConcurrentList:
             for j in range(L):
                 o = self._s.array.items[s0 + j * step]
                 Py_INCREF(<object>o)
+                ncc_publish(o)
                 buf[j] = o
         if L == 0:
             PyMem_Free(buf)
@@ -436,7 +481,7 @@ cdef class ConcurrentList:
                 raise MemoryError()
         for j in range(k):
             Py_INCREF(<object>src[j])
-            ncc_publish(src[j])
+            _pub(self, src[j])
         for j in range(hi - lo):
             garbage[j] = old.items[lo + j]
         if swap:
@@ -501,7 +546,7 @@ cdef class ConcurrentList:
             if n:
                 memcpy(&a.items[0], &old.items[0], <size_t>n * sizeof(PyObject *))
         Py_INCREF(x)
-        ncc_publish(<PyObject *>x)
+        _pub(self, <PyObject *>x)
         ncc_seq_write_begin(&self._s.version)
         ncc_slot_store(&a.items[n], <PyObject *>x)
         ncc_store_ssize_relaxed(&self._s.size, n + 1)
@@ -577,7 +622,7 @@ cdef class ConcurrentList:
                 raise IndexError("list assignment index out of range")
             old = self._s.array.items[i]
             Py_INCREF(value)
-            ncc_publish(o)
+            _pub(self, o)
             ncc_seq_write_begin(&self._s.version)
             ncc_slot_store(&self._s.array.items[i], o)
             ncc_seq_write_end(&self._s.version)
@@ -632,7 +677,7 @@ cdef class ConcurrentList:
                             raise MemoryError()
                         for j in range(L):
                             Py_INCREF(<object>items[j])
-                            ncc_publish(items[j])
+                            _pub(self, items[j])
                         ncc_seq_write_begin(&self._s.version)
                         cur = start
                         for j in range(L):
@@ -934,7 +979,7 @@ cdef class ConcurrentList:
                     hi -= 1
                 ncc_seq_write_end(&self._s.version)
 
-    def sort(self, *, key=None, reverse=False):
+    def sort(self, *args, **kwargs):
         """Stable sort in place, as list.sort.  Atomic: the items are sorted
         in a private copy (readers keep seeing the old order) and the result
         is published in one step.  If the list changes while the key function
@@ -944,12 +989,14 @@ cdef class ConcurrentList:
         changes."""
         cdef uint64_t v0
         cdef list tmp
-        cdef Py_ssize_t j, n
+        # Validate the arguments exactly as list.sort does (an empty list
+        # never calls key): same errors, same messages on every version.
+        [].sort(*args, **kwargs)
         with cython.critical_section(self):
             v0 = self._s.version
             tmp = self._locked_copy()
             try:
-                tmp.sort(key=key, reverse=reverse)
+                tmp.sort(**kwargs)
             except BaseException:
                 # list leaves a partially sorted list behind: do the same.
                 if self._s.version == v0:
@@ -1018,7 +1065,7 @@ cdef class ConcurrentList:
                     return False
                 old = self._s.array.items[i]
                 Py_INCREF(new)
-                ncc_publish(<PyObject *>new)
+                _pub(self, <PyObject *>new)
                 ncc_seq_write_begin(&self._s.version)
                 ncc_slot_store(&self._s.array.items[i], <PyObject *>new)
                 ncc_seq_write_end(&self._s.version)
@@ -1052,7 +1099,7 @@ cdef class ConcurrentList:
                 if self._s.version == v:
                     old = self._s.array.items[i]
                     Py_INCREF(res)
-                    ncc_publish(<PyObject *>res)
+                    _pub(self, <PyObject *>res)
                     ncc_seq_write_begin(&self._s.version)
                     ncc_slot_store(&self._s.array.items[i], <PyObject *>res)
                     ncc_seq_write_end(&self._s.version)
@@ -1083,13 +1130,9 @@ cdef class ConcurrentList:
             res._extend(self._snapshot_list())
             res._extend(other)
             return res
-        radd = getattr(type(other), "__radd__", None)
-        if radd is not None:
-            r = radd(other, self)
-            if r is not NotImplemented:
-                return r
-        raise TypeError(
-            f'can only concatenate list (not "{ncl_type_name(other).decode('utf-8')}") to list')
+        # Unknown operand: let its __radd__ try, then _sq_concat raises
+        # list's message.
+        return NotImplemented
 
     def __radd__(self, other):
         cdef ConcurrentList res
@@ -1104,21 +1147,11 @@ cdef class ConcurrentList:
         self._extend(other)
         return self
 
-    cdef object _repeat(self, object count, bint reflected):
-        cdef Py_ssize_t n, L = 0, j, c
+    cdef object _repeat(self, Py_ssize_t c):
+        cdef Py_ssize_t L = 0, j
         cdef PyObject **buf
         cdef ncl_array *a
-        cdef ConcurrentList res
-        if not PyIndex_Check(count):
-            rmul = getattr(type(count), "__mul__" if reflected else "__rmul__", None)
-            if rmul is not None:
-                r = rmul(count, self)
-                if r is not NotImplemented:
-                    return r
-            raise TypeError(
-                f"can't multiply sequence by non-int of type '{ncl_type_name(count).decode('utf-8')}'")
-        c = PyNumber_AsSsize_t(count, <PyObject *>OverflowError)
-        res = ConcurrentList.__new__(ConcurrentList)
+        cdef ConcurrentList res = ConcurrentList.__new__(ConcurrentList)
         buf = self._read_range(False, 0, 0, 1, &L)
         try:
             if c <= 0 or L == 0:
@@ -1131,6 +1164,7 @@ cdef class ConcurrentList:
             for j in range(L * c):
                 a.items[j] = buf[j % L]
                 Py_INCREF(<object>buf[j % L])
+            # Unshared yet: plain stores.
             res._s.array = a
             res._s.size = L * c
             return res
@@ -1139,18 +1173,21 @@ cdef class ConcurrentList:
             PyMem_Free(buf)
 
     def __mul__(self, count):
-        return self._repeat(count, False)
+        if not PyIndex_Check(count):
+            return NotImplemented   # then _sq_repeat raises list's message
+        return self._repeat(PyNumber_AsSsize_t(count, <PyObject *>OverflowError))
 
     def __rmul__(self, count):
-        return self._repeat(count, True)
+        if not PyIndex_Check(count):
+            return NotImplemented
+        return self._repeat(PyNumber_AsSsize_t(count, <PyObject *>OverflowError))
 
     def __imul__(self, count):
         cdef Py_ssize_t c, n, j
         cdef ncl_array *a
         cdef ncl_array *old
         if not PyIndex_Check(count):
-            raise TypeError(
-                f"can't multiply sequence by non-int of type '{ncl_type_name(count).decode('utf-8')}'")
+            return NotImplemented   # then sq_repeat raises list's message
         c = PyNumber_AsSsize_t(count, <PyObject *>OverflowError)
         if c <= 0:
             self._items_clear()
@@ -1316,7 +1353,32 @@ cdef inline PyObject *_item_ref(ConcurrentList self, Py_ssize_t i) noexcept:
             if ncc_seq_read_validate(&self._s.version, v):
                 return r
             _decref(r)
+        elif drop == NULL and ncc_seq_read_validate(&self._s.version, v):
+            # Nothing changed, yet try-incref refused: the item was stored
+            # before the list was shared, unpublished.  The locked read
+            # publishes it; retrying would fail the same way.
+            break
+    _mark_shared(self)
     return self._item_ref_locked(i)
+
+
+cdef inline void _mark_shared(ConcurrentList self) noexcept:
+    # Relaxed load/store of a sticky flag; readers and writers may race to
+    # set it, all storing 1.  A writer that missed it stored an unpublished
+    # item: readers then fail try-incref on it and take the locked path,
+    # which publishes it (_item_ref_locked), so this is only a fast-path hint.
+    if not ncc_load_uint32_relaxed(&self._s.shared) and ncl_foreign(<PyObject *>self):
+        ncc_store_uint32_relaxed(&self._s.shared, 1)
+
+
+cdef inline void _pub(ConcurrentList self, PyObject *o) noexcept:
+    # Writers, lock held: flag o maybe-weakref (ncc_publish) once the list is
+    # shared, so lock-free readers in other threads can try-incref it
+    # (gh-124642).  An unshared list skips the CAS (it also makes o's later
+    # deallocation take CPython's slower merge path).
+    _mark_shared(self)
+    if ncc_load_uint32_relaxed(&self._s.shared):
+        ncc_publish(o)
 
 
 cdef inline void _decref(PyObject *o) noexcept:
@@ -1364,6 +1426,19 @@ cdef int _clear_for_gc(PyObject *o) noexcept:
 ncl_patch_gc(ConcurrentList,
              ConcurrentList.__new__(ConcurrentList)._layout()[0],
              _clear_for_gc)
+
+
+cdef object _sq_concat(object a, object b):
+    # Reached only when b is neither list nor ConcurrentList and b's
+    # __radd__ (if any) returned NotImplemented.
+    raise TypeError(f'can only concatenate list (not "{ncl_type_name(b).decode("utf-8")}") to list')
+
+
+cdef object _sq_repeat(object a, Py_ssize_t n):
+    return (<ConcurrentList>a)._repeat(n)
+
+
+ncl_patch_seq(ConcurrentList, _sq_concat, _sq_repeat)
 
 
 @cython.final

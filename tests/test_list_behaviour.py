@@ -1,0 +1,491 @@
+"""ConcurrentList behaves like list: results, exceptions and messages.
+
+Every check runs the same operation on a builtin list and on a ConcurrentList
+built from the same items, and compares the outcome (value or exception type
+and message) and the final contents, so message differences between CPython
+versions are followed automatically.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import copy
+import gc
+import pickle
+import sys
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from nogil_collections import ConcurrentList
+
+
+def outcome(fn: Callable[[Any], Any], target: Any) -> tuple[str, Any]:
+    try:
+        res = fn(target)
+    except Exception as e:  # noqa: BLE001 - we compare any exception
+        # The only permitted difference: the type's name in a message.
+        msg = str(e).replace("nogil_collections._list.ConcurrentList", "list")
+        return ("raise", (type(e), msg))
+    if isinstance(res, ConcurrentList):
+        res = ("CL", list(res))
+    elif type(res) is list:
+        res = ("CL", res)  # list results of slicing/copy map to ConcurrentList ones
+    elif res is target:
+        res = "self"
+    return ("ok", res)
+
+
+def same(fn: Callable[[Any], Any], items: list[Any] | None = None) -> ConcurrentList:
+    """Apply fn to a list and a ConcurrentList; assert identical behaviour."""
+    base = [3, 1, 4, 1, 5, 9, 2, 6] if items is None else items
+    ref = list(base)
+    cl = ConcurrentList(base)
+    want = outcome(fn, ref)
+    got = outcome(fn, cl)
+    assert got == want
+    assert list(cl) == ref
+    cl._check()
+    return cl
+
+
+# ---------------------------------------------------------------- construction
+
+
+def test_construction() -> None:
+    assert list(ConcurrentList()) == []
+    assert list(ConcurrentList(range(5))) == [0, 1, 2, 3, 4]
+    assert list(ConcurrentList(x for x in "abc")) == ["a", "b", "c"]
+    assert list(ConcurrentList(ConcurrentList([1, 2]))) == [1, 2]
+    assert list(ConcurrentList((1, 2))) == [1, 2]
+    with pytest.raises(TypeError):
+        ConcurrentList(1)  # type: ignore[call-overload]
+    with pytest.raises(TypeError):
+        ConcurrentList([1], [2])  # type: ignore[call-overload]
+    cl = ConcurrentList([1, 2])
+    cl.__init__([3])  # type: ignore[misc]
+    assert cl == [3]
+
+
+def test_abc_weakref_hash_generic() -> None:
+    cl: ConcurrentList[int] = ConcurrentList([1])
+    assert isinstance(cl, collections.abc.MutableSequence)
+    assert weakref.ref(cl)() is cl
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(cl)
+    assert ConcurrentList[int].__origin__ is ConcurrentList  # type: ignore[attr-defined]
+    assert ConcurrentList.__hash__ is None
+
+
+# ---------------------------------------------------------------- indexing
+
+INDEXES: list[Any] = [0, 3, -1, -8, 7, 8, -9, 2**70, -(2**70), True, "x", 1.0, None]
+
+
+@pytest.mark.parametrize("i", INDEXES)
+def test_getitem_index(i: Any) -> None:
+    same(lambda s: s[i])
+
+
+@pytest.mark.parametrize("i", INDEXES)
+def test_setitem_index(i: Any) -> None:
+    def op(s: Any) -> None:
+        s[i] = "new"
+
+    same(op)
+
+
+@pytest.mark.parametrize("i", INDEXES)
+def test_delitem_index(i: Any) -> None:
+    def op(s: Any) -> None:
+        del s[i]
+
+    same(op)
+
+
+SLICES = [
+    slice(None), slice(2, 5), slice(5, 2), slice(-3, None), slice(None, None, -1),
+    slice(1, 7, 2), slice(7, 1, -2), slice(None, None, 3), slice(-100, 100),
+    slice(2**70, None), slice(None, None, -3), slice(0, 0), slice(3, 3, -1),
+]
+
+
+@pytest.mark.parametrize("sl", SLICES, ids=str)
+def test_get_slice(sl: slice) -> None:
+    same(lambda s: s[sl])
+
+
+@pytest.mark.parametrize("sl", SLICES, ids=str)
+def test_del_slice(sl: slice) -> None:
+    def op(s: Any) -> None:
+        del s[sl]
+
+    same(op)
+
+
+@pytest.mark.parametrize("sl", SLICES, ids=str)
+@pytest.mark.parametrize("value", [[], ["a"], ["a", "b", "c"], ("x", "y"), "pq", 5, None])
+def test_set_slice(sl: slice, value: Any) -> None:
+    def op(s: Any) -> None:
+        s[sl] = value
+
+    same(op)
+
+
+def test_set_slice_from_self_and_concurrent_list() -> None:
+    def op(s: Any) -> None:
+        s[::-1] = s
+
+    same(op)
+
+    def op2(s: Any) -> None:
+        s[2:4] = s
+
+    same(op2)
+    cl = ConcurrentList([1, 2, 3])
+    cl[1:2] = ConcurrentList([7, 8])
+    assert cl == [1, 7, 8, 3]
+
+
+def test_slice_with_index_objects() -> None:
+    class I:
+        def __init__(self, v: int) -> None:
+            self.v = v
+
+        def __index__(self) -> int:
+            return self.v
+
+    same(lambda s: s[I(1) : I(6) : I(2)])
+    same(lambda s: s[I(-2)])
+
+
+# ---------------------------------------------------------------- methods
+
+
+@pytest.mark.parametrize("x", [1, 7, "a"])
+def test_search_methods(x: Any) -> None:
+    same(lambda s: s.index(x))
+    same(lambda s: s.count(x))
+    same(lambda s: x in s)
+    same(lambda s: s.remove(x))
+
+
+@pytest.mark.parametrize(
+    "args", [(1, 2), (1, -3), (1, 0, 3), (1, 2**70), (1, -(2**70)), (1, None), (1, "a"), (6, 1, -1)]
+)
+def test_index_bounds(args: tuple[Any, ...]) -> None:
+    same(lambda s: s.index(*args))
+
+
+@pytest.mark.parametrize("i", [0, 3, -1, -100, 100, 2**70])
+def test_insert(i: int) -> None:
+    same(lambda s: s.insert(i, "z"))
+
+
+@pytest.mark.parametrize("args", [(), (0,), (-1,), (3,), (8,), (-9,), (2**70,), ("a",)])
+def test_pop(args: tuple[Any, ...]) -> None:
+    same(lambda s: s.pop(*args))
+    same(lambda s: s.pop(*args), items=[])
+
+
+def test_misc_methods() -> None:
+    same(lambda s: s.append(10))
+    same(lambda s: s.extend([7, 8]))
+    same(lambda s: s.extend(range(3)))
+    same(lambda s: s.extend(x for x in "ab"))
+    same(lambda s: s.extend(s))
+    same(lambda s: s.extend(1))
+    same(lambda s: s.clear())
+    same(lambda s: s.reverse())
+    same(lambda s: s.copy())
+    same(lambda s: len(s))
+    same(lambda s: bool(s))
+    same(lambda s: bool(s), items=[])
+    same(lambda s: list(iter(s)))
+    same(lambda s: list(reversed(s)))
+    same(lambda s: s.__length_hint__() if hasattr(s, "__length_hint__") else len(s))
+
+
+def test_extend_partial_on_iterator_error() -> None:
+    def gen() -> Any:
+        yield 1
+        yield 2
+        raise KeyError("boom")
+
+    same(lambda s: s.extend(gen()))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"reverse": True}, {"key": lambda x: -x}, {"key": str, "reverse": True}, {"key": None}],
+)
+def test_sort(kwargs: dict[str, Any]) -> None:
+    same(lambda s: s.sort(**kwargs))
+
+
+def test_sort_is_stable() -> None:
+    data = [(i % 3, i) for i in range(60)]
+    same(lambda s: s.sort(key=lambda t: t[0]), items=data)
+    same(lambda s: s.sort(key=lambda t: t[0], reverse=True), items=data)
+
+
+def test_sort_errors_leave_list_as_list_does() -> None:
+    same(lambda s: s.sort(), items=[3, "a", 1, 2, None, 0])
+    same(lambda s: s.sort(key=lambda x: 1 / x), items=[3, 2, 0, 1])
+    same(lambda s: s.sort(1))  # positional argument
+    same(lambda s: s.sort(cmp=None))
+
+
+# ---------------------------------------------------------------- operators
+
+
+@pytest.mark.parametrize("other", [[1, 2], (1, 2), 5, "ab", None])
+def test_add(other: Any) -> None:
+    same(lambda s: s + other)
+    same(lambda s: s.__iadd__(other) if not isinstance(other, int | type(None)) else s + other)
+
+
+def test_add_types() -> None:
+    a = ConcurrentList([1])
+    b = ConcurrentList([2])
+    for r in (a + b, a + [2], [0] + a):
+        assert type(r) is ConcurrentList
+    assert [0] + a == [0, 1]
+    with pytest.raises(TypeError, match=r'can only concatenate list \(not "int"\) to list'):
+        a + 1  # type: ignore[operator]
+    a += b
+    a += a
+    assert a == [1, 2, 1, 2]
+
+    class R:
+        def __radd__(self, other: Any) -> str:
+            return "radd"
+
+    assert a + R() == "radd"  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, -2, True, 2**70, 2.0, "a"])
+def test_mul(n: Any) -> None:
+    same(lambda s: s * n)
+    same(lambda s: n * s)
+
+    def imul(s: Any) -> Any:
+        s *= n
+        return None
+
+    same(imul)
+
+
+def test_mul_memory_error() -> None:
+    same(lambda s: s * (sys.maxsize // 2))
+
+
+OTHERS = [[], [3, 1, 4], [3, 1, 4, 1, 5, 9, 2, 6], [3, 1, 4, 1, 5, 9, 2, 7], [4], [3, 1, 4, 1, 5, 9, 2, 6, 0]]
+
+
+@pytest.mark.parametrize("other", OTHERS)
+@pytest.mark.parametrize("op", ["==", "!=", "<", "<=", ">", ">="])
+def test_compare(other: list[Any], op: str) -> None:
+    base = [3, 1, 4, 1, 5, 9, 2, 6]
+    f = eval(f"lambda a, b: a {op} b")
+    want = f(base, other)
+    assert f(ConcurrentList(base), other) == want
+    assert f(base, ConcurrentList(other)) == want
+    assert f(ConcurrentList(base), ConcurrentList(other)) == want
+
+
+def test_compare_other_types() -> None:
+    cl = ConcurrentList([1])
+    assert (cl == (1,)) is False
+    assert (cl != (1,)) is True
+    with pytest.raises(TypeError):
+        cl < (1,)  # type: ignore[operator]
+    with pytest.raises(TypeError):
+        cl < ConcurrentList(["a"])  # type: ignore[operator]
+    assert cl == cl
+    nan = float("nan")
+    assert ConcurrentList([nan]) == [nan]  # identity shortcut, as list
+
+
+# ---------------------------------------------------------------- objects
+
+
+def test_repr() -> None:
+    same(repr)
+    same(repr, items=[])
+    same(repr, items=["a", None, 1.5])
+    cl = ConcurrentList([1])
+    cl.append(cl)
+    assert repr(cl) == "[1, [...]]"
+    inner = ConcurrentList([cl])
+    assert repr(inner) == "[[1, [...]]]"
+    plain: list[Any] = [1]
+    plain.append(ConcurrentList([plain]))
+    assert repr(plain) == "[1, [[...]]]"
+
+
+def test_pickle_copy_deepcopy() -> None:
+    cl = ConcurrentList([1, "a", (2, 3), [4]])
+    for proto in range(pickle.HIGHEST_PROTOCOL + 1):
+        back = pickle.loads(pickle.dumps(cl, proto))
+        assert type(back) is ConcurrentList and back == cl
+    c = copy.copy(cl)
+    assert type(c) is ConcurrentList and c == cl and c[3] is cl[3]
+    d = copy.deepcopy(cl)
+    assert type(d) is ConcurrentList and d == cl and d[3] is not cl[3]
+    rec = ConcurrentList([1])
+    rec.append(rec)
+    r2 = copy.deepcopy(rec)
+    assert r2[1] is r2
+    r3 = pickle.loads(pickle.dumps(rec))
+    assert r3[1] is r3
+
+
+class Sub(ConcurrentList):  # type: ignore[type-arg]
+    def __init__(self, *args: Any, tag: str = "t") -> None:
+        super().__init__(*args)
+        self.tag = tag
+
+
+def test_subclass() -> None:
+    s = Sub([1, 2], tag="x")
+    assert isinstance(s, ConcurrentList) and s.tag == "x"
+    s.append(3)
+    assert s == [1, 2, 3]
+    assert type(s[:2]) is ConcurrentList  # as list subclasses slice to list
+    assert type(s.copy()) is ConcurrentList
+    assert type(s + s) is ConcurrentList
+    for back in (pickle.loads(pickle.dumps(s)), copy.deepcopy(s), copy.copy(s)):
+        assert type(back) is Sub and back == s and back.tag == "x"
+    assert weakref.ref(s)() is s
+
+
+def test_sizeof_grows() -> None:
+    cl = ConcurrentList()
+    empty = cl.__sizeof__()
+    cl.extend(range(1000))
+    assert cl.__sizeof__() >= empty + 1000 * 8
+    assert sys.getsizeof(cl) > cl.__sizeof__() - 1
+
+
+def test_layout_hot_fields_off_header_line() -> None:
+    offset, _cap = ConcurrentList([1])._layout()
+    assert offset >= 96  # the header is <= 32 bytes; 96 bytes on is another cache line
+
+
+def test_iterators() -> None:
+    cl = ConcurrentList(range(5))
+    it = iter(cl)
+    assert it.__length_hint__() == 5
+    assert next(it) == 0
+    cl.append(5)  # list iterators see appends
+    assert list(it) == [1, 2, 3, 4, 5]
+    cl.append(6)
+    assert list(it) == []  # exhausted stays exhausted
+    r = reversed(cl)
+    assert r.__length_hint__() == 7
+    assert next(r) == 6
+    del cl[:]
+    assert list(r) == []
+    assert iter(it) is it
+
+
+def test_gc_collects_cycles_and_frees_items() -> None:
+    class Item:
+        pass
+
+    refs = []
+    for _ in range(3):
+        cl = ConcurrentList()
+        x = Item()
+        refs.append(weakref.ref(x))
+        cl.append(x)
+        cl.append(cl)  # cycle through the items array
+        x.back = cl  # type: ignore[attr-defined]
+        cw = weakref.ref(cl)
+        del cl, x
+        gc.collect()
+        assert cw() is None
+    assert all(r() is None for r in refs)
+
+
+def test_removed_items_are_freed() -> None:
+    class Item:
+        pass
+
+    cl = ConcurrentList()
+    items = [Item() for _ in range(200)]
+    refs = [weakref.ref(i) for i in items]
+    cl.extend(items)
+    cl.extend(items)
+    cl.sort(key=id)
+    cl.reverse()
+    cl[::2] = cl[1::2]
+    cl *= 2
+    del items
+    for _ in range(5):
+        cl.pop()
+    cl.remove(cl[0])
+    del cl[:10]
+    snap = cl.snapshot()
+    cl.clear()
+    del snap
+    gc.collect()
+    assert all(r() is None for r in refs)
+
+
+def test_deep_nesting_dealloc() -> None:
+    cl = ConcurrentList()
+    for _ in range(200_000):
+        cl = ConcurrentList([cl])
+    del cl  # trashcan: must not overflow the C stack
+
+
+# ---------------------------------------------------------------- extras
+
+
+def test_snapshot() -> None:
+    cl = ConcurrentList([1, 2, 3])
+    snap = cl.snapshot()
+    assert type(snap) is list and snap == [1, 2, 3]
+    cl.append(4)
+    assert snap == [1, 2, 3]
+
+
+def test_append_if_absent() -> None:
+    cl = ConcurrentList([1, 2])
+    assert cl.append_if_absent(3) is True
+    assert cl.append_if_absent(2) is False
+    assert cl.append_if_absent(2.0) is False
+    nan = float("nan")
+    assert cl.append_if_absent(nan) is True
+    assert cl.append_if_absent(nan) is False  # identity, as list.index
+    assert cl == [1, 2, 3, nan]
+
+
+def test_compare_and_set() -> None:
+    sentinel = object()
+    cl = ConcurrentList([1, sentinel, 3])
+    assert cl.compare_and_set(0, 1.0, "a") is True
+    assert cl.compare_and_set(0, 1, "b") is False
+    assert cl.compare_and_set(1, sentinel, "c") is True
+    assert cl.compare_and_set(-1, 3, "d") is True
+    assert cl == ["a", "c", "d"]
+    with pytest.raises(IndexError):
+        cl.compare_and_set(3, 1, 2)
+    with pytest.raises(TypeError):
+        cl.compare_and_set("x", 1, 2)  # type: ignore[arg-type]
+
+
+def test_update() -> None:
+    cl = ConcurrentList([1, 2, 3])
+    assert cl.update(0, lambda x: x + 10) == 11
+    assert cl.update(-1, str) == "3"
+    assert cl == [11, 2, "3"]
+    with pytest.raises(IndexError):
+        cl.update(3, str)
+    with pytest.raises(ZeroDivisionError):
+        cl.update(1, lambda x: x / 0)
+    assert cl == [11, 2, "3"]
