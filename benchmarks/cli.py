@@ -70,8 +70,10 @@ def profile(name: str) -> Profile:
             repeats=5,
             target_time=0.2,
             size=1024,
-            single_n=100_000,
-            single_repeats=5,
+            # Single-thread timings are kept to about a millisecond, shorter than a
+            # scheduler time slice, so that best-of-R finds an uninterrupted one.
+            single_n=20_000,
+            single_repeats=15,
             memory_n=10_000,
         )
     if name == "full":
@@ -83,8 +85,8 @@ def profile(name: str) -> Profile:
             repeats=5,
             target_time=0.15,
             size=1024,
-            single_n=200_000,
-            single_repeats=7,
+            single_n=50_000,
+            single_repeats=25,
             memory_n=100_000,
         )
     if name == "smoke":
@@ -226,17 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     cpus = env["machine"]["usable_cpus"] or 1
 
-    scaling_work = (
-        [
-            (impl, case)
-            for case in prof.cases
-            for impl in sorted(impls, key=lambda i: report._impl_key(i.role, i.name))
-            if scaling.applicable(impl, case)
-        ]
-        if "scaling" in suites
-        else []
-    )
-    total = len(scaling_work) * len(prof.threads)
+    ordered = sorted(impls, key=lambda i: report._impl_key(i.role, i.name))
+    scaling_cases = prof.cases if "scaling" in suites else []
+    total = scaling.count_steps(ordered, scaling_cases, prof.threads, prof.repeats)
     if "single" in suites:
         total += single.count_steps(impls)
     if "memory" in suites:
@@ -248,9 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     costs: list[single.Cost] = []
     fps: list[memory.Footprint] = []
     try:
-        for impl, case in scaling_work:
+        for case in scaling_cases:
             points += scaling.measure(
-                impl,
+                ordered,
                 case,
                 prof.threads,
                 prof.size,
@@ -315,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     json_path = out / f"bench-{tag}-{prof.name}-{stamp}.json"
     json_path.write_text(json.dumps(result, indent=1) + "\n")
     shutil.copyfile(json_path, out / "latest.json")
+    shutil.copyfile(json_path, out / f"latest-{tag}.json")
 
     plots: list[Path] = []
     plot_prefix = "plots/"
@@ -332,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
                 plot_prefix = str(args.publish_plots) + "/"
     md = report.render_markdown(env, impls, points, costs, fps, plots, plot_prefix, settings)
     (out / "latest.md").write_text(md)
+    (out / f"latest-{tag}.md").write_text(md)
     print(
         f"wrote {json_path}, {out / 'latest.md'}"
         + (f" and {len(plots)} plot(s) in {out / 'plots'}" if plots else "")

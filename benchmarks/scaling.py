@@ -264,7 +264,7 @@ def calibrate(
 
 
 def measure(
-    impl: Impl,
+    impls: list[Impl],
     case: Case,
     thread_counts: list[int],
     size: int,
@@ -273,28 +273,45 @@ def measure(
     cpus: int,
     progress: Callable[[str], None] | None = None,
 ) -> list[Point]:
-    """All thread counts of one (impl, case): one container, one calibration."""
-    container, keys, values = build_container(impl, case, size)
+    """Every implementation and thread count of one case.
+
+    Each implementation gets its own container and calibration; then the
+    repetitions are interleaved (repetition r of every implementation at every
+    thread count before repetition r + 1), so that a change in background load
+    hits all implementations alike instead of skewing their ratios.
+    """
+    impls = [i for i in impls if applicable(i, case)]
+    setups = [build_container(impl, case, size) for impl in impls]
     gc.collect()
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        base_cycles = calibrate(container, case, keys, values, target_time)
+        cycles = [calibrate(c, case, k, v, target_time) for c, k, v in setups]
+        runs: dict[tuple[int, int], list[float]] = {}
+        for rep in range(repeats):
+            for threads in thread_counts:
+                if progress is not None:
+                    progress(f"{case.mix_label} {case.slug} x{threads} rep {rep + 1}")
+                for i, (container, keys, values) in enumerate(setups):
+                    per_thread = max(1, round(cycles[i] * min(threads, cpus) / threads))
+                    rate = run_threads(container, case, keys, values, threads, per_thread)
+                    runs.setdefault((i, threads), []).append(rate)
         points = []
-        for threads in thread_counts:
-            if progress is not None:
-                progress(f"{impl.name} {case.mix_label} {case.keytype} {case.keys} x{threads}")
-            per_thread = max(1, round(base_cycles * min(threads, cpus) / threads))
-            runs = [
-                run_threads(container, case, keys, values, threads, per_thread)
-                for _ in range(repeats)
-            ]
-            points.append(
-                Point(
-                    impl.name, impl.role, case, threads, threads * per_thread * CYCLE * CHUNK, runs
-                )
-            )
+        for i, impl in enumerate(impls):
+            for threads in thread_counts:
+                per_thread = max(1, round(cycles[i] * min(threads, cpus) / threads))
+                total = threads * per_thread * CYCLE * CHUNK
+                points.append(Point(impl.name, impl.role, case, threads, total, runs[(i, threads)]))
         return points
     finally:
         if was_enabled:
             gc.enable()
+
+
+def count_steps(
+    impls: list[Impl], cases: list[Case], thread_counts: list[int], repeats: int
+) -> int:
+    """Progress steps :func:`measure` reports for these cases."""
+    return sum(
+        repeats * len(thread_counts) for case in cases if any(applicable(i, case) for i in impls)
+    )

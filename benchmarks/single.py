@@ -184,32 +184,49 @@ def measure(
     repeats: int,
     progress: Callable[[str], None] | None = None,
 ) -> list[Cost]:
+    """Best-of-``repeats`` ns/op for every (implementation, operation).
+
+    The implementations are interleaved: repetition r of an operation runs
+    for every implementation before repetition r + 1, so that background load
+    that comes and goes does not skew the ratios to the builtin.
+    """
     keys = [f"key:{i:07d}" for i in range(size)]
     values = [i % 256 for i in range(size)]
     out: list[Cost] = []
     builders = {MAP: _map_builders(), "seq": _seq_builders()}
-    for impl in impls:
-        if not impl.available:
-            continue
-        for op, build in builders[impl.family].items():
-            if not impl.supports(op):
+    for family, ops in builders.items():
+        members = [i for i in impls if i.available and i.family == family]
+        for op, build in ops.items():
+            todo = [i for i in members if i.supports(op)]
+            if not todo:
                 continue
             if progress is not None:
-                progress(f"{impl.name}.{op}")
-            setup, run, count = build(impl, keys, values, n)
+                progress(f"{family} {op}")
+            prepared = [build(impl, keys, values, n) for impl in todo]
+            best = [float("inf")] * len(todo)
             gc.collect()
             was_enabled = gc.isenabled()
             gc.disable()
             try:
-                _time_once(setup, run)  # warm-up
-                best = min(_time_once(setup, run) for _ in range(repeats))
+                for rep in range(repeats + 1):  # repetition 0 warms up
+                    for j, (setup, run, _count) in enumerate(prepared):
+                        t = _time_once(setup, run)
+                        if rep:
+                            best[j] = min(best[j], t)
             finally:
                 if was_enabled:
                     gc.enable()
-            out.append(Cost(impl.name, impl.role, impl.family, op, best / count, count))
+            for impl, (_s, _r, count), t in zip(todo, prepared, best, strict=True):
+                out.append(Cost(impl.name, impl.role, impl.family, op, t / count, count))
     return out
 
 
 def count_steps(impls: list[Impl]) -> int:
+    """Progress steps :func:`measure` reports."""
     builders = {MAP: _map_builders(), "seq": _seq_builders()}
-    return sum(1 for i in impls if i.available for op in builders[i.family] if i.supports(op))
+    return sum(
+        1
+        for family, ops in builders.items()
+        for op in ops
+        if any(i.available and i.family == family and i.supports(op) for i in impls)
+    )
