@@ -146,7 +146,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--suites", default=",".join(SUITES), help=f"comma-separated subset of {','.join(SUITES)}"
     )
     ap.add_argument("--threads", type=_ints, help="override thread counts, e.g. 1,2,4")
-    ap.add_argument("--mixes", type=_ints, help="override read percentages, e.g. 100,90")
+    ap.add_argument(
+        "--mixes", type=_ints, help="read percentages for every variant of the profile, e.g. 100,50"
+    )
     ap.add_argument("--repeats", type=int, help="repetitions per scaling point (R)")
     ap.add_argument("--target-time", type=float, help="seconds per scaling repetition")
     ap.add_argument("--size", type=int, help="entries in the shared container")
@@ -196,13 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         prof.threads = args.threads
     if args.mixes:
-        prof.cases = [c for c in prof.cases if c.mix in args.mixes] or [
-            Case(c.family, m, c.keytype, c.values, c.keys)
-            for c in dict.fromkeys(
-                Case(c.family, 100, c.keytype, c.values, c.keys) for c in prof.cases
-            )
-            for m in args.mixes
-        ]
+        # Every variant (family, key type, values, key sharing) of the profile, at these mixes.
+        variants = dict.fromkeys((c.family, c.keytype, c.values, c.keys) for c in prof.cases)
+        prof.cases = [Case(f, m, kt, v, k) for m in args.mixes for (f, kt, v, k) in variants]
     if args.repeats:
         prof.repeats = args.repeats
     if args.target_time:

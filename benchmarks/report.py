@@ -281,7 +281,7 @@ def render_markdown(
 
 
 # ------------------------------------------------------------------ plots
-_STYLE = {
+_STYLE: dict[str, dict[str, Any]] = {
     "builtin": {"color": "black", "linestyle": "--", "marker": "o"},
     "ours": {"linewidth": 2.5, "marker": "s"},
     "peer": {"marker": "^"},

@@ -198,7 +198,7 @@ def _thread_work(
             work.append((writer, (ks, [values[i] for i in idx])))
         else:
             work.append((reader, (ks,)))
-    consume = deque(maxlen=0).extend
+    consume: Callable[[Any], None] = deque(maxlen=0).extend
     return work, consume
 
 

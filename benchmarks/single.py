@@ -29,7 +29,7 @@ import operator
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from itertools import repeat, starmap
@@ -37,7 +37,7 @@ from typing import Any
 
 from benchmarks.registry import MAP, Impl
 
-_consume = deque(maxlen=0).extend
+_consume: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend
 
 
 @dataclass
@@ -92,7 +92,7 @@ def _map_builders() -> dict[str, Builder]:
     def iterate(impl: Impl, keys: list[Any], values: list[Any], n: int) -> Any:
         c = impl.make(list(zip(keys, values, strict=True)))
         passes = max(1, n // len(keys))
-        return (lambda: c), (lambda c: [_consume(c) for _ in range(passes)]), passes * len(keys)
+        return (lambda: c), (lambda c: _iterate(c, passes)), passes * len(keys)
 
     def length(impl: Impl, keys: list[Any], values: list[Any], n: int) -> Any:
         c = impl.make(list(zip(keys, values, strict=True)))
@@ -136,7 +136,7 @@ def _seq_builders() -> dict[str, Builder]:
     def iterate(impl: Impl, keys: list[Any], values: list[Any], n: int) -> Any:
         c = impl.make(values)
         passes = max(1, n // len(values))
-        return (lambda: c), (lambda c: [_consume(c) for _ in range(passes)]), passes * len(values)
+        return (lambda: c), (lambda c: _iterate(c, passes)), passes * len(values)
 
     def length(impl: Impl, keys: list[Any], values: list[Any], n: int) -> Any:
         c = impl.make(values)
@@ -159,6 +159,11 @@ def _seq_builders() -> dict[str, Builder]:
         "append": append,
         "pop": pop,
     }
+
+
+def _iterate(c: Any, passes: int) -> None:
+    for _ in range(passes):
+        _consume(c)
 
 
 def _sample(pool: list[Any], n: int, unique: bool = False) -> list[Any]:
