@@ -12,7 +12,8 @@ Method (docs/performance.md explains the choices):
   atomic reference-count traffic.
 * The per-op loop is C code and the same for every implementation:
   ``deque(maxlen=0).extend(map(partial(operator.getitem, c), keys))``.
-  ``partial`` passes ``c`` without a new reference, so the loop itself does not
+  ``partial`` passes ``c`` as a borrowed reference (``partial_vectorcall`` in
+  CPython's ``Modules/_functoolsmodule.c``), so the loop itself does not
   touch the container's reference count (``c[k]`` in Python bytecode would:
   ``LOAD_FAST`` increfs the container on 3.13t).  Reads, ``operator.setitem``
   writes, key iteration and result disposal cost the same for every
