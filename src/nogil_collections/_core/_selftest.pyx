@@ -237,7 +237,7 @@ cdef extern from *:
     /* One optimistic read of item i (the protocol of docs/design.md, rule 3).
      * On NCC_ST_OK, *out is a new reference. */
     static int ncc_st_try_read(uint64_t *version, Py_ssize_t *size, ncc_st_array **arrp,
-                               Py_ssize_t i, PyObject **out) {
+                               Py_ssize_t i, PyObject **out, int dwell) {
         uint64_t v = ncc_seq_read_begin(version);
         if (ncc_seq_is_writing(v)) return NCC_ST_RETRY;
         PyObject *drop = NULL, *item = NULL;
@@ -249,6 +249,10 @@ cdef extern from *:
         /* Relaxed; the seqlock validates it.  The index is checked against
          * the capacity of the array actually loaded, too. */
         Py_ssize_t n = ncc_load_ssize_relaxed(size);
+        /* Test knob: stay inside the region between loading the array and
+         * reading it, widening the window in which a broken reclaimer would
+         * free (and poison) it under us. */
+        for (int d = 0; d < dwell; d++) ncc_cpu_relax();
         if (ncc_load_uint64_relaxed(&a->magic) != NCC_ST_MAGIC) {
             rc = NCC_ST_CORRUPT;     /* touched a reclaimed array: a QSBR bug */
         } else if (i < 0 || i >= n || i >= ncc_load_ssize_relaxed(&a->capacity)) {
@@ -361,7 +365,7 @@ cdef extern from *:
     ncc_st_array *ncc_st_array_new(Py_ssize_t cap)
     int NCC_ST_OK, NCC_ST_RETRY, NCC_ST_OOR, NCC_ST_CORRUPT
     int ncc_st_try_read(uint64_t *version, Py_ssize_t *size, ncc_st_array **arrp,
-                        Py_ssize_t i, PyObject **out)
+                        Py_ssize_t i, PyObject **out, int dwell)
 
     double ncc_st_now_ns()
     double ncc_st_bench_region(Py_ssize_t n)
@@ -800,7 +804,7 @@ cdef class QSBRArray:
         cdef PyObject *out = NULL
         cdef int rc, attempt
         for attempt in range(8):
-            rc = ncc_st_try_read(&self._version, &self._size, &self._arr, i, &out)
+            rc = ncc_st_try_read(&self._version, &self._size, &self._arr, i, &out, 0)
             if rc == NCC_ST_OK:
                 obj = <object>out
                 Py_DECREF(obj)
@@ -811,11 +815,13 @@ cdef class QSBRArray:
                 raise AssertionError("read a reclaimed backing array")
         return self._get_locked(i)
 
-    def read_loop(self, Py_ssize_t n, uint64_t seed=1):
+    def read_loop(self, Py_ssize_t n, uint64_t seed=1, int dwell=0):
         """n lock-free reads at pseudo-random indexes, each verified by
         identity against the pool, with the thread attached (no Python code
-        per read).  Returns a dict of counts: ok, out_of_range, retries,
-        fallbacks, corrupt, mismatch (the last two must be 0)."""
+        per read).  ``dwell`` pause instructions are spent inside each read
+        region, between loading the array and reading from it.  Returns a
+        dict of counts: ok, out_of_range, retries, fallbacks, corrupt,
+        mismatch (the last two must be 0)."""
         cdef Py_ssize_t k, i, size, attempt
         cdef Py_ssize_t ok = 0, oor = 0, retries = 0, fallbacks = 0, corrupt = 0, mismatch = 0
         cdef uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 1
@@ -831,7 +837,7 @@ cdef class QSBRArray:
             rc = NCC_ST_RETRY
             for attempt in range(8):
                 out = NULL
-                rc = ncc_st_try_read(&self._version, &self._size, &self._arr, i, &out)
+                rc = ncc_st_try_read(&self._version, &self._size, &self._arr, i, &out, dwell)
                 if rc != NCC_ST_RETRY:
                     break
                 retries += 1
@@ -865,7 +871,7 @@ cdef class QSBRArray:
         t0 = ncc_st_now_ns()
         for k in range(n):
             out = NULL
-            if ncc_st_try_read(&self._version, &self._size, &self._arr, 0, &out) == NCC_ST_OK:
+            if ncc_st_try_read(&self._version, &self._size, &self._arr, 0, &out, 0) == NCC_ST_OK:
                 Py_DECREF(<object>out)
         return (ncc_st_now_ns() - t0) / (n if n > 0 else 1)
 
