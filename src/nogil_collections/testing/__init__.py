@@ -1,1 +1,104 @@
-"""Race testing with a linearizability checker (in development: see issue)."""
+"""Race testing with a linearizability checker.
+
+Generate concurrent scenarios with hypothesis, run them on real threads,
+record histories with invocation/response stamps, and decide whether some
+sequential order of the same calls explains every observed result
+(linearizability: Herlihy & Wing 1990), with the search of Wing & Gong and
+Lowe as Porcupine implements it.  See docs/testing.md.
+
+Quick start::
+
+    from nogil_collections.testing import DICT_OPS, race_test
+
+    @race_test(factory=MyDict, model=dict, ops=DICT_OPS)
+    def test_my_dict_is_linearizable():
+        pass
+"""
+
+from __future__ import annotations
+
+from nogil_collections.testing._checker import (
+    DICT_MODEL,
+    LIST_MODEL,
+    CheckResult,
+    Model,
+    as_model,
+    check_histories,
+    check_history,
+    freeze,
+    partition_history,
+)
+from nogil_collections.testing._executor import (
+    ExecutorError,
+    gil_enabled,
+    run_scenario,
+    switch_interval,
+)
+from nogil_collections.testing._history import Call, History, format_timeline
+from nogil_collections.testing._ops import (
+    ABSENT,
+    DICT_OPS,
+    LIST_OPS,
+    Domain,
+    Fn,
+    Op,
+    OpTable,
+    container_absent,
+    get_table,
+    register_table,
+)
+from nogil_collections.testing._race import (
+    Budget,
+    NotLinearizable,
+    RaceReport,
+    check_scenario,
+    current_budget,
+    explore,
+    race_test,
+    set_budget,
+)
+from nogil_collections.testing._scenario import Scenario, Step, scenarios
+from nogil_collections.testing._stamps import STAMP_COUNTER_KIND, make_stamp_counter, stamp
+
+__all__ = [
+    "ABSENT",
+    "DICT_MODEL",
+    "DICT_OPS",
+    "LIST_MODEL",
+    "LIST_OPS",
+    "STAMP_COUNTER_KIND",
+    "Budget",
+    "Call",
+    "CheckResult",
+    "Domain",
+    "ExecutorError",
+    "Fn",
+    "History",
+    "Model",
+    "NotLinearizable",
+    "Op",
+    "OpTable",
+    "RaceReport",
+    "Scenario",
+    "Step",
+    "as_model",
+    "check_histories",
+    "check_history",
+    "check_scenario",
+    "container_absent",
+    "current_budget",
+    "explore",
+    "format_timeline",
+    "freeze",
+    "get_table",
+    "gil_enabled",
+    "make_stamp_counter",
+    "partition_history",
+    "race_test",
+    "register_table",
+    "run_scenario",
+    "scenarios",
+    "set_budget",
+    "stamp",
+    "switch_interval",
+]

@@ -1,0 +1,492 @@
+"""Linearizability checking: Wing & Gong's search with Lowe's memoization, as Porcupine does it.
+
+A history is linearizable when every call can be given a single point inside
+its [invocation, response] interval such that running the calls one by one in
+the order of those points, on the sequential model, produces exactly the
+results (or exception types) each thread observed.
+
+The search (Wing & Gong 1993; Lowe 2017, "Testing for linearizability"):
+keep the history as a doubly linked list of invocation and response events in
+stamp order.  Walk it from the front.  At an invocation, try to linearize
+that call now: apply it to a copy of the model state; if the model's answer
+equals the observed one and the pair (set of linearized calls, new model
+state) has not been seen before, lift the call (and its response) out of the
+list, push it on a stack and restart from the front.  Reaching a response
+event means its call should have been linearized already: backtrack (pop,
+unlift, try the next candidate).  The history is linearizable when the list
+empties, and is not when the stack is empty at a response.  The memo of
+(bitset, state fingerprint) pairs is what keeps this polynomial in practice:
+two orders of the same calls that reach the same state are explored once.
+
+P-compositionality (Horn & Kroening 2015): linearizability is local to
+independent parts of the state.  For a dict, an op that names one key only
+sees that key's slot, so the history splits into one sub-history per key
+(or per group of keys, for multi-key ops such as ``update``), each checked
+against the model restricted to those keys.  A single whole-container op
+(``len``, ``snapshot``, ``clear``, ``popitem``...) disables the split.
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from nogil_collections.testing._history import (
+    Call,
+    History,
+    format_call,
+    format_outcome,
+    format_timeline,
+)
+from nogil_collections.testing._ops import Op, OpTable
+
+__all__ = [
+    "DICT_MODEL",
+    "LIST_MODEL",
+    "CheckResult",
+    "Model",
+    "as_model",
+    "check_history",
+    "freeze",
+    "partition_history",
+]
+
+
+def freeze(state: Any) -> Hashable:
+    """A hashable fingerprint of a model state: equal states, equal fingerprints.
+
+    Lists and tuples become tuples, dicts become tuples of items in insertion
+    order (order matters to ``popitem`` and iteration), sets become
+    frozensets, objects with identity hashing (plain classes) their ``vars()``;
+    other hashable leaves stay as they are.
+    """
+    if isinstance(state, (list, tuple)):
+        return (type(state).__name__, tuple(freeze(x) for x in state))
+    if isinstance(state, dict):
+        return ("dict", tuple((k, freeze(v)) for k, v in state.items()))
+    if isinstance(state, (set, frozenset)):
+        return ("set", frozenset(freeze(x) for x in state))
+    if getattr(type(state), "__hash__", None) is object.__hash__ and hasattr(state, "__dict__"):
+        # Identity hashing would make every copy distinct (memo never hits).
+        return (type(state).__qualname__, freeze(vars(state)))
+    try:
+        hash(state)
+    except TypeError:
+        if hasattr(state, "__dict__"):
+            return (type(state).__qualname__, freeze(vars(state)))
+        raise TypeError(
+            f"cannot fingerprint a model state of type {type(state).__name__}: "
+            "pass Model(fingerprint=...)"
+        ) from None
+    return cast(Hashable, state)
+
+
+@dataclass(frozen=True)
+class Model:
+    """A sequential specification: how to build, copy and fingerprint its state.
+
+    create:      ``create(initial)`` -> state (``initial`` is a private copy).
+    copy:        an independent copy of a state (taken before every mutating op).
+    fingerprint: a hashable value, equal for equal states (for memoization).
+    restrict:    ``restrict(initial, keys)`` -> the initial state of the part
+                 of the object holding ``keys``.  When given, histories whose
+                 ops all declare their keys are checked part by part.
+    The op table says how each op acts on the state (``Op.model``).
+    """
+
+    name: str
+    create: Callable[[Any], Any]
+    copy: Callable[[Any], Any] = _copy.deepcopy
+    fingerprint: Callable[[Any], Hashable] = freeze
+    restrict: Callable[[Any, frozenset[Hashable]], Any] | None = None
+
+
+def _list_copy(state: list[Any]) -> list[Any]:
+    return state.copy()
+
+
+def _dict_copy(state: dict[Any, Any]) -> dict[Any, Any]:
+    return state.copy()
+
+
+def _list_fp(state: list[Any]) -> Hashable:
+    return tuple(state)
+
+
+def _dict_fp(state: dict[Any, Any]) -> Hashable:
+    return tuple(state.items())
+
+
+def _dict_restrict(initial: Any, keys: frozenset[Hashable]) -> dict[Any, Any]:
+    return {k: v for k, v in dict(initial).items() if k in keys}
+
+
+LIST_MODEL = Model("list", list, _list_copy, _list_fp)
+"""The builtin ``list`` as the model (items must be hashable for the memo)."""
+
+DICT_MODEL = Model("dict", dict, _dict_copy, _dict_fp, _dict_restrict)
+"""The builtin ``dict`` as the model, restrictable per key."""
+
+
+def as_model(model: Model | type | Callable[[Any], Any] | None, table: OpTable) -> Model:
+    """Turn ``model`` (a :class:`Model`, ``list``, ``dict``, another class, or None) into a Model.
+
+    None picks the builtin matching ``table.kind``.  Another class is used as
+    ``create`` with deep copies and :func:`freeze` fingerprints.
+    """
+    if isinstance(model, Model):
+        return model
+    if model is None:
+        if table.kind == "list":
+            return LIST_MODEL
+        if table.kind == "dict":
+            return DICT_MODEL
+        raise ValueError(f"no default model for op table kind {table.kind!r}: pass model=")
+    if model is list:
+        return LIST_MODEL
+    if model is dict:
+        return DICT_MODEL
+    return Model(getattr(model, "__name__", repr(model)), model)
+
+
+# --------------------------------------------------------------------------- outcomes
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    if isinstance(a, bool) != isinstance(b, bool):
+        return False
+    try:
+        return bool(a == b)
+    except Exception:
+        return False
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    exc_type: type[BaseException] | None
+    value: Any
+    exc_text: str = ""
+
+    def matches(self, call: Call) -> bool:
+        if call.exc_type is not None or self.exc_type is not None:
+            return self.exc_type is call.exc_type
+        return _same_value(self.value, call.result)
+
+    def __str__(self) -> str:
+        if self.exc_type is not None:
+            return f"raise {self.exc_type.__name__}"
+        return f"-> {self.value!r}"
+
+
+def _step(model: Model, state: Any, op: Op, call: Call) -> tuple[Any, _Outcome]:
+    if op.mutates:
+        state = model.copy(state)
+    try:
+        value = op.model_runner(state, *call.args)
+    except Exception as e:
+        return state, _Outcome(type(e), None, str(e))
+    return state, _Outcome(None, op.norm(value))
+
+
+# --------------------------------------------------------------------------- search
+
+
+class _Entry:
+    __slots__ = ("call", "cid", "is_call", "match", "next", "prev")
+
+    def __init__(self, call: Call | None, cid: int, is_call: bool) -> None:
+        self.call = call
+        self.cid = cid
+        self.is_call = is_call
+        self.match: _Entry | None = None
+        self.prev: _Entry | None = None
+        self.next: _Entry | None = None
+
+
+def _build_list(calls: Sequence[Call]) -> _Entry:
+    events: list[tuple[int, int, _Entry]] = []
+    for cid, c in enumerate(calls):
+        inv = _Entry(c, cid, True)
+        ret = _Entry(c, cid, False)
+        inv.match = ret
+        # Equal stamps (hand-written histories): invocations sort first, so
+        # such calls count as overlapping, the permissive reading.
+        events.append((c.invoke, 0, inv))
+        events.append((c.response, 1, ret))
+    events.sort(key=lambda e: (e[0], e[1]))
+    head = _Entry(None, -1, False)
+    prev = head
+    for _, _, e in events:
+        prev.next = e
+        e.prev = prev
+        prev = e
+    return head
+
+
+def _lift(e: _Entry) -> None:
+    assert e.prev is not None and e.next is not None and e.match is not None
+    e.prev.next = e.next
+    e.next.prev = e.prev
+    m = e.match
+    assert m.prev is not None
+    m.prev.next = m.next
+    if m.next is not None:
+        m.next.prev = m.prev
+
+
+def _unlift(e: _Entry) -> None:
+    m = e.match
+    assert m is not None and m.prev is not None and e.prev is not None and e.next is not None
+    m.prev.next = m
+    if m.next is not None:
+        m.next.prev = m
+    e.prev.next = e
+    e.next.prev = e
+
+
+@dataclass
+class _Search:
+    ok: bool | None
+    order: list[Call]
+    best_prefix: list[Call]
+    best_state: Any
+    steps: int
+
+
+def _search(
+    calls: Sequence[Call], ops: dict[str, Op], model: Model, initial: Any, max_steps: int
+) -> _Search:
+    head = _build_list(calls)
+    state = model.create(_copy.deepcopy(initial))
+    stack: list[tuple[_Entry, Any]] = []
+    linearized = 0
+    seen: set[tuple[int, Hashable]] = set()
+    best: list[Call] = []
+    best_state = state
+    steps = 0
+    entry = head.next
+    while head.next is not None:
+        if steps >= max_steps:
+            return _Search(None, [], best, best_state, steps)
+        steps += 1
+        assert entry is not None
+        if entry.is_call:
+            call = entry.call
+            assert call is not None
+            new_state, outcome = _step(model, state, ops[call.op], call)
+            if outcome.matches(call):
+                bits = linearized | (1 << entry.cid)
+                key = (bits, model.fingerprint(new_state))
+                if key not in seen:
+                    seen.add(key)
+                    stack.append((entry, state))
+                    state, linearized = new_state, bits
+                    if len(stack) > len(best):
+                        best = [e.call for e, _ in stack]  # type: ignore[misc]
+                        best_state = state
+                    _lift(entry)
+                    entry = head.next
+                    continue
+            entry = entry.next
+        else:
+            if not stack:
+                return _Search(False, [], best, best_state, steps)
+            entry, state = stack.pop()
+            linearized &= ~(1 << entry.cid)
+            _unlift(entry)
+            entry = entry.next
+    order = [e.call for e, _ in stack]
+    return _Search(True, order, best, best_state, steps)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- partitions
+
+
+def partition_history(
+    history: History, table: OpTable
+) -> list[tuple[frozenset[Hashable] | None, list[Call]]]:
+    """Split the calls into independent groups by the keys they touch.
+
+    Returns ``[(keys, calls), ...]``; a single ``(None, all calls)`` when some
+    call touches the whole container.  Keys linked by a multi-key op (e.g.
+    ``update({a: 1, b: 2})``) end up in one group.
+    """
+    ops = {op.name: op for op in table.ops}
+    parent: dict[Hashable, Hashable] = {}
+
+    def find(k: Hashable) -> Hashable:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    touched: list[frozenset[Hashable]] = []
+    for c in history.calls:
+        keys = _op(ops, c).touched_keys(c.args)
+        if keys is None:
+            return [(None, list(history.calls))]
+        touched.append(keys)
+        for k in keys:
+            parent.setdefault(k, k)
+        ks = list(keys)
+        for k in ks[1:]:
+            ra, rb = find(ks[0]), find(k)
+            if ra != rb:
+                parent[rb] = ra
+    groups: dict[Hashable, list[Call]] = {}
+    group_keys: dict[Hashable, set[Hashable]] = {}
+    empty: list[Call] = []
+    for c, keys in zip(history.calls, touched, strict=True):
+        if not keys:
+            empty.append(c)
+            continue
+        root = find(next(iter(keys)))
+        groups.setdefault(root, []).append(c)
+        group_keys.setdefault(root, set()).update(keys)
+    parts: list[tuple[frozenset[Hashable] | None, list[Call]]] = [
+        (frozenset(group_keys[r]), cs) for r, cs in groups.items()
+    ]
+    if empty:
+        parts.append((frozenset(), empty))
+    return parts
+
+
+def _op(ops: dict[str, Op], call: Call) -> Op:
+    try:
+        return ops[call.op]
+    except KeyError:
+        raise KeyError(f"op {call.op!r} of the history is not in the op table") from None
+
+
+# --------------------------------------------------------------------------- result
+
+
+@dataclass
+class CheckResult:
+    """The verdict on one history.
+
+    ``ok`` is True (linearizable), False (not), or None (the search gave up
+    after ``max_steps``).  ``witness`` holds one valid order per checked part
+    when ok; ``keys`` names the failing part's keys (None: the whole history).
+    """
+
+    ok: bool | None
+    history: History
+    model: str
+    explanation: str = ""
+    keys: frozenset[Hashable] | None = None
+    failing_calls: list[Call] = field(default_factory=list)
+    witness: list[list[Call]] = field(default_factory=list)
+    partitions: int = 1
+    steps: int = 0
+
+    def __bool__(self) -> bool:
+        return self.ok is True
+
+    def report(self) -> str:
+        """Timeline of the failing part plus the explanation."""
+        if self.ok:
+            return f"linearizable ({self.partitions} part(s), {self.steps} search steps)"
+        scope = "whole history" if self.keys is None else f"keys {sorted(map(repr, self.keys))}"
+        calls = self.failing_calls or self.history.calls
+        verdict = "NOT linearizable" if self.ok is False else "UNDECIDED (search budget exhausted)"
+        return (
+            f"History is {verdict} with respect to the {self.model} model ({scope}).\n"
+            f"initial state: {self.history.initial!r}\n\n"
+            f"{format_timeline(calls)}\n\n{self.explanation}"
+        )
+
+
+def _explain(
+    calls: Sequence[Call], ops: dict[str, Op], model: Model, search: _Search, initial: Any
+) -> str:
+    prefix = search.best_prefix
+    done = {id(c) for c in prefix}
+    remaining = [c for c in calls if id(c) not in done]
+    lines = []
+    if prefix:
+        lines.append(
+            "The longest order that fits the observations starts from the initial state and "
+            "runs:"
+        )
+        for i, c in enumerate(prefix, 1):
+            lines.append(f"  {i}. T{c.thread} {format_call(c)} {format_outcome(c)}")
+        lines.append(f"leaving the model in state {search.best_state!r}.")
+    else:
+        lines.append(f"No call fits first, from the initial state {initial!r}.")
+    minimal = [c for c in remaining if not any(d.precedes(c) for d in remaining)]
+    lines.append("Every call that may come next fails:")
+    for c in minimal:
+        _, outcome = _step(model, search.best_state, ops[c.op], c)
+        if outcome.matches(c):
+            why = (f"fits here (model {outcome}), but no order of the remaining calls fits "
+                   "after it")
+        else:
+            why = f"observed {format_outcome(c)}, but the model says {outcome} here"
+        lines.append(f"  - T{c.thread} {format_call(c)}: {why}")
+    blocked = [c for c in remaining if c not in minimal]
+    if blocked:
+        lines.append(
+            f"(the other {len(blocked)} remaining call(s) cannot come next: each was invoked "
+            "after one of the above had returned)"
+        )
+    if search.ok is False:
+        lines.append("No other order fits either: the search explored all of them "
+                     f"({search.steps} steps, memoized on (linearized calls, model state)).")
+    return "\n".join(lines)
+
+
+def check_history(
+    history: History,
+    table: OpTable,
+    model: Model | type | Callable[[Any], Any] | None = None,
+    *,
+    partition: bool = True,
+    max_steps: int = 2_000_000,
+) -> CheckResult:
+    """Decide whether ``history`` is linearizable with respect to ``model``.
+
+    ``table`` says how each op acts on the model state and which keys it
+    touches.  With ``partition`` (default) and a model that supports
+    ``restrict``, independent key groups are checked separately.  Results are
+    compared by value (after the op's ``normalize``), exceptions by exact type.
+    """
+    m = as_model(model, table)
+    ops = {op.name: op for op in table.ops}
+    for c in history.calls:
+        _op(ops, c)
+    if partition and m.restrict is not None:
+        parts = partition_history(history, table)
+    else:
+        parts = [(None, list(history.calls))]
+    witness: list[list[Call]] = []
+    total = 0
+    for keys, calls in parts:
+        initial = history.initial if keys is None else m.restrict(history.initial, keys)  # type: ignore[misc]
+        search = _search(calls, ops, m, initial, max_steps)
+        total += search.steps
+        if search.ok is not True:
+            return CheckResult(
+                search.ok, history, m.name, _explain(calls, ops, m, search, initial),
+                keys, list(calls), [], len(parts), total,
+            )
+        witness.append(search.order)
+    return CheckResult(True, history, m.name, "", None, [], witness, len(parts), total)
+
+
+def check_histories(
+    histories: Iterable[History],
+    table: OpTable,
+    model: Model | type | Callable[[Any], Any] | None = None,
+    **kwargs: Any,
+) -> CheckResult | None:
+    """Check each history; return the first failing result, or None when all pass."""
+    for h in histories:
+        r = check_history(h, table, model, **kwargs)
+        if not r:
+            return r
+    return None

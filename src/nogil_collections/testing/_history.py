@@ -1,0 +1,121 @@
+"""Histories: what each thread invoked, when, and what it saw."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Call", "History", "format_call", "format_outcome", "format_timeline"]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One completed operation in a history.
+
+    ``invoke`` and ``response`` are stamps from one totally ordered counter:
+    ``a.response < b.invoke`` means ``a`` finished before ``b`` started.
+    Exactly one of ``result`` (when ``exc_type`` is None) and ``exc_type`` is
+    meaningful.
+    """
+
+    thread: int
+    op: str
+    args: tuple[Any, ...]
+    invoke: int
+    response: int
+    result: Any = None
+    exc_type: type[BaseException] | None = None
+    exc_text: str = ""
+
+    @property
+    def raised(self) -> bool:
+        return self.exc_type is not None
+
+    def precedes(self, other: Call) -> bool:
+        """True if this call returned before ``other`` was invoked (real-time order)."""
+        return self.response < other.invoke
+
+
+@dataclass
+class History:
+    """The calls of one execution, plus the state the container started from."""
+
+    initial: Any
+    calls: list[Call] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.calls)
+
+    def threads(self) -> list[int]:
+        return sorted({c.thread for c in self.calls})
+
+    def by_thread(self, thread: int) -> list[Call]:
+        return sorted((c for c in self.calls if c.thread == thread), key=lambda c: c.invoke)
+
+    def validate(self) -> None:
+        """Raise ValueError if the history is not well formed (intervals, per-thread order)."""
+        for c in self.calls:
+            if c.response < c.invoke:
+                raise ValueError(f"response before invocation: {c}")
+        for t in self.threads():
+            calls = self.by_thread(t)
+            for a, b in itertools.pairwise(calls):
+                if not a.precedes(b):
+                    raise ValueError(f"thread {t} has overlapping calls: {a} / {b}")
+
+
+def format_call(call: Call) -> str:
+    args = ", ".join(repr(a) for a in call.args)
+    return f"{call.op}({args})"
+
+
+def format_outcome(call: Call) -> str:
+    if call.exc_type is not None:
+        text = f": {call.exc_text}" if call.exc_text else ""
+        return f"raise {call.exc_type.__name__}{text}"
+    return f"-> {call.result!r}"
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def format_timeline(calls: Iterable[Call], *, width: int = 34, mark: Sequence[Call] = ()) -> str:
+    """A per-thread timeline: one column per thread, one row per event in stamp order.
+
+    ``>`` marks an invocation, ``<`` the matching response, ``|`` an operation in
+    flight.  Calls in ``mark`` are flagged with ``*``.
+    """
+    calls = list(calls)
+    if not calls:
+        return "(empty history)"
+    threads = sorted({c.thread for c in calls})
+    events: list[tuple[int, int, Call]] = []
+    for c in calls:
+        events.append((c.invoke, 0, c))
+        events.append((c.response, 1, c))
+    events.sort(key=lambda e: (e[0], e[1]))
+    marked = {id(c) for c in mark}
+    open_calls: dict[int, Call] = {}
+    head = ["stamp".rjust(7)] + [_clip(f"thread {t}", width).ljust(width) for t in threads]
+    lines = [" | ".join(head).rstrip(), "-" * (10 + (width + 3) * len(threads))]
+    for stamp, kind, c in events:
+        cells = []
+        for t in threads:
+            if t != c.thread:
+                cells.append(("|" if t in open_calls else "").ljust(width))
+                continue
+            star = "*" if id(c) in marked else " "
+            if kind == 0:
+                text = f">{star}{format_call(c)}"
+            else:
+                text = f"<{star}{format_outcome(c)}"
+            cells.append(_clip(text, width).ljust(width))
+        if kind == 0:
+            open_calls[c.thread] = c
+        else:
+            open_calls.pop(c.thread, None)
+        lines.append(" | ".join([str(stamp).rjust(7), *cells]).rstrip())
+    return "\n".join(lines)

@@ -1,0 +1,279 @@
+"""Race campaigns: generate scenarios, run them on threads, check every history.
+
+:func:`explore` is the engine; :func:`race_test` wraps it as a pytest test.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nogil_collections.testing._checker import CheckResult, Model, as_model, check_history
+from nogil_collections.testing._executor import run_scenario
+from nogil_collections.testing._ops import OpTable
+from nogil_collections.testing._scenario import Scenario, scenarios
+
+__all__ = [
+    "Budget",
+    "NotLinearizable",
+    "RaceReport",
+    "check_scenario",
+    "current_budget",
+    "explore",
+    "race_test",
+    "set_budget",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# --------------------------------------------------------------------------- budget
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How hard a campaign tries: 'ci' keeps each test's own numbers.
+
+    ``deep`` multiplies examples by 10 and repetitions by 5 (``make race``);
+    an integer sets the number of examples and keeps the repetitions.
+    """
+
+    name: str = "ci"
+    examples: int | None = None
+    example_factor: int = 1
+    repetition_factor: int = 1
+
+    @classmethod
+    def parse(cls, value: str | int | None) -> Budget:
+        if value is None or value == "" or value == "ci":
+            return cls("ci")
+        if value == "deep":
+            return cls("deep", None, 10, 5)
+        try:
+            n = int(value)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"--race-budget must be 'ci', 'deep' or a positive integer, not {value!r}"
+            ) from None
+        if n < 1:
+            raise ValueError(f"--race-budget must be at least 1, not {n}")
+        return cls(str(n), n)
+
+    def apply(self, examples: int, repetitions: int) -> tuple[int, int]:
+        ex = self.examples if self.examples is not None else examples * self.example_factor
+        return ex, repetitions * self.repetition_factor
+
+
+_BUDGET: Budget | None = None
+
+
+def set_budget(value: str | int | Budget | None) -> Budget:
+    """Set the process-wide budget (the pytest plugin calls this for ``--race-budget``)."""
+    global _BUDGET
+    _BUDGET = value if isinstance(value, Budget) else Budget.parse(value)
+    return _BUDGET
+
+
+def current_budget() -> Budget:
+    """The budget set by :func:`set_budget`, else ``$NOGIL_RACE_BUDGET``, else 'ci'."""
+    if _BUDGET is not None:
+        return _BUDGET
+    return Budget.parse(os.environ.get("NOGIL_RACE_BUDGET"))
+
+
+# --------------------------------------------------------------------------- results
+
+
+class NotLinearizable(AssertionError):
+    """A scenario produced a history that no sequential order explains."""
+
+    def __init__(self, scenario: Scenario, result: CheckResult, runs: int) -> None:
+        self.scenario = scenario
+        self.result = result
+        self.runs = runs
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        return (
+            f"non-linearizable history after {self.runs} run(s) of this scenario:\n"
+            f"{self.scenario}\n\n{self.result.report()}"
+        )
+
+
+@dataclass
+class RaceReport:
+    """What a campaign did: counts for assertions and for the record."""
+
+    scenarios: int = 0
+    runs: int = 0
+    calls: int = 0
+    check_steps: int = 0
+    seconds: float = 0.0
+    ops_seen: set[str] = field(default_factory=set)
+    ops_skipped: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.scenarios} scenarios, {self.runs} runs, {self.calls} calls, "
+            f"{self.check_steps} search steps in {self.seconds:.2f} s; "
+            f"ops covered: {len(self.ops_seen)}; skipped (missing on target): "
+            f"{self.ops_skipped or 'none'}"
+        )
+
+
+def check_scenario(
+    scenario: Scenario,
+    factory: Callable[[Any], Any],
+    ops: OpTable,
+    model: Model | type | Callable[[Any], Any] | None = None,
+    *,
+    repetitions: int = 10,
+    timeout: float = 10.0,
+    report: RaceReport | None = None,
+) -> None:
+    """Run ``scenario`` ``repetitions`` times; raise :class:`NotLinearizable` on a bad run."""
+    m = as_model(model, ops)
+    histories = run_scenario(scenario, factory, ops, repetitions=repetitions, timeout=timeout)
+    for i, h in enumerate(histories, 1):
+        result = check_history(h, ops, m)
+        if report is not None:
+            report.runs += 1
+            report.calls += len(h.calls)
+            report.check_steps += result.steps
+            report.ops_seen.update(c.op for c in h.calls)
+        if result.ok is None:
+            raise AssertionError(
+                "the linearizability search gave up (budget exhausted): use fewer threads or "
+                f"ops per thread\n{scenario}"
+            )
+        if not result:
+            raise NotLinearizable(scenario, result, i)
+
+
+def _target_of(factory: Callable[[Any], Any], table: OpTable) -> object | None:
+    """An instance (or the type) to filter the table's ops against; None: don't filter."""
+    if isinstance(factory, type):
+        return factory
+    try:
+        target: object = factory([] if table.kind == "list" else {})
+        return target
+    except Exception:
+        return None
+
+
+def explore(
+    factory: Callable[[Any], Any],
+    ops: OpTable,
+    model: Model | type | Callable[[Any], Any] | None = None,
+    *,
+    threads: int | tuple[int, int] = (2, 3),
+    ops_per_thread: int | tuple[int, int] = (1, 3),
+    examples: int = 30,
+    repetitions: int = 10,
+    initial: st.SearchStrategy[Any] | None = None,
+    timeout: float = 10.0,
+    budget: Budget | str | int | None = None,
+    filter_ops: bool = True,
+    hypothesis_settings: settings | None = None,
+) -> RaceReport:
+    """Search for a non-linearizable execution of ``factory``'s containers.
+
+    Hypothesis generates ``examples`` scenarios (scaled by the budget) from
+    ``ops``; each runs ``repetitions`` times on real threads; every history is
+    checked against ``model`` (default: the builtin matching ``ops.kind``).
+    On failure hypothesis shrinks the scenario and :class:`NotLinearizable` is
+    raised with the minimal scenario, its per-thread timeline and why no order
+    fits.  ``factory(initial)`` builds a container from a builtin list/dict.
+    With ``filter_ops``, ops missing on the container are dropped (and listed
+    in the report).
+    """
+    b = current_budget() if budget is None else (
+        budget if isinstance(budget, Budget) else Budget.parse(budget))
+    n_examples, n_reps = b.apply(examples, repetitions)
+    table = ops
+    report = RaceReport()
+    target = _target_of(factory, ops) if filter_ops else None
+    if target is not None:
+        report.ops_skipped = ops.missing_on(target)
+        table = ops.for_target(target)
+    m = as_model(model, table)
+    failures: dict[str, NotLinearizable] = {}
+
+    base = settings(
+        hypothesis_settings,  # parent: None means the active profile
+        max_examples=n_examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        report_multiple_bugs=False,
+        database=None,
+    )
+
+    @base
+    @given(scenarios(table, threads=threads, ops_per_thread=ops_per_thread, initial=initial))
+    def campaign(scenario: Scenario) -> None:
+        key = scenario.key()
+        known = failures.get(key)
+        if known is not None:
+            # Races are not deterministic: once a scenario has failed, keep
+            # failing it so hypothesis can shrink and replay consistently.
+            raise known
+        report.scenarios += 1
+        # After a first failure, shrink candidates get more runs to reproduce it.
+        reps = n_reps * 3 if failures else n_reps
+        try:
+            check_scenario(scenario, factory, table, m, repetitions=reps, timeout=timeout,
+                           report=report)
+        except NotLinearizable as e:
+            failures[key] = e
+            raise
+
+    start = time.perf_counter()
+    try:
+        campaign()
+    finally:
+        report.seconds = time.perf_counter() - start
+    return report
+
+
+def race_test(
+    factory: Callable[[Any], Any],
+    ops: OpTable,
+    model: Model | type | Callable[[Any], Any] | None = None,
+    **options: Any,
+) -> Callable[[F], F]:
+    """Decorator: turn a test function into a race campaign (see :func:`explore`).
+
+    The decorated function takes no argument, or one: the :class:`RaceReport`,
+    for extra assertions (e.g. on coverage).  The campaign honours
+    ``--race-budget``.  Example::
+
+        @race_test(factory=ConcurrentDict, model=dict, ops=DICT_OPS, examples=40)
+        def test_dict_is_linearizable(report):
+            assert "compare_and_set" in report.ops_seen
+    """
+
+    def decorate(fn: F) -> F:
+        import inspect
+
+        takes_report = len(inspect.signature(fn).parameters) >= 1
+
+        @functools.wraps(fn)
+        def wrapper() -> None:
+            report = explore(factory, ops, model, **options)
+            if takes_report:
+                fn(report)
+            else:
+                fn()
+
+        wrapper.__signature__ = inspect.Signature()  # type: ignore[attr-defined]
+        wrapper.race_options = dict(options, factory=factory, ops=ops, model=model)  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
