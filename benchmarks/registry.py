@@ -18,6 +18,7 @@ import importlib
 import importlib.metadata
 import operator
 import sys
+import sysconfig
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -277,6 +278,8 @@ def load_implementations() -> list[Impl]:
         )
     )
     ad, why = _import_attr("cereggii", "AtomicDict")
+    if ad is None and _free_threaded_build():
+        why += " (install: bash tools/install_cereggii.sh .venv)"
     impls.append(
         Impl(
             "cereggii.AtomicDict",
@@ -284,7 +287,7 @@ def load_implementations() -> list[Impl]:
             _from_items_map(ad) if ad else None,
             "peer",
             "cereggii",
-            why or "",
+            why,
         )
     )
 
@@ -305,6 +308,10 @@ def package_versions(impls: list[Impl]) -> dict[str, str | None]:
     names = {"nogil_collections", "ft_utils", "cereggii", "matplotlib", "Cython"}
     names.update(i.package for i in impls if i.package)
     return {name: _version(name) for name in sorted(names)}
+
+
+def _free_threaded_build() -> bool:
+    return bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 
 
 def gil_enabled() -> bool:
