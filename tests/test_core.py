@@ -8,8 +8,8 @@ import threading
 import time
 
 import pytest
-from _core_threads import run_threads
 
+from _core_threads import run_threads
 from nogil_collections import _debug
 from nogil_collections._core import _selftest as st
 
@@ -93,7 +93,7 @@ def test_seqlock_validated_reads_are_never_torn() -> None:
             ok, torn, retries = ok + o, torn + t, retries + r
         return ok, torn, retries
 
-    _, (ok, torn, retries) = run_threads([writer, reader])
+    _, (ok, torn, _retries) = run_threads([writer, reader])
     assert torn == 0
     assert ok > 0
     assert st.seq_writer(0) == 2 * writes  # even: every write section closed

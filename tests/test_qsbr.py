@@ -16,8 +16,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from _core_threads import run_threads
 
+from _core_threads import run_threads
 from nogil_collections import _debug
 from nogil_collections._core import _selftest as st
 
@@ -306,7 +306,11 @@ def test_stress_with_fence_fallback_protocol() -> None:
     env = dict(os.environ, NOGIL_COLLECTIONS_NO_MEMBARRIER="1")
     out = subprocess.run(
         [sys.executable, "-c", code, os.path.dirname(__file__)],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout.strip().splitlines()[-1])
@@ -384,7 +388,10 @@ def test_thousands_of_short_lived_threads() -> None:
 def _run_script(code: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-W", "ignore::DeprecationWarning", "-c", textwrap.dedent(code)],
-        capture_output=True, text=True, timeout=timeout, check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
