@@ -394,6 +394,31 @@ def test_array_read_loop_single_thread() -> None:
     assert r["out_of_range"] > 0  # the loop probes index == size too
 
 
+def test_critical_section_is_suspended_while_its_thread_blocks() -> None:
+    # Rule 1 of docs/design.md: a mutation path that calls back into Python
+    # must re-validate afterwards, because a blocking callback suspends the
+    # critical section and lets another writer in.
+    a = make_array(4)
+    entered, mutated = threading.Event(), threading.Event()
+
+    def other_writer() -> None:
+        entered.wait(10)
+        a.resize(9)  # needs the critical section that the main thread holds
+        mutated.set()
+
+    def callback() -> None:
+        entered.set()
+        assert mutated.wait(10), "critical section was not suspended: deadlock"
+
+    t = threading.Thread(target=other_writer)
+    t.start()
+    before, after = a.call_in_section(callback)
+    t.join(10)
+    assert after != before  # the object changed under our "lock"
+    assert len(a) == 9
+    a._check()
+
+
 def test_check_hook() -> None:
     _debug.check(make_array())
     with pytest.raises(AttributeError):

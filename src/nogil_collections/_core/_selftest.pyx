@@ -792,6 +792,18 @@ cdef class QSBRArray:
             ncc_seq_write_end(&self._version)
         Py_DECREF(<object>old)
 
+    def call_in_section(self, fn):
+        """Call fn() while holding this object's critical section and return
+        the version before and after.  If fn blocks, the section is suspended
+        and other threads may mutate the object meanwhile (docs/design.md,
+        "the critical-section suspension rule")."""
+        cdef uint64_t before, after
+        with cython.critical_section(self):
+            before = self._version
+            fn()
+            after = self._version
+        return before, after
+
     cdef object _get_locked(self, Py_ssize_t i):
         with cython.critical_section(self):
             if i < 0 or i >= self._size:

@@ -50,7 +50,7 @@
 #  define NCC_FREE_THREADED 0
 #endif
 
-#if NCC_FREE_THREADED && PY_VERSION_HEX >= 0x030E0000
+#if NCC_FREE_THREADED && PY_VERSION_HEX >= 0x030E00A5  /* added in 3.14.0a5, gh-128844 */
 /* ---------------- 3.14+ free-threaded: public unstable API ---------------- */
 static inline void ncc_publish(PyObject *obj) { PyUnstable_EnableTryIncRef(obj); }
 static inline int ncc__try_incref(PyObject *obj) { return PyUnstable_TryIncRef(obj); }
