@@ -158,9 +158,11 @@ def test_writer_over_the_bound_waits_for_the_reader() -> None:
     hold = 0.3
     with limits(0, -1), region_held_by_thread():
         t0 = time.monotonic()
-        threading.Timer(hold, st.release_region).start()
+        timer = threading.Timer(hold, st.release_region)
+        timer.start()
         st.retire_raw(64)  # over LIMIT=0: synchronize, i.e. wait for the holder
         waited = time.monotonic() - t0
+        timer.join(10)
     assert waited >= hold * 0.8
     assert stats()["pending_count"] == 0
 
