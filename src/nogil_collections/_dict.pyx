@@ -335,7 +335,7 @@ cdef class ConcurrentDict:
         """NCD_FOUND (p.ix, p.slot) or NCD_MISS (p.slot = insertion slot),
         valid for the current table: no Python code runs between the last
         validation and the return, so the caller may write at once."""
-        cdef int r, cmp
+        cdef int r, cmp, stuck = 0
         p.resume = NCD_FRESH
         while True:
             r = ncd_probe_run(&self._h, <PyObject *>key, h, p, NULL, 0)
@@ -344,9 +344,15 @@ cdef class ConcurrentDict:
             if r == NCD_NEED_EQ:
                 # __eq__ may block (suspending our critical section) or mutate
                 # this dict; the next step re-validates the version.
+                stuck = 0
                 cmp = _eq_steal(p.eqkey, key)
                 p.resume = NCD_RESUME_EQ if cmp else NCD_RESUME_NE
                 continue
+            # Under the lock a retry without an __eq__ in between cannot
+            # happen (no writer can be active): fail loudly, never hang.
+            stuck += 1
+            if stuck > 1000:
+                raise SystemError("ConcurrentDict: probe failed under the lock")
             p.resume = NCD_FRESH
 
     cdef int _publish_table(self, ncd_table *new) except -1:
