@@ -174,14 +174,47 @@ def test_pending_drains_within_one_poll_period_of_reads() -> None:
     # any one thread, with no writer activity at all.
     drain()
     a = make_array(32)
-    with limits(1 << 30, 1 << 20):
-        with region_held_by_thread():
+    st.reset_hold()
+    left_region, finish = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        assert st.hold_region(5.0)
+        left_region.set()
+        finish.wait(10)  # stay alive: thread exit would poll (next test)
+
+    t = threading.Thread(target=holder)
+    with limits(1 << 30, 1 << 20), gc_disabled():
+        t.start()
+        try:
+            deadline = time.monotonic() + 5
+            while not st.region_held():
+                assert time.monotonic() < deadline
+                time.sleep(0.001)
             a.churn(20, 8, 32)
             assert stats()["pending_count"] == 20
-        assert stats()["pending_count"] == 20  # nobody polled yet
-        r = a.read_loop(POLL_PERIOD)
-        assert r["ok"] + r["out_of_range"] == POLL_PERIOD
-    assert stats()["pending_count"] == 0
+            st.release_region()
+            assert left_region.wait(5)
+            assert stats()["pending_count"] == 20  # nobody polled yet
+            r = a.read_loop(POLL_PERIOD)
+            assert r["ok"] + r["out_of_range"] == POLL_PERIOD
+            assert stats()["pending_count"] == 0
+        finally:
+            st.release_region()
+            finish.set()
+            t.join(10)
+
+
+@pytest.mark.free_threaded_only
+def test_exiting_reader_frees_what_it_held_back() -> None:
+    drain()
+    with limits(1 << 30, 1 << 20):
+        with region_held_by_thread():
+            for _ in range(7):
+                st.retire_raw(500)
+            assert stats()["pending_count"] == 7
+        # The holder left its region and exited; its thread-exit destructor
+        # polled.  No other operation ran.
+        assert stats()["pending_count"] == 0
 
 
 def test_idle_thread_does_not_hold_memory_hostage() -> None:

@@ -52,6 +52,8 @@ static int poison_freed = 0;  /* test hook: fill blocks with 0xDB before freeing
 /* thread registration                                                 */
 /* ------------------------------------------------------------------ */
 
+static void poll(void);
+
 /* pthread-key destructor: runs in the exiting thread, after its Python thread
  * state is gone (so it must not touch Python), for every thread that
  * registered.  Not run for the main thread (process exit). */
@@ -76,6 +78,9 @@ static void unregister_thread(void *arg) {
     rec->in_use = 0;
     st.registered_threads--;
     pthread_mutex_unlock(&registry_lock);
+    /* A reader that exits may have been the one holding memory back: free
+     * what became safe (trylock, no Python: fine in a TLS destructor). */
+    poll();
 }
 
 static ncc_qsbr_thread *register_thread(ncc_qsbr_thread **cache) {
