@@ -1,0 +1,274 @@
+"""ConcurrentDict under threads.  Every test starts its threads on a barrier,
+re-raises their exceptions and is bounded in time.  On GIL builds these run
+too (interleaving at the switch interval); they are meant for 3.13t/3.14t."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from nogil_collections import ConcurrentDict
+from nogil_collections._dict import ABSENT
+
+CD = ConcurrentDict
+DURATION = 0.8  # seconds per stress phase
+
+
+def run_threads(targets: list[Callable[[], None]], timeout: float = 30.0) -> None:
+    barrier = threading.Barrier(len(targets))
+    errors: list[BaseException] = []
+
+    def wrap(fn: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                barrier.wait()
+                fn()
+            except BaseException as e:
+                errors.append(e)
+                barrier.abort()
+
+        return run
+
+    threads = [threading.Thread(target=wrap(t)) for t in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    assert not any(t.is_alive() for t in threads), "thread did not finish in time"
+    if errors:
+        raise errors[0]
+
+
+def until(deadline: float) -> bool:
+    return time.monotonic() < deadline
+
+
+def test_disjoint_inserts_all_present() -> None:
+    d = CD()
+    n, per = 4, 4000
+
+    def inserter(t: int) -> Callable[[], None]:
+        def run() -> None:
+            for i in range(per):
+                d[f"t{t}-{i}" if i % 2 else t * per + i] = i
+
+        return run
+
+    run_threads([inserter(t) for t in range(n)])
+    assert len(d) == n * per
+    for t in range(n):
+        for i in range(per):
+            assert d[f"t{t}-{i}" if i % 2 else t * per + i] == i
+    d._check()
+
+
+def test_update_item_counters_exact() -> None:
+    d = CD()
+    n, iters, nkeys = 4, 1500, 5
+
+    def bump() -> None:
+        for i in range(iters):
+            d.update_item(f"c{i % nkeys}", lambda v: v + 1, 0)
+
+    run_threads([bump] * n)
+    assert d.snapshot() == {f"c{k}": n * iters // nkeys for k in range(nkeys)}
+
+
+def test_setdefault_get_or_insert_pop_if_single_winner() -> None:
+    d = CD()
+    n, nkeys = 4, 300
+    got: list[list[object]] = [[] for _ in range(n)]
+    calls = CD()
+    popped = [0] * n
+    phase = threading.Barrier(n)
+
+    def worker(t: int) -> Callable[[], None]:
+        def run() -> None:
+            for k in range(nkeys):
+                got[t].append(d.setdefault(("sd", k), object()))
+                got[t].append(
+                    d.get_or_insert(("gi", k), lambda k=k: calls.update_item(k, lambda v: v + 1, 0))
+                )
+            phase.wait()  # every setdefault done before anyone pops
+            for k in range(nkeys):
+                if d.pop_if(("sd", k), got[t][2 * k]):
+                    popped[t] += 1
+
+        return run
+
+    run_threads([worker(t) for t in range(n)])
+    for t in range(1, n):
+        assert all(a is b for a, b in zip(got[0], got[t]))
+    assert all(v == 1 for v in calls.values()) and len(calls) == nkeys  # factory once per key
+    assert sum(popped) == nkeys
+    d._check()
+
+
+def test_compare_and_set_absent_race() -> None:
+    d = CD()
+    wins = [0, 0, 0, 0]
+
+    def worker(t: int) -> Callable[[], None]:
+        def run() -> None:
+            for k in range(2000):
+                if d.compare_and_set(k, ABSENT, t):
+                    wins[t] += 1
+
+        return run
+
+    run_threads([worker(t) for t in range(4)])
+    assert sum(wins) == 2000 == len(d)
+    assert [list(d.values()).count(t) for t in range(4)] == wins
+
+
+def _value_for(k: object) -> object:
+    # A mortal value determined by the key: a reader can tell a wrong one.
+    return ("value", k)
+
+
+def test_readers_never_see_a_wrong_value_during_resize_clear_popitem() -> None:
+    d = CD()
+    str_keys = [f"key{i}" for i in range(300)]
+    int_keys = [10**12 + i for i in range(300)]
+    tuple_keys = [("t", i) for i in range(100)]
+    all_keys = str_keys + int_keys + tuple_keys
+    deadline = time.monotonic() + DURATION
+    stats = {"hits": 0, "misses": 0}
+
+    def writer() -> None:
+        rounds = 0
+        while until(deadline):
+            for k in all_keys:
+                d[k] = _value_for(k)  # grows: many resizes
+            for _ in range(50):
+                d.popitem()
+            for k in all_keys[::7]:
+                d.pop(k, None)
+            d.update((k, _value_for(k)) for k in all_keys[::5])
+            if rounds % 2:
+                d.clear()
+            rounds += 1
+
+    def reader() -> None:
+        # Thread-local equal key objects: identity never matches, so the
+        # str/int comparison and the generic __eq__ paths both run.
+        local = [(k + ".")[:-1] if isinstance(k, str) else
+                 (int(str(k)) if isinstance(k, int) else tuple(list(k))) for k in all_keys]
+        while until(deadline):
+            for k in local:
+                v = d.get(k)
+                if v is None:
+                    stats["misses"] += 1
+                else:
+                    assert v == ("value", k), (k, v)
+                    stats["hits"] += 1
+                if k in d:
+                    try:
+                        assert d[k] == ("value", k)
+                    except KeyError:
+                        pass  # deleted in between: fine
+
+    run_threads([writer, reader, reader])
+    assert stats["hits"] > 0
+    d._check()
+
+
+def test_snapshots_and_iteration_are_consistent_during_atomic_updates() -> None:
+    # Writer keeps the invariant "a + b == 0" with atomic update()s and adds
+    # and removes churn keys; readers must never observe a broken invariant
+    # in a snapshot, copy, items() list, ==, or iteration.
+    d = CD(a=0, b=0)
+    stable = [f"stable{i}" for i in range(50)]
+    d.update((k, 1) for k in stable)
+    deadline = time.monotonic() + DURATION
+
+    def writer() -> None:
+        nonlocal d
+        x = 0
+        while until(deadline):
+            x += 1
+            d.update({"a": x, "b": -x})
+            d.update((f"churn{i}", i) for i in range(x % 40))
+            for i in range(x % 40):
+                d.pop(f"churn{i}", None)
+            d |= {"a": x + 1, "b": -(x + 1)}
+
+    def reader() -> None:
+        while until(deadline):
+            for snap in (d.snapshot(), d.copy(), dict(d.items())):
+                assert snap["a"] + snap["b"] == 0, snap
+            keys = list(d)
+            assert len(keys) == len(set(keys)), "a key yielded twice"
+            assert set(stable) <= set(keys), "a key present throughout was skipped"
+            items = list(d.items())
+            as_dict = dict(items)
+            assert as_dict["a"] + as_dict["b"] == 0
+            for k in reversed(d):
+                assert k in as_dict or k.startswith("churn")
+            assert d != {} and len(repr(d)) > 10
+
+    run_threads([writer, reader, reader])
+    d._check()
+
+
+def test_iteration_never_raises_while_other_threads_mutate() -> None:
+    d = CD.fromkeys(range(200), 0)
+    deadline = time.monotonic() + DURATION
+
+    def mutator() -> None:
+        i = 0
+        while until(deadline):
+            d[1000 + i % 500] = i
+            d.pop(1000 + (i * 7) % 500, None)
+            i += 1
+
+    def iterator() -> None:
+        while until(deadline):
+            seen = list(d)
+            assert set(range(200)) <= set(seen) and len(seen) == len(set(seen))
+            assert sum(1 for _ in d.values()) >= 200
+            assert sum(1 for _ in d.items()) >= 200
+
+    run_threads([mutator, mutator, iterator])
+    d._check()
+
+
+@pytest.mark.free_threaded_only
+def test_concurrent_writers_and_deleters_keep_invariants() -> None:
+    d = CD()
+    deadline = time.monotonic() + DURATION
+    keys = [f"k{i}" for i in range(64)] + list(range(64)) + [("g", i) for i in range(32)]
+
+    def churn(offset: int) -> Callable[[], None]:
+        def run() -> None:
+            i = offset
+            while until(deadline):
+                k = keys[i % len(keys)]
+                op = i % 6
+                if op == 0:
+                    d[k] = _value_for(k)
+                elif op == 1:
+                    d.pop(k, None)
+                elif op == 2:
+                    d.setdefault(k, _value_for(k))
+                elif op == 3 and i % 97 == 0:
+                    d.clear()
+                elif op == 4:
+                    try:
+                        d.popitem()
+                    except KeyError:
+                        pass
+                else:
+                    v = d.get(k)
+                    assert v is None or v == _value_for(k)
+                i += 7
+
+        return run
+
+    run_threads([churn(t) for t in range(3)])
+    d._check()
+    for k, v in d.items():
+        assert v == _value_for(k)
