@@ -168,6 +168,33 @@ def test_writer_over_the_bound_waits_for_the_reader() -> None:
 
 
 @pytest.mark.free_threaded_only
+def test_synchronize_is_a_grace_period_even_with_nothing_pending() -> None:
+    # Callers (ConcurrentDict) unpublish a block, synchronize, then free it
+    # themselves: synchronize must wait for every reader already inside a
+    # region, even when nothing is queued and wr_seq has not moved since
+    # that reader entered.
+    drain()
+    hold = 0.3
+    with region_held_by_thread():
+        assert stats()["pending_count"] == 0
+        timer = threading.Timer(hold, st.release_region)
+        t0 = time.monotonic()
+        timer.start()
+        _debug.qsbr_synchronize()
+        waited = time.monotonic() - t0
+        timer.join(10)
+    assert waited >= hold * 0.8
+
+
+def test_synchronize_without_readers_returns_at_once() -> None:
+    drain()
+    t0 = time.monotonic()
+    for _ in range(100):
+        _debug.qsbr_synchronize()
+    assert time.monotonic() - t0 < 5
+
+
+@pytest.mark.free_threaded_only
 def test_pending_drains_within_one_poll_period_of_reads() -> None:
     # After the writer stops, memory left pending (a reader was inside a region
     # at the last retire) is freed within READER_POLL_PERIOD read regions of

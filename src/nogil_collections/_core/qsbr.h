@@ -37,6 +37,7 @@
  *   ncc_read_end(rec)            leave it
  *   ncc_retire(ptr, nbytes)      hand over an unpublished PyMem_RawMalloc block
  *   ncc_qsbr_poll()              free what has become safe (never waits)
+ *   ncc_qsbr_synchronize()       grace period: wait out every reader now in a region
  *   ncc_qsbr_in_region()         1 if this thread is inside a read region
  */
 #ifndef NOGIL_COLLECTIONS_QSBR_H
@@ -120,8 +121,11 @@ typedef struct ncc_qsbr_domain {
     void (*retire)(void *ptr, size_t nbytes);
     /* Free whatever has become safe.  Never blocks on readers or on locks. */
     void (*poll)(void);
-    /* Block until everything retired so far is freed (bounded: read regions
-     * are short).  Inside a read region it only polls. */
+    /* A grace period (RCU's synchronize_rcu): returns once every reader
+     * that was inside a read region when it was called has left it, and
+     * frees everything retired so far.  Bounded: read regions are short.
+     * Call it outside any read region (inside one it aborts: it would wait
+     * for itself); it may be called while holding a critical section. */
     void (*synchronize)(void);
     void (*get_stats)(ncc_qsbr_stats *out);
     /* 1 if the calling thread is inside a read region (of any module). */
@@ -226,6 +230,12 @@ static inline void ncc_retire(void *ptr, size_t nbytes) {
 
 static inline void ncc_qsbr_poll(void) {
     ncc_qsbr_dom->poll();
+}
+
+/* Grace period: see ncc_qsbr_domain.synchronize.  After unpublishing a
+ * block (release store), ncc_qsbr_synchronize() then free(block) is safe. */
+static inline void ncc_qsbr_synchronize(void) {
+    ncc_qsbr_dom->synchronize();
 }
 
 #endif /* NOGIL_COLLECTIONS_QSBR_H */

@@ -41,5 +41,9 @@ cdef extern from "qsbr.h" nogil:
     void ncc_retire(void *ptr, size_t nbytes)
     # Free what has become safe; never waits.
     void ncc_qsbr_poll()
+    # Grace period: returns once every reader that was inside a read region
+    # when it was called has left it (and frees everything retired so far).
+    # Outside any read region only.
+    void ncc_qsbr_synchronize()
     # 1 if this thread is inside a read region.
     bint ncc_qsbr_in_region()

@@ -244,28 +244,39 @@ static uint64_t wait_for_readers(uint64_t goal) {
     }
 }
 
-/* Free everything queued.  Caller holds pending_lock and is not in a region. */
+/* A full grace period: every reader that was inside a read region when this
+ * was called has left it when it returns, and everything queued is freed.
+ * Caller holds pending_lock and is not in a region.
+ *
+ * wr_seq is advanced first, exactly as for a retire: a reader that was
+ * already inside a region holds seq < target, one that enters afterwards
+ * loads seq >= target and, through the release fetch-add, sees every store
+ * the caller made before calling (its unpublish of whatever it will free).
+ * Without the advance, a reader that entered after the last retire (seq ==
+ * wr_seq) would not be waited for. */
 static ncc_retired *synchronize_locked(void) {
-    if (pending_head == NULL) return NULL;
     st.synchronize_count++;
-    /* Every queued goal is <= the current wr_seq (goals are drawn under
-     * pending_lock, which we hold). */
-    uint64_t target = ncc_load_uint64_relaxed(&ncc_domain.wr_seq);
+    /* seq_cst fetch-add (release; pairs with the acquire load of wr_seq in
+     * ncc_read_begin).  Under pending_lock: every queued goal is <= target. */
+    uint64_t target = ncc_fetch_add_uint64(&ncc_domain.wr_seq, 2) + 2;
     return take_safe_locked(wait_for_readers(target));
 }
 
 static void synchronize(void) {
+#if NCC_FREE_THREADED
     if (in_region()) {
-        /* Waiting would wait for ourselves.  Containers never retire from
-         * inside a region; stay safe if a future caller does. */
-        poll();
-        return;
+        /* It would wait for ourselves forever; returning early would break
+         * the caller's grace period.  A programming error either way. */
+        Py_FatalError("nogil_collections: QSBR synchronize() called inside a read region");
     }
     pthread_mutex_lock(&pending_lock);
     ncc_retired *done = synchronize_locked();
     int poison = poison_freed;
     pthread_mutex_unlock(&pending_lock);
     free_list(done, poison);
+#endif
+    /* GIL build: nothing is ever pending, and no other thread can be inside
+     * a region while this one runs. */
 }
 
 static void retire(void *ptr, size_t nbytes) {
