@@ -185,9 +185,18 @@ cdef void _drop_table(ncd_table *old, bint owns_live, bint exclusive) noexcept:
     if not need_sync and not owns_live:
         ncc_retire(old, old.nbytes)
         return
+    cdef void *token
     if need_sync and not exclusive:
-        # Every reader that may have loaded `old` leaves its (short,
-        # non-blocking) read region before this returns.
+        # Wait until every reader that may have loaded `old` has left its
+        # (short, non-blocking) read region.  synchronize() alone only waits
+        # for what was *retired* before it (a reader that entered after the
+        # last wr_seq advance counts as done), so first retire a token: that
+        # advances wr_seq after `old` was unpublished, and synchronize()
+        # then waits for every region that began before the advance.
+        token = PyMem_RawMalloc(16)
+        if token == NULL:
+            return   # out of memory: leak `old` and its keys rather than free early
+        ncc_retire(token, 16)
         ncc_qsbr_dom.synchronize()
     for ix in range(n):
         ep = &old.entries[ix]
