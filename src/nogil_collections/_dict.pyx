@@ -43,7 +43,7 @@ cdef extern from "_dict_table.h":
         Py_ssize_t live_end
         Py_ssize_t ndead_pinned
         int pinned
-        int *indices
+        int index_bytes
         ncd_entry *entries
     ctypedef struct ncd_hot:
         uint64_t version
@@ -149,10 +149,13 @@ cdef inline Py_hash_t _hash(object key) except? -1:
     return PyObject_Hash(key)
 
 
-cdef inline int _grow_log2(Py_ssize_t used):
-    # CPython's GROWTH_RATE (used * 3) rounded up to a power of two.
+cdef inline int _grow_log2(Py_ssize_t used, Py_ssize_t extra):
+    # CPython's GROWTH_RATE (used * 3) rounded up to a power of two, and at
+    # least enough room for used + extra entries.
     cdef int l = 3
     while l <= NCD_MAXSIZE_LOG2 and ((<Py_ssize_t>1) << l) < used * 3:
+        l += 1
+    while l <= NCD_MAXSIZE_LOG2 and ((((<Py_ssize_t>1) << l) * 2) // 3) < used + extra:
         l += 1
     return l
 
@@ -240,7 +243,9 @@ cdef class ConcurrentDict:
 
     # Cold fields first, then padding, then the fields every reader loads
     # (docs/design.md, memory layout; checked by _check()).
+    @cython.final
     cdef object __weakref__
+    @cython.final
     cdef object _factory_lock
     cdef char _pad[128]
     cdef ncd_hot _h
@@ -269,6 +274,7 @@ cdef class ConcurrentDict:
     # ------------------------------------------------------------------
     # Lookups (lock-free)
 
+    @cython.final
     cdef int _lookup(self, object key, Py_hash_t h, PyObject **out) except -1:
         """1 and a new reference in *out if key is present, else 0."""
         cdef ncd_probe p
@@ -291,6 +297,7 @@ cdef class ConcurrentDict:
             ncc_cpu_relax()
             p.resume = NCD_FRESH
 
+    @cython.final
     cdef int _lookup_locked(self, object key, Py_hash_t h, PyObject **out) except -1:
         cdef ncd_probe p
         cdef int r
@@ -327,6 +334,7 @@ cdef class ConcurrentDict:
             return ncd_steal(v)
         return default
 
+    @cython.final
     cdef object _get_or_absent(self, object key):
         cdef PyObject *v
         if self._lookup(key, _hash(key), &v):
@@ -340,6 +348,7 @@ cdef class ConcurrentDict:
     # ------------------------------------------------------------------
     # Writer helpers: the caller holds the critical section.
 
+    @cython.final
     cdef int _find_locked(self, object key, Py_hash_t h, ncd_probe *p) except -1:
         """NCD_FOUND (p.ix, p.slot) or NCD_MISS (p.slot = insertion slot),
         valid for the current table: no Python code runs between the last
@@ -364,6 +373,7 @@ cdef class ConcurrentDict:
                 raise SystemError("ConcurrentDict: probe failed under the lock")
             p.resume = NCD_FRESH
 
+    @cython.final
     cdef int _publish_table(self, ncd_table *new) except -1:
         ncc_seq_write_begin(&self._h.version)
         # Release; pairs with the acquire loads of the table pointer in
@@ -372,6 +382,7 @@ cdef class ConcurrentDict:
         ncc_seq_write_end(&self._h.version)
         return 0
 
+    @cython.final
     cdef int _resize(self, int log2size, bint pinned) except -1:
         """Copy the live entries (compacting) into a new table, publish it and
         retire the old one.  Runs no Python code."""
@@ -390,13 +401,15 @@ cdef class ConcurrentDict:
         _drop_table(old, False, False)
         return 0
 
+    @cython.final
     cdef int _reserve(self, Py_ssize_t n, bint pin) except -1:
         """Make room for n new entries (and a generic table unless pin)."""
         cdef ncd_table *t = self._h.table
         if t.nentries + n > t.capacity or (t.pinned and not pin):
-            self._resize(_grow_log2(self._h.used + n), t.pinned and pin)
+            self._resize(_grow_log2(self._h.used, n), t.pinned and pin)
         return 0
 
+    @cython.final
     cdef int _insert_new(self, object key, Py_hash_t h, object value, Py_ssize_t slot) except -1:
         """Append key (known absent; slot from _find_locked) -> value."""
         cdef ncd_table *t = self._h.table
@@ -426,6 +439,7 @@ cdef class ConcurrentDict:
         ncc_seq_write_end(&self._h.version)
         return old
 
+    @cython.final
     cdef object _delete_found(self, ncd_probe *p):
         """Delete the entry _find_locked found; returns (key, value)."""
         cdef PyObject *okey
@@ -513,6 +527,7 @@ cdef class ConcurrentDict:
             raise KeyError("popitem(): dictionary is empty")
         return removed
 
+    @cython.final
     cdef int _apply_batch(self, list keys, list values) except -1:
         """Atomically set keys[j] -> values[j] (keys pairwise distinct): every
         lookup, __eq__ included, happens before one write window that applies
@@ -599,6 +614,10 @@ cdef class ConcurrentDict:
 
     def clear(self):
         """Remove all items.  Atomic: readers see all items or none."""
+        self._clear_impl()
+
+    @cython.final
+    cdef int _clear_impl(self) except -1:
         cdef ncd_table *old = NULL
         cdef ncd_table *new
         with cython.critical_section(self):
@@ -615,10 +634,12 @@ cdef class ConcurrentDict:
         if old != NULL:
             # Unpublished: owned by this thread alone.  Decrefs may run code.
             _drop_table(old, True, False)
+        return 0
 
     # ------------------------------------------------------------------
     # Consistent copies (lock-free, bounded retries, then locked)
 
+    @cython.final
     cdef _Scratch _collect(self):
         cdef _Scratch s = _Scratch.__new__(_Scratch)
         cdef Py_ssize_t cap = ncc_load_ssize_relaxed(&self._h.used) + 8, count = 0, r
@@ -654,6 +675,7 @@ cdef class ConcurrentDict:
             out[<object>s.buf[j].key] = <object>s.buf[j].value
         return out
 
+    @cython.final
     cdef list _keys_list(self):
         cdef _Scratch s = self._collect()
         cdef list out = PyList_New(s.n)
@@ -663,6 +685,7 @@ cdef class ConcurrentDict:
             s.buf[j].key = NULL
         return out
 
+    @cython.final
     cdef list _values_list(self):
         cdef _Scratch s = self._collect()
         cdef list out = PyList_New(s.n)
@@ -672,6 +695,7 @@ cdef class ConcurrentDict:
             s.buf[j].value = NULL
         return out
 
+    @cython.final
     cdef list _items_list(self):
         cdef _Scratch s = self._collect()
         cdef list out = PyList_New(s.n)
@@ -716,7 +740,7 @@ cdef class ConcurrentDict:
         for j in range(s.n):
             pin = pin and ncd_key_pinnable(s.buf[j].key)
         if s.n:
-            t = ncd_table_new(_grow_log2(s.n), pin)
+            t = ncd_table_new(_grow_log2(0, s.n), pin)
             if t == NULL:
                 raise MemoryError()
             for j in range(s.n):
@@ -1045,7 +1069,7 @@ cdef int _cd_traverse(PyObject *o, visitproc visit, void *arg) noexcept:
 
 cdef int _cd_clear(PyObject *o) noexcept:
     try:
-        (<ConcurrentDict>o).clear()
+        (<ConcurrentDict>o)._clear_impl()   # not a subclass's clear()
     except BaseException:
         pass
     if _base_clear != NULL:

@@ -3,7 +3,10 @@
  * Layout (docs/design.md, "ConcurrentDict"): one PyMem_RawMalloc'ed block per
  * table, as CPython's PyDictKeysObject (Objects/dictobject.c):
  *
- *     ncd_table header | int32 indices[size] | ncd_entry entries[capacity]
+ *     ncd_table header | indices[size] | ncd_entry entries[capacity]
+ *
+ * Indices are int8 for size <= 128, int16 for size <= 2^15, else int32 (the
+ * widths CPython's dict uses), which keeps memory per entry close to dict's.
  *
  * indices[i] is NCD_EMPTY, NCD_DUMMY (a deleted entry) or an entry number.
  * Entries are appended in insertion order and NEVER reused inside a table: a
@@ -42,7 +45,6 @@
 #include "seqlock.h"
 #include "qsbr.h"
 
-_Static_assert(sizeof(int) == 4, "indices are 32-bit ints");
 
 #define NCD_EMPTY (-1)
 #define NCD_DUMMY (-2)
@@ -64,7 +66,8 @@ typedef struct {
     Py_ssize_t live_end;      /* writer only: entries >= live_end are tombstones */
     Py_ssize_t ndead_pinned;  /* writer only: tombstones that still hold a key */
     int pinned;               /* immutable, see the file comment */
-    int *indices;
+    int index_bytes;          /* 1, 2 or 4 */
+    void *indices;
     ncd_entry *entries;
 } ncd_table;
 
@@ -91,7 +94,8 @@ static ncd_table *ncd_table_new(int log2size, int pinned) {
     Py_ssize_t size = (Py_ssize_t)1 << log2size;
     Py_ssize_t capacity = ncd_usable(size);
     size_t hdr = (sizeof(ncd_table) + 15) & ~(size_t)15;
-    size_t ibytes = ((size_t)size * sizeof(int) + 15) & ~(size_t)15;
+    int index_bytes = log2size <= 7 ? 1 : (log2size <= 15 ? 2 : 4);
+    size_t ibytes = ((size_t)size * (size_t)index_bytes + 15) & ~(size_t)15;
     size_t nbytes = hdr + ibytes + (size_t)capacity * sizeof(ncd_entry);
     ncd_table *t = (ncd_table *)PyMem_RawMalloc(nbytes);
     if (t == NULL) return NULL;
@@ -102,17 +106,50 @@ static ncd_table *ncd_table_new(int log2size, int pinned) {
     t->live_end = 0;
     t->ndead_pinned = 0;
     t->pinned = pinned;
-    t->indices = (int *)((char *)t + hdr);
+    t->index_bytes = index_bytes;
+    t->indices = (void *)((char *)t + hdr);
     t->entries = (ncd_entry *)((char *)t + hdr + ibytes);
-    memset(t->indices, 0xff, (size_t)size * sizeof(int));   /* all NCD_EMPTY */
+    memset(t->indices, 0xff, (size_t)size * (size_t)index_bytes);   /* all NCD_EMPTY */
     /* entries[ix] for ix >= nentries is never read. */
     return t;
+}
+
+/* Index slot accessors.  The width is fixed per table, so the switch is
+ * perfectly predicted.  Acquire loads pair with ncd_ix_store_release. */
+#define NCD_IX_SWITCH(t, EXPR8, EXPR16, EXPR32)                 \
+    switch ((t)->index_bytes) {                                  \
+    case 1: EXPR8; break;                                        \
+    case 2: EXPR16; break;                                       \
+    default: EXPR32; break;                                      \
+    }
+
+static inline int ncd_ix_load_acquire(ncd_table *t, size_t i) {
+    int r;
+    NCD_IX_SWITCH(t,
+        r = __atomic_load_n(&((int8_t *)t->indices)[i], __ATOMIC_ACQUIRE),
+        r = __atomic_load_n(&((int16_t *)t->indices)[i], __ATOMIC_ACQUIRE),
+        r = __atomic_load_n(&((int32_t *)t->indices)[i], __ATOMIC_ACQUIRE))
+    return r;
+}
+static inline int ncd_ix_load_relaxed(ncd_table *t, size_t i) {
+    int r;
+    NCD_IX_SWITCH(t,
+        r = __atomic_load_n(&((int8_t *)t->indices)[i], __ATOMIC_RELAXED),
+        r = __atomic_load_n(&((int16_t *)t->indices)[i], __ATOMIC_RELAXED),
+        r = __atomic_load_n(&((int32_t *)t->indices)[i], __ATOMIC_RELAXED))
+    return r;
+}
+static inline void ncd_ix_store_release(ncd_table *t, size_t i, int v) {
+    NCD_IX_SWITCH(t,
+        __atomic_store_n(&((int8_t *)t->indices)[i], (int8_t)v, __ATOMIC_RELEASE),
+        __atomic_store_n(&((int16_t *)t->indices)[i], (int16_t)v, __ATOMIC_RELEASE),
+        __atomic_store_n(&((int32_t *)t->indices)[i], (int32_t)v, __ATOMIC_RELEASE))
 }
 
 /* Writer (or private table): first EMPTY slot of hash's probe sequence. */
 static inline Py_ssize_t ncd_find_empty(ncd_table *t, Py_hash_t hash) {
     size_t mask = (size_t)t->mask, perturb = (size_t)hash, i = (size_t)hash & mask;
-    while (t->indices[i] != NCD_EMPTY) {
+    while (ncd_ix_load_relaxed(t, i) != NCD_EMPTY) {
         perturb >>= NCD_PERTURB_SHIFT;
         i = (i * 5 + perturb + 1) & mask;
     }
@@ -133,7 +170,7 @@ static inline void ncd_append(ncd_table *t, Py_ssize_t slot, PyObject *key,
     /* Release; pairs with the acquire load of nentries in ncd_collect. */
     ncc_store_ssize_release(&t->nentries, ix + 1);
     /* Release; pairs with the acquire load of the index in ncd_probe_run. */
-    __atomic_store_n(&t->indices[slot], (int)ix, __ATOMIC_RELEASE);
+    ncd_ix_store_release(t, (size_t)slot, (int)ix);
     t->live_end = ix + 1;
 }
 
@@ -231,7 +268,7 @@ static inline int ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash,
     for (;;) {
         /* Acquire; pairs with the release store in ncd_append: the entry it
          * names is fully written. */
-        ix = __atomic_load_n(&t->indices[i], __ATOMIC_ACQUIRE);
+        ix = ncd_ix_load_acquire(t, i);
         if (ix == NCD_EMPTY) {
             p->slot = (Py_ssize_t)i;
             res = NCD_MISS;
@@ -315,7 +352,7 @@ static inline void ncd_delete(ncd_hot *h, ncd_table *t, Py_ssize_t slot, Py_ssiz
     ncd_entry *ep = &t->entries[ix];
     PyObject *key = ep->key, *value = ep->value;
     /* Release; pairs with the acquire index load in ncd_probe_run. */
-    __atomic_store_n(&t->indices[slot], NCD_DUMMY, __ATOMIC_RELEASE);
+    ncd_ix_store_release(t, (size_t)slot, NCD_DUMMY);
     /* Release stores; pair with the acquire loads of the entry in
      * ncd_probe_run / ncd_collect (which then fail the try-incref). */
     ncc_slot_store(&ep->value, NULL);
@@ -335,19 +372,17 @@ static inline void ncd_delete(ncd_hot *h, ncd_table *t, Py_ssize_t slot, Py_ssiz
  * reaches an EMPTY slot first: a broken table, reported by _check). */
 static inline Py_ssize_t ncd_slot_of(ncd_table *t, Py_hash_t hash, Py_ssize_t ix) {
     size_t mask = (size_t)t->mask, perturb = (size_t)hash, i = (size_t)hash & mask;
-    while (t->indices[i] != (int)ix) {
-        if (t->indices[i] == NCD_EMPTY) return -1;
+    int cur;
+    while ((cur = ncd_ix_load_relaxed(t, i)) != (int)ix) {
+        if (cur == NCD_EMPTY) return -1;
         perturb >>= NCD_PERTURB_SHIFT;
         i = (i * 5 + perturb + 1) & mask;
     }
     return (Py_ssize_t)i;
 }
 
-static inline void ncd_store_index_relaxed(ncd_table *t, Py_ssize_t slot, int v) {
-    __atomic_store_n(&t->indices[slot], v, __ATOMIC_RELAXED);
-}
 static inline int ncd_load_index_relaxed(ncd_table *t, Py_ssize_t slot) {
-    return __atomic_load_n(&t->indices[slot], __ATOMIC_RELAXED);
+    return ncd_ix_load_relaxed(t, (size_t)slot);
 }
 
 /* Lock-free consistent copy of the live entries into buf (capacity bufcap).
