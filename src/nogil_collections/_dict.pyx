@@ -20,7 +20,7 @@ from nogil_collections._core.atomics cimport (
 )
 from nogil_collections._core.refcount cimport ncc_publish, ncc_slot_store
 from nogil_collections._core.seqlock cimport ncc_seq_write_begin, ncc_seq_write_end
-from nogil_collections._core.qsbr cimport ncc_qsbr_import, ncc_retire, ncc_qsbr_dom
+from nogil_collections._core.qsbr cimport ncc_qsbr_import, ncc_retire, ncc_qsbr_synchronize
 
 from collections.abc import KeysView as _KeysView, ItemsView as _ItemsView
 from collections.abc import ValuesView as _ValuesView, Mapping as _Mapping
@@ -188,19 +188,11 @@ cdef void _drop_table(ncd_table *old, bint owns_live, bint exclusive) noexcept:
     if not need_sync and not owns_live:
         ncc_retire(old, old.nbytes)
         return
-    cdef void *token
     if need_sync and not exclusive:
-        # Wait until every reader that may have loaded `old` has left its
-        # (short, non-blocking) read region.  synchronize() alone only waits
-        # for what was *retired* before it (a reader that entered after the
-        # last wr_seq advance counts as done), so first retire a token: that
-        # advances wr_seq after `old` was unpublished, and synchronize()
-        # then waits for every region that began before the advance.
-        token = PyMem_RawMalloc(16)
-        if token == NULL:
-            return   # out of memory: leak `old` and its keys rather than free early
-        ncc_retire(token, 16)
-        ncc_qsbr_dom.synchronize()
+        # A grace period: every reader that may have loaded `old` (it was
+        # unpublished before this call) leaves its short, non-blocking read
+        # region before this returns (qsbr.h, ncc_qsbr_synchronize).
+        ncc_qsbr_synchronize()
     for ix in range(n):
         ep = &old.entries[ix]
         if ep.value != NULL:
