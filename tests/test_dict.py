@@ -271,7 +271,7 @@ def test_or_operators() -> None:
     a |= [("q", 5)]
     assert a == {"x": 1, "y": 2, "q": 5}
     with pytest.raises(TypeError):
-        a | [("q", 5)]  # noqa: B018
+        a | [("q", 5)]
 
 
 def test_repr_and_recursion() -> None:

@@ -298,7 +298,7 @@ def test_no_reference_leaks() -> None:
     keys = [Obj() for _ in range(50)]
     vals = [Obj() for _ in range(50)]
     refs = [weakref.ref(o) for o in keys + vals]
-    for k, v in zip(keys, vals):
+    for k, v in zip(keys, vals, strict=True):
         d[k] = v
     d[keys[0]] = Obj()  # replaced value
     d.pop(keys[1])

@@ -213,10 +213,10 @@ class DictMachine(RuleBasedStateMachine):
         assert list(self.cd.values()) == list(self.model.values())
         assert list(self.cd.items()) == list(self.model.items())
         assert list(reversed(self.cd.items())) == list(reversed(self.model.items()))
-        assert len(self.cd.keys()) == len(self.cd.items()) == len(self.cd.values()) == len(self.model)
+        assert (
+            len(self.cd.keys()) == len(self.cd.items()) == len(self.cd.values()) == len(self.model)
+        )
 
 
-DictMachine.TestCase.settings = settings(
-    deadline=None, max_examples=60, stateful_step_count=40
-)
+DictMachine.TestCase.settings = settings(deadline=None, max_examples=60, stateful_step_count=40)
 TestDictMachine = DictMachine.TestCase

@@ -101,7 +101,7 @@ def test_setdefault_get_or_insert_pop_if_single_winner() -> None:
 
     run_threads([worker(t) for t in range(n)])
     for t in range(1, n):
-        assert all(a is b for a, b in zip(got[0], got[t]))
+        assert all(a is b for a, b in zip(got[0], got[t], strict=True))
     assert all(v == 1 for v in calls.values()) and len(calls) == nkeys  # factory once per key
     assert sum(popped) == nkeys
     d._check()
@@ -155,8 +155,12 @@ def test_readers_never_see_a_wrong_value_during_resize_clear_popitem() -> None:
     def reader() -> None:
         # Thread-local equal key objects: identity never matches, so the
         # str/int comparison and the generic __eq__ paths both run.
-        local = [(k + ".")[:-1] if isinstance(k, str) else
-                 (int(str(k)) if isinstance(k, int) else tuple(list(k))) for k in all_keys]
+        local = [
+            (k + ".")[:-1]
+            if isinstance(k, str)
+            else (int(str(k)) if isinstance(k, int) else tuple(list(k)))
+            for k in all_keys
+        ]
         while until(deadline):
             for k in local:
                 v = d.get(k)
