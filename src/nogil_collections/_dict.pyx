@@ -268,12 +268,14 @@ cdef class ConcurrentDict:
 
     @cython.final
     cdef int _lookup(self, object key, Py_hash_t h, PyObject **out) except -1:
-        """1 and a new reference in *out if key is present, else 0."""
+        """1 and a new reference in *out if key is present, else 0.  With
+        out == NULL only presence is checked (no reference to the value is
+        taken: the version validation alone makes the answer linearizable)."""
         cdef ncd_probe p
         cdef int r, cmp, tries = 0
         p.resume = NCD_FRESH
         while True:
-            r = ncd_probe_run(&self._h, <PyObject *>key, h, &p, out, 1)
+            r = ncd_probe_run(&self._h, <PyObject *>key, h, &p, out, out != NULL)
             if r == NCD_FOUND:
                 return 1
             if r == NCD_MISS:
@@ -296,8 +298,9 @@ cdef class ConcurrentDict:
         with cython.critical_section(self):
             r = self._find_locked(key, h, &p)
             if r == NCD_FOUND:
-                out[0] = self._h.table.entries[p.ix].value
-                Py_INCREF(<object>out[0])
+                if out != NULL:
+                    out[0] = self._h.table.entries[p.ix].value
+                    Py_INCREF(<object>out[0])
                 return 1
             return 0
 
@@ -313,11 +316,7 @@ cdef class ConcurrentDict:
         raise KeyError(key)
 
     def __contains__(self, key):
-        cdef PyObject *v
-        if self._lookup(key, _hash(key), &v):
-            Py_XDECREF(v)
-            return True
-        return False
+        return self._lookup(key, _hash(key), NULL) == 1
 
     def get(self, key, default=None, /):
         """Return d[key] if key is present, else default.  Lock-free, O(1)."""
@@ -812,12 +811,10 @@ cdef class ConcurrentDict:
         cdef Py_hash_t h = _hash(key)
         if self._lookup(key, h, &v):
             return ncd_steal(v)
-        lock = self._factory_lock
-        if lock is None:
-            with cython.critical_section(self):
-                if self._factory_lock is None:
-                    self._factory_lock = _RLock()
-                lock = self._factory_lock
+        with cython.critical_section(self):
+            if self._factory_lock is None:
+                self._factory_lock = _RLock()
+            lock = self._factory_lock
         with lock:
             if self._lookup(key, h, &v):
                 return ncd_steal(v)
