@@ -534,6 +534,10 @@ def _dict_keys_list(obj: Any) -> list[Any]:
     return list(obj.keys())
 
 
+def _dict_values_list(obj: Any) -> list[Any]:
+    return list(obj.values())
+
+
 def _dict_items_list(obj: Any) -> list[Any]:
     return list(obj.items())
 
@@ -543,18 +547,25 @@ def _dict_snapshot_model(state: dict[Any, Any]) -> dict[Any, Any]:
 
 
 def _dict_cas_run(obj: Any, k: Any, expected: Any, new: Any) -> bool:
-    if expected is ABSENT:
-        expected = container_absent(obj)
+    if expected is ABSENT or new is ABSENT:
+        absent = container_absent(obj)
+        expected = absent if expected is ABSENT else expected
+        new = absent if new is ABSENT else new
     return bool(obj.compare_and_set(k, expected, new))
 
 
 def _dict_cas_model(state: dict[Any, Any], k: Any, expected: Any, new: Any) -> bool:
+    """compare_and_set(key, expected, new): ABSENT as expected means "key absent",
+    ABSENT as new means "delete the key"."""
     if k not in state:
         ok = expected is ABSENT
     else:
         ok = expected is not ABSENT and _matches(state[k], expected)
     if ok:
-        state[k] = new
+        if new is not ABSENT:
+            state[k] = new
+        elif k in state:
+            del state[k]
     return ok
 
 
@@ -590,7 +601,7 @@ def _pop_if_model(state: dict[Any, Any], k: Any, expected: Any) -> bool:
 
 
 def _cas_expected(d: Domain) -> st.SearchStrategy[Any]:
-    return st.one_of(st.just(ABSENT), d.values)
+    return st.one_of(d.values, st.just(ABSENT))
 
 
 def _factories(d: Domain) -> st.SearchStrategy[Fn]:
@@ -618,7 +629,7 @@ DICT_OPS = OpTable(
         Op("pop", _a(_k), keys=_one_key),
         Op("pop_default", _a(_k, _v), run=_dict_pop_default, keys=_one_key, requires=("pop",)),
         Op("setdefault", _a(_k, _v), keys=_one_key),
-        Op("compare_and_set", _a(_k, _cas_expected, _v), run=_dict_cas_run,
+        Op("compare_and_set", _a(_k, _cas_expected, _cas_expected), run=_dict_cas_run,
            model=_dict_cas_model, keys=_one_key, requires=("compare_and_set",)),
         Op("get_or_insert", _a(_k, _factories), model=_get_or_insert_model, keys=_one_key),
         Op("update_item", _update_item_args, run=_update_item_run, model=_update_item_model,
@@ -634,7 +645,12 @@ DICT_OPS = OpTable(
         Op("snapshot", _no_args, model=_dict_snapshot_model, mutates=False, normalize=_items),
         Op("__eq__", st.tuples(st.dictionaries(st.sampled_from("ab"), st.integers(0, 1),
                                                max_size=2)), run=_eq, mutates=False),
+        # Iteration: one atomic step only for containers that iterate over a
+        # snapshot (ConcurrentDict does); dropped by OpTable.linearizable().
+        Op("iter", _no_args, run=_iter_list, mutates=False, linearizable=False,
+           requires=("__iter__",)),
         Op("keys", _no_args, run=_dict_keys_list, mutates=False, linearizable=False),
+        Op("values", _no_args, run=_dict_values_list, mutates=False, linearizable=False),
         Op("items", _no_args, run=_dict_items_list, mutates=False, linearizable=False),
     ),
 )

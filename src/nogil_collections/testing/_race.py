@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nogil_collections.testing._checker import CheckResult, Model, as_model, check_history
-from nogil_collections.testing._executor import run_scenario
+from nogil_collections.testing._executor import ExecutorError, run_scenario
 from nogil_collections.testing._ops import OpTable
 from nogil_collections.testing._scenario import Scenario, scenarios
 
@@ -181,6 +181,7 @@ def explore(
     timeout: float = 10.0,
     budget: Budget | str | int | None = None,
     filter_ops: bool = True,
+    shrink_seconds: float = 10.0,
     hypothesis_settings: settings | None = None,
 ) -> RaceReport:
     """Search for a non-linearizable execution of ``factory``'s containers.
@@ -193,6 +194,11 @@ def explore(
     fits.  ``factory(initial)`` builds a container from a builtin list/dict.
     With ``filter_ops``, ops missing on the container are dropped (and listed
     in the report).
+
+    Shrinking a race is expensive (every candidate runs on threads, and may
+    pass by luck), so it is bounded: ``shrink_seconds`` after the first
+    failure, new candidates are no longer run (they count as passing) and the
+    smallest failing scenario found so far is reported.
     """
     b = current_budget() if budget is None else (
         budget if isinstance(budget, Budget) else Budget.parse(budget))
@@ -204,7 +210,8 @@ def explore(
         report.ops_skipped = ops.missing_on(target)
         table = ops.for_target(target)
     m = as_model(model, table)
-    failures: dict[str, NotLinearizable] = {}
+    failures: dict[str, Exception] = {}
+    first_failure = [0.0]
 
     base = settings(
         hypothesis_settings,  # parent: None means the active profile
@@ -224,13 +231,17 @@ def explore(
             # Races are not deterministic: once a scenario has failed, keep
             # failing it so hypothesis can shrink and replay consistently.
             raise known
+        if failures and time.perf_counter() - first_failure[0] > shrink_seconds:
+            return  # shrink budget spent: keep the smallest failure found so far
         report.scenarios += 1
         # After a first failure, shrink candidates get more runs to reproduce it.
-        reps = n_reps * 3 if failures else n_reps
+        reps = n_reps * 2 if failures else n_reps
         try:
             check_scenario(scenario, factory, table, m, repetitions=reps, timeout=timeout,
                            report=report)
-        except NotLinearizable as e:
+        except (NotLinearizable, ExecutorError) as e:
+            if not failures:
+                first_failure[0] = time.perf_counter()
             failures[key] = e
             raise
 
