@@ -276,3 +276,37 @@ def test_concurrent_writers_and_deleters_keep_invariants() -> None:
     d._check()
     for k, v in d.items():
         assert v == _value_for(k)
+
+
+@pytest.mark.free_threaded_only
+def test_readers_during_pinned_to_generic_conversion_and_deletes() -> None:
+    # Readers compare keys of pinned (str/int-only) tables without taking a
+    # reference.  The writer keeps converting such a table into a generic
+    # one (inserting a tuple key) and then deletes the str keys, which a
+    # generic table releases at once: a reader still comparing a key of the
+    # old pinned table must have been waited out.
+    d = CD()
+    deadline = time.monotonic() + DURATION
+    fresh = [0]
+
+    def writer() -> None:
+        while until(deadline):
+            fresh[0] += 1
+            keys = [f"w{fresh[0]}-{i}" for i in range(40)]  # new, mortal strs
+            for k in keys:
+                d[k] = ("value", k)
+            d[("generic", fresh[0])] = 0  # pinned -> generic conversion
+            for k in keys:
+                del d[k]
+            d.clear()  # back to a pinned table
+
+    def reader() -> None:
+        while until(deadline):
+            n = fresh[0]
+            for i in range(40):
+                k = f"w{n}-{i}"
+                v = d.get(k)
+                assert v is None or v == ("value", k)
+
+    run_threads([writer, reader, reader])
+    d._check()

@@ -174,16 +174,21 @@ cdef void _free_entries(ncd_entry *buf, Py_ssize_t n) noexcept:
         Py_XDECREF(buf[j].value)
 
 
-cdef void _drop_table(ncd_table *old, bint owns_live, bint exclusive) noexcept:
+cdef void _drop_table(ncd_table *old, bint owns_live, bint exclusive,
+                      bint keys_unpinned=False) noexcept:
     """Dispose of a table that is no longer published.
 
     owns_live: its live keys/values are not referenced by any other table
     (clear, dealloc) and are released here.  exclusive: no reader can hold
     `old` (dealloc).  Runs outside any write window: decrefs may run Python
     code.  Pinned keys (docs/design.md) may only be released once no reader
-    can still be comparing them, hence synchronize() first."""
+    can still be comparing them, hence synchronize() first.  keys_unpinned:
+    the live keys moved to a generic table, which releases a key as soon as
+    it is deleted, so a reader still comparing keys of `old` without a
+    reference must be waited out now."""
     cdef Py_ssize_t ix, n = old.nentries
-    cdef bint need_sync = old.pinned and (old.ndead_pinned > 0 or (owns_live and n > 0))
+    cdef bint need_sync = old.pinned and (
+        old.ndead_pinned > 0 or (owns_live and n > 0) or (keys_unpinned and n > 0))
     cdef ncd_entry *ep
     if not need_sync and not owns_live:
         ncc_retire(old, old.nbytes)
@@ -389,7 +394,7 @@ cdef class ConcurrentDict:
                 # Private table: these stores are published by _publish_table.
                 ncd_append(new, ncd_find_empty(new, ep.hash), ep.key, ep.value, ep.hash)
         self._publish_table(new)
-        _drop_table(old, False, False)
+        _drop_table(old, False, False, old.pinned and not pinned)
         return 0
 
     @cython.final
