@@ -137,6 +137,53 @@ def scaling_table(case: Case, pts: list[Point], markdown: bool = False) -> str:
     return _fmt_table(headers, rows, markdown)
 
 
+def headline_table(points: list[Point], markdown: bool = False) -> str | None:
+    """The headline: str keys (list: int indices), immortal values, thread-local keys;
+    read-only and 90/10 at 1 and 2 threads.  Cells: median Mops/s (ratio to the builtin)."""
+    wanted = {(MAP, "str"), ("seq", "int")}
+    pts = [
+        p
+        for p in points
+        if (p.case.family, p.case.keytype) in wanted
+        and p.case.values == "immortal"
+        and p.case.keys == "local"
+        and p.case.mix in (100, 90)
+        and p.threads in (1, 2)
+    ]
+    if not pts:
+        return None
+    by = {(p.impl, p.case.mix, p.threads): p for p in pts}
+    family = {p.impl: p.case.family for p in pts}
+    impls = sorted(
+        {(p.role, p.impl) for p in pts}, key=lambda ri: (family[ri[1]] != MAP, *_impl_key(*ri))
+    )
+    threads = sorted({p.threads for p in pts})
+    headers = ["implementation"]
+    for mix in (100, 90):
+        label = "read-only" if mix == 100 else "90/10"
+        headers += [f"{label} {t}T" for t in threads]
+        if 1 in threads and len(threads) > 1:
+            headers.append(f"{label} scaling")
+    rows = []
+    for role, name in impls:
+        builtin = BUILTIN[family[name]]
+        row = [f"**{name}**" if markdown and role == "ours" else name]
+        for mix in (100, 90):
+            for t in threads:
+                p, ref = by.get((name, mix, t)), by.get((builtin, mix, t))
+                if p is None:
+                    row.append("-")
+                elif name == builtin or ref is None:
+                    row.append(f"{p.median / 1e6:.2f}")
+                else:
+                    row.append(f"{p.median / 1e6:.2f} ({p.median / ref.median:.2f}x)")
+            if 1 in threads and len(threads) > 1:
+                one, top = by.get((name, mix, 1)), by.get((name, mix, threads[-1]))
+                row.append(_ratio(top.median, one.median) if one and top else "-")
+        rows.append(row)
+    return _fmt_table(headers, rows, markdown)
+
+
 def single_table(costs: list[Cost], family: str, markdown: bool = False) -> str:
     rows_ = [c for c in costs if c.family == family]
     ops = list(dict.fromkeys(c.op for c in rows_))
@@ -211,6 +258,14 @@ def render_text(
     out.append(f"packages: {vers}")
     for line in unavailable_lines(impls):
         out.append(f"  ! {line}")
+    head = headline_table(points)
+    if head:
+        out += [
+            "",
+            "== headline: median Mops/s (ratio to the builtin); str keys / int indices, "
+            "immortal values, thread-local keys",
+            head,
+        ]
     for case in sorted(scaling_groups(points), key=_case_order):
         pts = [p for p in points if p.case == case]
         out.append("")
@@ -263,6 +318,18 @@ def render_markdown(
         "median at 1 thread. *vs builtin*: median over the builtin's median at the same T. "
         "spread*: (max - min) / median of the repetitions, the worst over the thread counts.",
     ]
+    head = headline_table(points, markdown=True)
+    if head:
+        out += [
+            "",
+            "#### Headline",
+            "",
+            "Median million ops/s summed over threads (ratio to the builtin at the same thread "
+            "count). dict-like: str keys; list-like: `c[i]` with int indices; immortal values, "
+            "thread-local keys.",
+            "",
+            head,
+        ]
     for case in sorted(scaling_groups(points), key=_case_order):
         pts = [p for p in points if p.case == case]
         out += ["", f"#### Scaling: {case.label}, reads/writes {case.mix_label}", ""]

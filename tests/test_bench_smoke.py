@@ -66,6 +66,8 @@ def test_cli_smoke_writes_table_json_markdown_and_plots(tmp_path: Path) -> None:
 
     md = (tmp_path / "latest.md").read_text()
     assert "| implementation | 1T med/best | 2T med/best |" in md
+    assert "#### Headline" in md
+    assert "== headline" in proc.stdout
     plots = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
     assert plots == ["throughput-100-0.png", "throughput-90-10.png"]
 
