@@ -436,13 +436,19 @@ cdef class ConcurrentDict:
         return old
 
     @cython.final
+    cdef void _delete_at(self, ncd_probe *p, PyObject **okey, PyObject **oval) noexcept:
+        """Delete the entry _find_locked found; the caller owns *okey/*oval
+        and releases them after leaving the critical section."""
+        ncc_seq_write_begin(&self._h.version)
+        ncd_delete(&self._h, self._h.table, p.slot, p.ix, okey, oval)
+        ncc_seq_write_end(&self._h.version)
+
+    @cython.final
     cdef object _delete_found(self, ncd_probe *p):
         """Delete the entry _find_locked found; returns (key, value)."""
         cdef PyObject *okey
         cdef PyObject *oval
-        ncc_seq_write_begin(&self._h.version)
-        ncd_delete(&self._h, self._h.table, p.slot, p.ix, &okey, &oval)
-        ncc_seq_write_end(&self._h.version)
+        self._delete_at(p, &okey, &oval)
         return (ncd_steal(okey), ncd_steal(oval))
 
     # ------------------------------------------------------------------
@@ -463,13 +469,15 @@ cdef class ConcurrentDict:
     def __delitem__(self, key):
         cdef ncd_probe p
         cdef Py_hash_t h = _hash(key)
-        cdef object removed = None
+        cdef PyObject *okey = NULL
+        cdef PyObject *oval = NULL
         with cython.critical_section(self):
             if self._find_locked(key, h, &p) == NCD_FOUND:
-                removed = self._delete_found(&p)
-        if removed is None:
+                self._delete_at(&p, &okey, &oval)
+        if oval == NULL:
             raise KeyError(key)
-        del removed
+        Py_XDECREF(okey)
+        Py_XDECREF(oval)
 
     def setdefault(self, key, default=None, /):
         """Insert key with a value of default if key is not present; return
@@ -492,12 +500,14 @@ cdef class ConcurrentDict:
         if given, else raise KeyError.  Atomic."""
         cdef ncd_probe p
         cdef Py_hash_t h = _hash(key)
-        cdef object removed = None
+        cdef PyObject *okey = NULL
+        cdef PyObject *oval = NULL
         with cython.critical_section(self):
             if self._find_locked(key, h, &p) == NCD_FOUND:
-                removed = self._delete_found(&p)
-        if removed is not None:
-            return removed[1]
+                self._delete_at(&p, &okey, &oval)
+        if oval != NULL:
+            Py_XDECREF(okey)
+            return ncd_steal(oval)
         if default is _MISSING:
             raise KeyError(key)
         return default
