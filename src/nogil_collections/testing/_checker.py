@@ -401,6 +401,14 @@ class CheckResult:
         )
 
 
+def _show(state: Any) -> str:
+    """repr of a model state; plain objects show their attributes."""
+    if type(state).__repr__ is object.__repr__ and hasattr(state, "__dict__"):
+        attrs = ", ".join(f"{k}={v!r}" for k, v in vars(state).items())
+        return f"{type(state).__name__}({attrs})"
+    return repr(state)
+
+
 def _explain(
     calls: Sequence[Call], ops: dict[str, Op], model: Model, search: _Search, initial: Any
 ) -> str:
@@ -415,7 +423,7 @@ def _explain(
         )
         for i, c in enumerate(prefix, 1):
             lines.append(f"  {i}. T{c.thread} {format_call(c)} {format_outcome(c)}")
-        lines.append(f"leaving the model in state {search.best_state!r}.")
+        lines.append(f"leaving the model in state {_show(search.best_state)}.")
     else:
         lines.append(f"No call fits first, from the initial state {initial!r}.")
     minimal = [c for c in remaining if not any(d.precedes(c) for d in remaining)]

@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, given, settings
@@ -139,6 +140,7 @@ def check_scenario(
     report: RaceReport | None = None,
 ) -> None:
     """Run ``scenario`` ``repetitions`` times; raise :class:`NotLinearizable` on a bad run."""
+    __tracebackhide__ = True
     m = as_model(model, ops)
     histories = run_scenario(scenario, factory, ops, repetitions=repetitions, timeout=timeout)
     for i, h in enumerate(histories, 1):
@@ -210,7 +212,7 @@ def explore(
         report.ops_skipped = ops.missing_on(target)
         table = ops.for_target(target)
     m = as_model(model, table)
-    failures: dict[str, Exception] = {}
+    failures: dict[str, tuple[Exception, TracebackType | None]] = {}
     first_failure = [0.0]
 
     base = settings(
@@ -225,12 +227,15 @@ def explore(
     @base
     @given(scenarios(table, threads=threads, ops_per_thread=ops_per_thread, initial=initial))
     def campaign(scenario: Scenario) -> None:
+        __tracebackhide__ = True
         key = scenario.key()
         known = failures.get(key)
         if known is not None:
             # Races are not deterministic: once a scenario has failed, keep
             # failing it so hypothesis can shrink and replay consistently.
-            raise known
+            # Reset to the first traceback: hypothesis identifies a failure
+            # by where it was raised, and re-raising must not pile up frames.
+            raise known[0].with_traceback(known[1])
         if failures and time.perf_counter() - first_failure[0] > shrink_seconds:
             return  # shrink budget spent: keep the smallest failure found so far
         report.scenarios += 1
@@ -242,9 +247,10 @@ def explore(
         except (NotLinearizable, ExecutorError) as e:
             if not failures:
                 first_failure[0] = time.perf_counter()
-            failures[key] = e
+            failures[key] = (e, e.__traceback__)
             raise
 
+    __tracebackhide__ = True
     start = time.perf_counter()
     try:
         campaign()
@@ -277,6 +283,7 @@ def race_test(
 
         @functools.wraps(fn)
         def wrapper() -> None:
+            __tracebackhide__ = True
             report = explore(factory, ops, model, **options)
             if takes_report:
                 fn(report)
