@@ -440,3 +440,35 @@ def test_generic_table_conversion() -> None:
     d.clear()
     d["x"] = 1
     d._check()
+
+
+def test_compound_operations_propagate_errors_and_leave_dict_unchanged() -> None:
+    class BadValueEq:
+        def __eq__(self, other):
+            raise ArithmeticError("value eq")
+
+        __hash__ = None
+
+    d = CD(a=BadValueEq())
+    before = d.snapshot()
+    with pytest.raises(ArithmeticError):
+        d.compare_and_set("a", 1, 2)
+    with pytest.raises(ArithmeticError):
+        d.pop_if("a", 1)
+
+    def factory():
+        raise LookupError("factory")
+
+    with pytest.raises(LookupError):
+        d.get_or_insert("new", factory)
+    assert d.snapshot() == before and "new" not in d
+    d._check()
+
+
+def test_reinit_updates_like_dict() -> None:
+    d = CD(a=1)
+    d.__init__([("b", 2)], c=3)
+    assert d == {"a": 1, "b": 2, "c": 3}
+    assert CD(other=1) == {"other": 1}
+    with pytest.raises(TypeError):
+        CD({}, {})
