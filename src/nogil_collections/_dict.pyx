@@ -73,7 +73,11 @@ cdef extern from "_dict_table.h":
     Py_hash_t ncd_str_cached_hash(PyObject *s) nogil
     int ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash, ncd_probe *p,
                       PyObject **pvalue, int want_value) nogil
-    Py_ssize_t ncd_collect(ncd_hot *h, ncd_entry *buf, Py_ssize_t bufcap, Py_ssize_t *count) nogil
+    Py_ssize_t ncd_collect(ncd_hot *h, ncd_entry *buf, Py_ssize_t bufcap, Py_ssize_t *count,
+                           int want) nogil
+    enum:
+        NCD_WANT_KEYS
+        NCD_WANT_VALUES
     void ncd_delete(ncd_hot *h, ncd_table *t, Py_ssize_t slot, Py_ssize_t ix,
                     PyObject **okey, PyObject **oval) nogil
     Py_ssize_t ncd_slot_of(ncd_table *t, Py_hash_t hash, Py_ssize_t ix) nogil
@@ -646,7 +650,7 @@ cdef class ConcurrentDict:
     # Consistent copies (lock-free, bounded retries, then locked)
 
     @cython.final
-    cdef _Scratch _collect(self):
+    cdef _Scratch _collect(self, int want=NCD_WANT_KEYS | NCD_WANT_VALUES):
         cdef _Scratch s = _Scratch.__new__(_Scratch)
         cdef Py_ssize_t cap = ncc_load_ssize_relaxed(&self._h.used) + 8, count = 0, r
         cdef int tries = 0
@@ -656,10 +660,10 @@ cdef class ConcurrentDict:
                 if s.buf == NULL:
                     raise MemoryError()
             if tries < READ_RETRIES:
-                r = ncd_collect(&self._h, s.buf, cap, &count)
+                r = ncd_collect(&self._h, s.buf, cap, &count, want)
             else:
                 with cython.critical_section(self):
-                    r = ncd_collect(&self._h, s.buf, cap, &count)
+                    r = ncd_collect(&self._h, s.buf, cap, &count, want)
             if r == NCD_FOUND:
                 s.n = count
                 return s
@@ -683,7 +687,7 @@ cdef class ConcurrentDict:
 
     @cython.final
     cdef list _keys_list(self):
-        cdef _Scratch s = self._collect()
+        cdef _Scratch s = self._collect(NCD_WANT_KEYS)
         cdef list out = PyList_New(s.n)
         cdef Py_ssize_t j
         for j in range(s.n):
@@ -693,7 +697,7 @@ cdef class ConcurrentDict:
 
     @cython.final
     cdef list _values_list(self):
-        cdef _Scratch s = self._collect()
+        cdef _Scratch s = self._collect(NCD_WANT_VALUES)
         cdef list out = PyList_New(s.n)
         cdef Py_ssize_t j
         for j in range(s.n):

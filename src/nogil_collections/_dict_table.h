@@ -385,12 +385,17 @@ static inline int ncd_load_index_relaxed(ncd_table *t, Py_ssize_t slot) {
     return ncd_ix_load_relaxed(t, (size_t)slot);
 }
 
+/* What ncd_collect takes references to. */
+#define NCD_WANT_KEYS 1
+#define NCD_WANT_VALUES 2
+
 /* Lock-free consistent copy of the live entries into buf (capacity bufcap).
- * On NCD_FOUND ("ok"): *count entries, each key/value a new reference (in
- * insertion order).  NCD_RETRY: a writer interfered, nothing held.
- * Returns -(needed) - 10 when buf is too small (nothing held). */
+ * On NCD_FOUND ("ok"): *count entries in insertion order, each key (if
+ * want & NCD_WANT_KEYS) and value (if want & NCD_WANT_VALUES) a new
+ * reference, the other field NULL.  NCD_RETRY: a writer interfered, nothing
+ * held.  Returns -(needed) - 10 when buf is too small (nothing held). */
 static Py_ssize_t ncd_collect(ncd_hot *h, ncd_entry *buf, Py_ssize_t bufcap,
-                              Py_ssize_t *count) {
+                              Py_ssize_t *count, int want) {
     PyObject *drop = NULL;
     Py_ssize_t k = 0, ix, n;
     uint64_t v = ncc_seq_read_begin(&h->version);
@@ -412,21 +417,21 @@ static Py_ssize_t ncd_collect(ncd_hot *h, ncd_entry *buf, Py_ssize_t bufcap,
         /* Acquire loads; pair with ncc_slot_store / ncd_append. */
         PyObject *val = ncc_load_obj_acquire(&ep->value);
         if (val == NULL) continue;
-        PyObject *key = ncc_load_obj_acquire(&ep->key);
-        if (key == NULL || k >= bufcap) goto retry;
-        PyObject *vref = ncc_try_getref_deferred(&ep->value, val, &drop);
-        if (vref == NULL) goto retry;
-        PyObject *kref = ncc_try_getref_deferred(&ep->key, key, &drop);
-        if (kref == NULL) {
-            buf[k].key = NULL;
-            buf[k].value = vref;
-            k++;
-            goto retry;
-        }
-        buf[k].key = kref;
-        buf[k].value = vref;
+        if (k >= bufcap) goto retry;
+        buf[k].key = NULL;
+        buf[k].value = NULL;
         buf[k].hash = ep->hash;
         k++;
+        if (want & NCD_WANT_VALUES) {
+            buf[k - 1].value = ncc_try_getref_deferred(&ep->value, val, &drop);
+            if (buf[k - 1].value == NULL) goto retry;
+        }
+        if (want & NCD_WANT_KEYS) {
+            PyObject *key = ncc_load_obj_acquire(&ep->key);
+            if (key == NULL) goto retry;
+            buf[k - 1].key = ncc_try_getref_deferred(&ep->key, key, &drop);
+            if (buf[k - 1].key == NULL) goto retry;
+        }
     }
     ncc_read_end(rec);
     Py_XDECREF(drop);
