@@ -210,6 +210,19 @@ def test_scenarios_respect_bounds(scenario: Scenario) -> None:
     assert str(scenario).startswith("initial: ")
 
 
+@settings(max_examples=30, deadline=None)
+@given(scenarios(LIST_OPS, threads=(2, 3), ops_per_thread=(0, 2), focus="update"))
+def test_scenarios_focus_on_one_op(scenario: Scenario) -> None:
+    assert scenario.threads[0][0].op == "update"
+
+
+def test_explore_focus_on_a_missing_op_is_skipped() -> None:
+    report = explore(list, LIST_OPS, list, focus="snapshot", examples=3, repetitions=1)
+    assert "snapshot" in report.ops_skipped and report.runs == 0
+    with pytest.raises(KeyError, match="focus op"):
+        explore(list, LIST_OPS, list, focus="nope", examples=3, repetitions=1)
+
+
 def test_scenario_bounds_are_validated() -> None:
     with pytest.raises(ValueError):
         scenarios(LIST_OPS, threads=(3, 2))

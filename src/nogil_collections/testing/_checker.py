@@ -403,7 +403,7 @@ class CheckResult:
 
 def _show(state: Any) -> str:
     """repr of a model state; plain objects show their attributes."""
-    if type(state).__repr__ is object.__repr__ and hasattr(state, "__dict__"):
+    if getattr(type(state), "__repr__", None) is object.__repr__ and hasattr(state, "__dict__"):
         attrs = ", ".join(f"{k}={v!r}" for k, v in vars(state).items())
         return f"{type(state).__name__}({attrs})"
     return repr(state)

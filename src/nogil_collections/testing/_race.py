@@ -180,6 +180,7 @@ def explore(
     examples: int = 30,
     repetitions: int = 10,
     initial: st.SearchStrategy[Any] | None = None,
+    focus: str | None = None,
     timeout: float = 10.0,
     budget: Budget | str | int | None = None,
     filter_ops: bool = True,
@@ -195,7 +196,9 @@ def explore(
     raised with the minimal scenario, its per-thread timeline and why no order
     fits.  ``factory(initial)`` builds a container from a builtin list/dict.
     With ``filter_ops``, ops missing on the container are dropped (and listed
-    in the report).
+    in the report).  ``focus`` names an op every scenario must call (thread 0
+    calls it first); if that op is missing on the container the campaign is
+    skipped and the report says so (``report.ops_skipped``).
 
     Shrinking a race is expensive (every candidate runs on threads, and may
     pass by luck), so it is bounded: ``shrink_seconds`` after the first
@@ -211,6 +214,10 @@ def explore(
     if target is not None:
         report.ops_skipped = ops.missing_on(target)
         table = ops.for_target(target)
+    if focus is not None and focus not in table:
+        if focus in ops:
+            return report  # the focused op does not exist on this container
+        raise KeyError(f"focus op {focus!r} is not in the table")
     m = as_model(model, table)
     failures: dict[str, tuple[Exception, TracebackType | None]] = {}
     first_failure = [0.0]
@@ -225,7 +232,8 @@ def explore(
     )
 
     @base
-    @given(scenarios(table, threads=threads, ops_per_thread=ops_per_thread, initial=initial))
+    @given(scenarios(table, threads=threads, ops_per_thread=ops_per_thread, initial=initial,
+                     focus=focus))
     def campaign(scenario: Scenario) -> None:
         __tracebackhide__ = True
         key = scenario.key()

@@ -71,13 +71,15 @@ def scenarios(
     threads: int | tuple[int, int] = (2, 3),
     ops_per_thread: int | tuple[int, int] = (1, 3),
     initial: st.SearchStrategy[Any] | None = None,
+    focus: str | None = None,
 ) -> st.SearchStrategy[Scenario]:
     """Strategy of :class:`Scenario` for ``table``.
 
     ``threads`` and ``ops_per_thread`` are an exact count or an inclusive
     ``(min, max)`` range.  ``initial`` overrides the table's initial-state
     strategy.  Shrinking removes threads and steps and moves towards ops
-    listed first in the table.
+    listed first in the table.  With ``focus`` (an op name), every scenario
+    starts thread 0 with a call of that op, so a campaign is sure to cover it.
     """
     tmin, tmax = (threads, threads) if isinstance(threads, int) else threads
     omin, omax = (ops_per_thread, ops_per_thread) if isinstance(ops_per_thread, int) \
@@ -86,8 +88,16 @@ def scenarios(
         raise ValueError("need 1 <= min threads <= max threads and 0 <= min ops <= max ops")
     init = initial if initial is not None else table.initial_strategy()
     per_thread = _steps(table, omin, omax)
-    return st.builds(
-        Scenario,
-        init,
-        st.lists(per_thread, min_size=tmin, max_size=tmax).map(tuple),
-    )
+    threads_st = st.lists(per_thread, min_size=tmin, max_size=tmax).map(tuple)
+    if focus is not None:
+        op = table[focus]
+        first = op.arg_strategy(table.domain).map(_stepper(op.name))
+        threads_st = st.tuples(first, threads_st).map(_prepend)
+    return st.builds(Scenario, init, threads_st)
+
+
+def _prepend(
+    parts: tuple[Step, tuple[tuple[Step, ...], ...]],
+) -> tuple[tuple[Step, ...], ...]:
+    step, threads = parts
+    return ((step, *threads[0]), *threads[1:])
