@@ -472,3 +472,12 @@ def test_reinit_updates_like_dict() -> None:
     assert CD(other=1) == {"other": 1}
     with pytest.raises(TypeError):
         CD({}, {})
+
+
+def test_views_over_foreign_mappings_do_not_crash() -> None:
+    from nogil_collections._dict import ConcurrentDictItems, ConcurrentDictValues
+
+    with pytest.raises(TypeError):
+        list(ConcurrentDictValues({"a": 1}))
+    with pytest.raises(TypeError):
+        list(ConcurrentDictItems({"a": 1}))

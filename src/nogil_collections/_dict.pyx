@@ -1002,10 +1002,10 @@ class ConcurrentDictValues(_ValuesView):
         return len(self._mapping)
 
     def __iter__(self):
-        return iter((<ConcurrentDict>self._mapping)._values_list())
+        return iter((<ConcurrentDict?>self._mapping)._values_list())
 
     def __reversed__(self):
-        return reversed((<ConcurrentDict>self._mapping)._values_list())
+        return reversed((<ConcurrentDict?>self._mapping)._values_list())
 
     def __repr__(self):
         return f"{type(self).__name__}({list(self)!r})"
@@ -1027,14 +1027,14 @@ class ConcurrentDictItems(_ItemsView):
         if not isinstance(item, tuple) or len(item) != 2:
             return False
         key, value = item
-        v = (<ConcurrentDict>self._mapping)._get_or_absent(key)
+        v = (<ConcurrentDict?>self._mapping)._get_or_absent(key)
         return v is not _ABSENT and (v is value or v == value)
 
     def __iter__(self):
-        return iter((<ConcurrentDict>self._mapping)._items_list())
+        return iter((<ConcurrentDict?>self._mapping)._items_list())
 
     def __reversed__(self):
-        return reversed((<ConcurrentDict>self._mapping)._items_list())
+        return reversed((<ConcurrentDict?>self._mapping)._items_list())
 
     def __repr__(self):
         return f"{type(self).__name__}({list(self)!r})"
