@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import collections.abc as _abc
 
-from nogil_collections._dict import ConcurrentDict
+from nogil_collections._dict import ABSENT, ConcurrentDict
 from nogil_collections._list import ConcurrentList
 
-__all__ = ["ConcurrentDict", "ConcurrentList", "__version__"]
+__all__ = ["ABSENT", "ConcurrentDict", "ConcurrentList", "__version__"]
 __version__ = "0.1.0"
 
 _abc.MutableSequence.register(ConcurrentList)
