@@ -1,0 +1,340 @@
+"""ConcurrentList under threads.
+
+Threads start on a Barrier, their exceptions are re-raised in the test
+thread, and every test is bounded by iteration count and a deadline.  The
+exactness tests also run on GIL builds; the stress tests need real
+parallelism and are free-threaded only.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from nogil_collections import ConcurrentList
+
+DEADLINE = 3.0  # seconds per stress phase
+
+
+def run_threads(targets: list[Callable[[], None]], timeout: float = 60.0) -> None:
+    barrier = threading.Barrier(len(targets))
+    errors: list[BaseException] = []
+
+    def wrap(fn: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                barrier.wait()
+                fn()
+            except BaseException as e:  # noqa: BLE001
+                errors.append(e)
+
+        return run
+
+    threads = [threading.Thread(target=wrap(t)) for t in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    assert not any(t.is_alive() for t in threads), "thread did not finish"
+    if errors:
+        raise errors[0]
+
+
+class Token:
+    __slots__ = ("k", "__weakref__")
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def __repr__(self) -> str:
+        return f"T{self.k}"
+
+
+def test_appenders_all_present_once() -> None:
+    cl: ConcurrentList[Token] = ConcurrentList()
+    n_threads, per = 4, 5000
+    made = [[Token(t * per + i) for i in range(per)] for t in range(n_threads)]
+
+    def appender(items: list[Token]) -> Callable[[], None]:
+        def run() -> None:
+            for x in items:
+                cl.append(x)
+
+        return run
+
+    run_threads([appender(m) for m in made])
+    got = cl.snapshot()
+    assert len(got) == n_threads * per
+    assert {id(x) for x in got} == {id(x) for m in made for x in m}
+    for m in made:  # each thread's items keep their order
+        pos = {id(x): i for i, x in enumerate(got)}
+        idx = [pos[id(x)] for x in m]
+        assert idx == sorted(idx)
+    cl._check()
+
+
+def test_compare_and_set_and_update_counters_are_exact() -> None:
+    cl = ConcurrentList([0, 0])
+    n_threads, per = 4, 2000
+
+    def cas_worker() -> None:
+        for _ in range(per):
+            while True:
+                v = cl[0]
+                if cl.compare_and_set(0, v, v + 1):
+                    break
+
+    def update_worker() -> None:
+        for _ in range(per):
+            cl.update(1, lambda v: v + 1)
+
+    run_threads([cas_worker, update_worker] * (n_threads // 2))
+    assert cl[0] == per * n_threads // 2
+    assert cl[1] == per * n_threads // 2
+
+
+def test_append_if_absent_is_atomic() -> None:
+    cl: ConcurrentList[int] = ConcurrentList()
+    wins = []
+
+    def worker() -> None:
+        mine = 0
+        for k in range(2000):
+            if cl.append_if_absent(k):
+                mine += 1
+        wins.append(mine)
+
+    run_threads([worker] * 4)
+    assert sorted(cl.snapshot()) == list(range(2000))
+    assert sum(wins) == 2000
+
+
+def _power_of_two(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+def test_extend_self_and_iadd_race_with_writers() -> None:
+    """One thread doubles the list (extend(self), +=) while another appends
+    distinct tokens.  Each doubling is atomic, so every token ends up present
+    2**d times (d = doublings after it was appended): a power of two, never
+    increasing with later tokens."""
+    cl: ConcurrentList[Token] = ConcurrentList([Token(-1)])
+    tokens = [Token(i) for i in range(400)]
+    stop = threading.Event()
+
+    def appender() -> None:
+        for t in tokens:
+            cl.append(t)
+            time.sleep(0)
+        stop.set()
+
+    def doubler() -> None:
+        doublings = 0
+        while not stop.is_set() and doublings < 12:
+            if doublings % 2:
+                cl.extend(cl)
+            else:
+                lst = cl
+                lst += lst
+            doublings += 1
+            time.sleep(0.0005)
+
+    run_threads([appender, doubler])
+    counts: dict[int, int] = {}
+    for x in cl.snapshot():
+        counts[x.k] = counts.get(x.k, 0) + 1
+    assert set(counts) == {-1} | {t.k for t in tokens}
+    seq = [counts[k] for k in range(-1, 400)]
+    assert all(_power_of_two(c) for c in seq), seq
+    assert seq == sorted(seq, reverse=True)
+    cl._check()
+
+
+@pytest.mark.free_threaded_only
+def test_readers_never_see_foreign_objects_during_resizes_and_clears() -> None:
+    universe = [Token(i) for i in range(64)]
+    allowed = {id(t) for t in universe}
+    cl: ConcurrentList[Token] = ConcurrentList(universe[:8])
+    stop = threading.Event()
+    deadline = time.monotonic() + DEADLINE
+
+    def writer() -> None:
+        k = 0
+        try:
+            while time.monotonic() < deadline:
+                k += 1
+                r = k % 9
+                if r == 0:
+                    cl.clear()
+                elif r == 1:
+                    cl.extend(universe[: (k % 64) + 1])
+                elif r == 2:
+                    cl.insert(0, universe[k % 64])
+                elif r == 3 and len(cl) > 1:
+                    try:
+                        cl.pop(0)
+                    except IndexError:
+                        pass
+                elif r == 4:
+                    cl[1:3] = universe[k % 60 : k % 60 + 4]
+                elif r == 5:
+                    cl.sort(key=lambda t: t.k)
+                elif r == 6:
+                    cl.reverse()
+                elif r == 7:
+                    del cl[::3]
+                else:
+                    cl.__imul__(2)
+                    if len(cl) > 4000:
+                        del cl[200:]
+        finally:
+            stop.set()
+
+    def reader() -> None:
+        reads = 0
+        while not stop.is_set():
+            for i in (0, 1, -1, 5, 100):
+                try:
+                    x = cl[i]
+                except IndexError:
+                    continue
+                assert id(x) in allowed
+            for x in cl:
+                assert id(x) in allowed
+            for x in cl[1:50:2]:
+                assert id(x) in allowed
+            snap = cl.snapshot()
+            assert all(id(x) in allowed for x in snap)
+            assert (universe[63] in cl) in (True, False)
+            repr(cl)
+            _ = cl == snap
+            reads += 1
+        assert reads > 0
+
+    run_threads([writer, reader, reader])
+    cl._check()
+
+
+@pytest.mark.free_threaded_only
+def test_snapshots_are_consistent_states() -> None:
+    """A writer keeps the list a run of equal tokens (it replaces everything
+    at once with slice assignment, or doubles / halves it); a consistent
+    snapshot can never mix two generations."""
+    gens = [Token(i) for i in range(50)]
+    cl: ConcurrentList[Token] = ConcurrentList([gens[0]] * 16)
+    stop = threading.Event()
+    deadline = time.monotonic() + DEADLINE
+
+    def writer() -> None:
+        k = 0
+        try:
+            while time.monotonic() < deadline:
+                k += 1
+                g = gens[k % 50]
+                n = 1 + k % 40
+                if k % 3 == 0:
+                    cl[:] = [g] * n
+                elif k % 3 == 1:
+                    cl[::1] = [g] * len(cl)
+                else:
+                    cl.sort(key=id)
+        finally:
+            stop.set()
+
+    def reader() -> None:
+        while not stop.is_set():
+            for snap in (cl.snapshot(), list(cl.copy()), list(cl[:]), list(cl[::-1])):
+                assert len({id(x) for x in snap}) <= 1, snap
+
+    run_threads([writer, reader, reader])
+
+
+@pytest.mark.free_threaded_only
+def test_iteration_during_mutation_keeps_stable_prefix() -> None:
+    """Items that stay at their index for the whole iteration are yielded
+    exactly once, in order; mutation at the tail never makes iteration fail."""
+    prefix = [Token(i) for i in range(200)]
+    extra = [Token(1000 + i) for i in range(50)]
+    cl: ConcurrentList[Token] = ConcurrentList(prefix)
+    stop = threading.Event()
+    deadline = time.monotonic() + DEADLINE
+
+    def writer() -> None:
+        k = 0
+        try:
+            while time.monotonic() < deadline:
+                k += 1
+                if len(cl) < 240:
+                    cl.extend(extra[: k % 50])
+                else:
+                    del cl[200:]
+                    cl.append(extra[k % 50])
+        finally:
+            stop.set()
+
+    def iterator() -> None:
+        while not stop.is_set():
+            seen = list(iter(cl))
+            assert seen[:200] == prefix
+            assert all(x in extra for x in seen[200:])
+            back = list(reversed(cl))
+            assert all(x in extra or x in prefix for x in back)
+
+    run_threads([writer, iterator, iterator])
+
+
+@pytest.mark.free_threaded_only
+def test_contended_writers_and_readers_do_not_starve() -> None:
+    cl = ConcurrentList(range(100))
+    stop = threading.Event()
+    ops = [0, 0]
+
+    def writer() -> None:
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end:
+            cl.append(1)
+            cl.pop()
+        stop.set()
+
+    def snapshotter() -> None:
+        while not stop.is_set():
+            assert len(cl.snapshot()) in (100, 101, 102)  # two writers
+            ops[0] += 1
+
+    def indexer() -> None:
+        while not stop.is_set():
+            assert cl[50] == 50
+            ops[1] += 1
+
+    run_threads([writer, writer, snapshotter, indexer])
+    assert ops[0] > 0 and ops[1] > 0
+    assert cl.snapshot() == list(range(100))
+
+
+def test_no_leak_after_concurrent_use() -> None:
+    items = [Token(i) for i in range(500)]
+    refs = [weakref.ref(t) for t in items]
+    cl: ConcurrentList[Token] = ConcurrentList()
+
+    def writer() -> None:
+        for t in items:
+            cl.append(t)
+        for _ in range(250):
+            cl.pop(0)
+        cl[::2] = list(reversed(cl[::2]))
+
+    def reader() -> None:
+        for _ in range(200):
+            _ = cl.snapshot(), list(cl), cl[:10]
+
+    run_threads([writer, reader])
+    del items
+    cl.clear()
+    gc.collect()
+    assert all(r() is None for r in refs)
