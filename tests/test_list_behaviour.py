@@ -25,7 +25,7 @@ from nogil_collections import ConcurrentList
 def outcome(fn: Callable[[Any], Any], target: Any) -> tuple[str, Any]:
     try:
         res = fn(target)
-    except Exception as e:  # noqa: BLE001 - we compare any exception
+    except Exception as e:
         # The only permitted difference: the type's name in a message.
         msg = str(e).replace("nogil_collections._list.ConcurrentList", "list")
         return ("raise", (type(e), msg))
@@ -106,9 +106,19 @@ def test_delitem_index(i: Any) -> None:
 
 
 SLICES = [
-    slice(None), slice(2, 5), slice(5, 2), slice(-3, None), slice(None, None, -1),
-    slice(1, 7, 2), slice(7, 1, -2), slice(None, None, 3), slice(-100, 100),
-    slice(2**70, None), slice(None, None, -3), slice(0, 0), slice(3, 3, -1),
+    slice(None),
+    slice(2, 5),
+    slice(5, 2),
+    slice(-3, None),
+    slice(None, None, -1),
+    slice(1, 7, 2),
+    slice(7, 1, -2),
+    slice(None, None, 3),
+    slice(-100, 100),
+    slice(2**70, None),
+    slice(None, None, -3),
+    slice(0, 0),
+    slice(3, 3, -1),
 ]
 
 
@@ -150,15 +160,15 @@ def test_set_slice_from_self_and_concurrent_list() -> None:
 
 
 def test_slice_with_index_objects() -> None:
-    class I:
+    class Idx:
         def __init__(self, v: int) -> None:
             self.v = v
 
         def __index__(self) -> int:
             return self.v
 
-    same(lambda s: s[I(1) : I(6) : I(2)])
-    same(lambda s: s[I(-2)])
+    same(lambda s: s[Idx(1) : Idx(6) : Idx(2)])
+    same(lambda s: s[Idx(-2)])
 
 
 # ---------------------------------------------------------------- methods
@@ -250,9 +260,9 @@ def test_add(other: Any) -> None:
 def test_add_types() -> None:
     a = ConcurrentList([1])
     b = ConcurrentList([2])
-    for r in (a + b, a + [2], [0] + a):
+    for r in (a + b, a + [2], [0] + a):  # noqa: RUF005 - the operators under test
         assert type(r) is ConcurrentList
-    assert [0] + a == [0, 1]
+    assert [0] + a == [0, 1]  # noqa: RUF005
     with pytest.raises(TypeError, match=r'can only concatenate list \(not "int"\) to list'):
         a + 1  # type: ignore[operator]
     a += b
@@ -282,7 +292,14 @@ def test_mul_memory_error() -> None:
     same(lambda s: s * (sys.maxsize // 2))
 
 
-OTHERS = [[], [3, 1, 4], [3, 1, 4, 1, 5, 9, 2, 6], [3, 1, 4, 1, 5, 9, 2, 7], [4], [3, 1, 4, 1, 5, 9, 2, 6, 0]]
+OTHERS = [
+    [],
+    [3, 1, 4],
+    [3, 1, 4, 1, 5, 9, 2, 6],
+    [3, 1, 4, 1, 5, 9, 2, 7],
+    [4],
+    [3, 1, 4, 1, 5, 9, 2, 6, 0],
+]
 
 
 @pytest.mark.parametrize("other", OTHERS)
@@ -301,9 +318,9 @@ def test_compare_other_types() -> None:
     assert (cl == (1,)) is False
     assert (cl != (1,)) is True
     with pytest.raises(TypeError):
-        cl < (1,)  # type: ignore[operator]
+        _ = cl < (1,)  # type: ignore[operator]
     with pytest.raises(TypeError):
-        cl < ConcurrentList(["a"])  # type: ignore[operator]
+        _ = cl < ConcurrentList(["a"])  # type: ignore[operator]
     assert cl == cl
     nan = float("nan")
     assert ConcurrentList([nan]) == [nan]  # identity shortcut, as list

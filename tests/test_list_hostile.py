@@ -51,7 +51,7 @@ class EqMutates:
         if not self.fired and self.target is not None:
             self.fired = True
             self.target.append("mutated")
-        return isinstance(other, EqMutates) and other.v == self.v or other == self.v
+        return (isinstance(other, EqMutates) and other.v == self.v) or other == self.v
 
     __hash__ = object.__hash__
 
@@ -225,7 +225,7 @@ def test_blocking_eq_with_concurrent_writer() -> None:
                 cl.insert(0, Slow(k))
                 k += 1
                 time.sleep(0.0002)
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:
             errors.append(e)
 
     t = threading.Thread(target=writer)

@@ -13,7 +13,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
@@ -31,7 +30,7 @@ def run_threads(targets: list[Callable[[], None]], timeout: float = 60.0) -> Non
             try:
                 barrier.wait()
                 fn()
-            except BaseException as e:  # noqa: BLE001
+            except BaseException as e:
                 errors.append(e)
 
         return run
@@ -47,7 +46,7 @@ def run_threads(targets: list[Callable[[], None]], timeout: float = 60.0) -> Non
 
 
 class Token:
-    __slots__ = ("k", "__weakref__")
+    __slots__ = ("__weakref__", "k")
 
     def __init__(self, k: int) -> None:
         self.k = k
@@ -322,7 +321,7 @@ def test_no_leak_after_concurrent_use() -> None:
     refs = [weakref.ref(t) for t in items]
     cl: ConcurrentList[Token] = ConcurrentList()
 
-    def writer() -> None:
+    def writer(items: list[Token] = items) -> None:
         for t in items:
             cl.append(t)
         for _ in range(250):
@@ -334,7 +333,7 @@ def test_no_leak_after_concurrent_use() -> None:
             _ = cl.snapshot(), list(cl), cl[:10]
 
     run_threads([writer, reader])
-    del items
+    del items, writer
     cl.clear()
     gc.collect()
     assert all(r() is None for r in refs)
