@@ -171,15 +171,19 @@ def _run_pool(
             histories.append(_collect(scenario, steps, raw))
     finally:
         shared["stop"] = True
-        if not start.broken:
+        if end.broken or start.broken or harness_errors:
+            # A worker may be stuck for good: wake the others and leave the
+            # stuck one behind (daemon thread) rather than wait for it.
+            start.abort()
+            for th in threads:
+                th.join(0.1)
+        else:
             try:
-                start.wait(timeout)
+                start.wait(timeout)  # releases the workers, which see "stop"
             except threading.BrokenBarrierError:
                 pass
-        else:
-            start.abort()
-        for th in threads:
-            th.join(timeout)
+            for th in threads:
+                th.join(timeout)
     return histories
 
 
