@@ -506,3 +506,21 @@ def test_update() -> None:
     with pytest.raises(ZeroDivisionError):
         cl.update(1, lambda x: x / 0)
     assert cl == [11, 2, "3"]
+
+
+def test_extend_respects_overridden_iter_of_subclasses() -> None:
+    class RevList(list):  # type: ignore[type-arg]
+        def __iter__(self) -> Any:
+            return reversed(list.__iter__(self))
+
+    class RevTuple(tuple):  # type: ignore[type-arg]
+        def __iter__(self) -> Any:
+            return iter(list(tuple.__iter__(self))[::-1])
+
+    class RevCL(ConcurrentList):  # type: ignore[type-arg]
+        def __iter__(self) -> Any:
+            return iter(self.snapshot()[::-1])
+
+    for arg in (RevList([1, 2, 3]), RevTuple((1, 2, 3)), RevCL([1, 2, 3])):
+        same(lambda s, arg=arg: s.extend(arg))
+        same(lambda s, arg=arg: s.__iadd__(arg) and None)

@@ -209,7 +209,8 @@ cdef extern from "Python.h":
     PyObject **PySequence_Fast_ITEMS(object o)
     object PySequence_List(object o)
     int PyList_Check(object o)
-    int PyTuple_Check(object o)
+    int PyList_CheckExact(object o)
+    int PyTuple_CheckExact(object o)
     const Py_ssize_t PY_SSIZE_T_MAX
 
 # Optimistic attempts before a reader falls back to the lock.
@@ -800,21 +801,22 @@ cdef class ConcurrentList:
                 if n:
                     self._replace_lh(n, n, &self._s.array.items[0], n, dummy)
             return 0
-        if isinstance(iterable, ConcurrentList):
+        # Exact types only, as list.extend: a subclass may override __iter__.
+        if type(iterable) is ConcurrentList:
             other = <ConcurrentList>iterable
             with cython.critical_section(self, other):
                 n = self._s.size
                 if other._s.size:
                     self._replace_lh(n, n, &other._s.array.items[0], other._s.size, dummy)
             return 0
-        if PyList_Check(iterable):
+        if PyList_CheckExact(iterable):
             with cython.critical_section(self, iterable):
                 n = self._s.size
                 if PyList_GET_SIZE(iterable):
                     self._replace_lh(n, n, PySequence_Fast_ITEMS(iterable),
                                      PyList_GET_SIZE(iterable), dummy)
             return 0
-        if PyTuple_Check(iterable):
+        if PyTuple_CheckExact(iterable):
             with cython.critical_section(self):
                 n = self._s.size
                 if len(<tuple>iterable):
