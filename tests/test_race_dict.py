@@ -10,11 +10,14 @@ longer sequences.  ConcurrentDict iterates over a snapshot
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import pytest
 from hypothesis import strategies as st
 
 from nogil_collections import ConcurrentDict
-from nogil_collections.testing import DICT_OPS, RaceReport, explore, race_test
+from nogil_collections.testing import DICT_OPS, NotLinearizable, RaceReport, explore, race_test
 
 COMPOUND = ("snapshot", "compare_and_set", "get_or_insert", "update_item", "pop_if")
 
@@ -52,3 +55,69 @@ def test_race_dict_per_key_operations_many_threads(report: RaceReport) -> None:
            ops_per_thread=(1, 3), examples=40, repetitions=10)
 def test_race_dict_compound_operations(report: RaceReport) -> None:
     assert not set(COMPOUND) & set(report.ops_skipped), report
+
+
+# --------------------------------------------------------------------------- sensitivity
+# The campaigns above must be able to fail: each mutant re-implements one
+# compound op as an unlocked check-then-act on a real ConcurrentDict (with a
+# time.sleep(0) in the window), and the same kind of campaign must catch it.
+
+_ABSENT = ConcurrentDict.ABSENT
+_NO_DEFAULT = object()
+
+
+class _GetOrInsertMutant(ConcurrentDict):  # type: ignore[misc]
+    def get_or_insert(self, key: Any, factory: Any) -> Any:
+        if key in self:
+            return self[key]
+        time.sleep(0)
+        value = self[key] = factory()
+        return value
+
+
+class _UpdateItemMutant(ConcurrentDict):  # type: ignore[misc]
+    def update_item(self, key: Any, fn: Any, default: Any = _NO_DEFAULT) -> Any:
+        if key in self:
+            value = fn(self[key])
+        elif default is _NO_DEFAULT:
+            raise KeyError(key)
+        else:
+            value = fn(default)
+        time.sleep(0)
+        self[key] = value
+        return value
+
+
+class _CompareAndSetMutant(ConcurrentDict):  # type: ignore[misc]
+    def compare_and_set(self, key: Any, expected: Any, new: Any) -> bool:
+        cur = self.get(key, _ABSENT)
+        if cur is expected or (_ABSENT not in (cur, expected) and cur == expected):
+            time.sleep(0)
+            if new is _ABSENT:
+                self.pop(key, None)
+            else:
+                self[key] = new
+            return True
+        return False
+
+
+class _PopIfMutant(ConcurrentDict):  # type: ignore[misc]
+    def pop_if(self, key: Any, expected: Any) -> bool:
+        if key in self and self[key] == expected:
+            time.sleep(0)
+            self.pop(key, None)
+            return True
+        return False
+
+
+@pytest.mark.parametrize(("mutant", "op"), [
+    (_GetOrInsertMutant, "get_or_insert"),
+    (_UpdateItemMutant, "update_item"),
+    (_CompareAndSetMutant, "compare_and_set"),
+    (_PopIfMutant, "pop_if"),
+])
+def test_race_dict_campaign_catches_unlocked_compound_op(mutant: type, op: str) -> None:
+    table = CONTENDED.only(op, "__setitem__", "pop", "get")
+    with pytest.raises(NotLinearizable):
+        explore(mutant, table, dict, focus=op, threads=(2, 3), ops_per_thread=(1, 2),
+                examples=60, repetitions=10, shrink_seconds=0.5, budget="ci")

@@ -12,11 +12,14 @@ switch interval, so ops that call back into Python (``update``'s fn,
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import pytest
 from hypothesis import strategies as st
 
 from nogil_collections import ConcurrentList
-from nogil_collections.testing import LIST_OPS, RaceReport, explore, race_test
+from nogil_collections.testing import LIST_OPS, NotLinearizable, RaceReport, explore, race_test
 
 # Iteration (``iter``/``reversed``) is not one atomic step: ConcurrentList
 # promises weaker things for it (docs/guarantees.md), tested elsewhere.
@@ -53,3 +56,49 @@ def test_race_list_mixed_operations(report: RaceReport) -> None:
            ops_per_thread=(1, 3), examples=40, repetitions=10)
 def test_race_list_compound_operations(report: RaceReport) -> None:
     assert not set(COMPOUND) & set(report.ops_skipped), report
+
+
+# --------------------------------------------------------------------------- sensitivity
+# The campaigns above must be able to fail: each mutant re-implements one
+# compound op as an unlocked check-then-act on a real ConcurrentList (with a
+# time.sleep(0) in the window), and the same kind of campaign must catch it.
+
+
+class _AppendIfAbsentMutant(ConcurrentList):  # type: ignore[misc]
+    def append_if_absent(self, x: Any) -> bool:
+        if x in self:
+            return False
+        time.sleep(0)
+        self.append(x)
+        return True
+
+
+class _CompareAndSetMutant(ConcurrentList):  # type: ignore[misc]
+    def compare_and_set(self, index: int, expected: Any, new: Any) -> bool:
+        cur = self[index]
+        if cur is expected or cur == expected:
+            time.sleep(0)
+            self[index] = new
+            return True
+        return False
+
+
+class _UpdateMutant(ConcurrentList):  # type: ignore[misc]
+    def update(self, index: int, fn: Any) -> Any:
+        value = fn(self[index])
+        time.sleep(0)
+        self[index] = value
+        return value
+
+
+@pytest.mark.parametrize(("mutant", "op"), [
+    (_AppendIfAbsentMutant, "append_if_absent"),
+    (_CompareAndSetMutant, "compare_and_set"),
+    (_UpdateMutant, "update"),
+])
+def test_race_list_campaign_catches_unlocked_compound_op(mutant: type, op: str) -> None:
+    table = CONTENDED.only(op, "append", "pop", "__setitem__")
+    with pytest.raises(NotLinearizable):
+        explore(mutant, table, list, focus=op, threads=(2, 3), ops_per_thread=(1, 2),
+                initial=st.lists(st.integers(0, 1), min_size=2, max_size=3),
+                examples=60, repetitions=10, shrink_seconds=0.5, budget="ci")
