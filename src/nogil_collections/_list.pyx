@@ -1,5 +1,6 @@
 # cython: freethreading_compatible = True
 # cython: language_level = 3, boundscheck = False, wraparound = False, cdivision = True
+# cython: binding = False
 """ConcurrentList: a drop-in thread-safe ``list`` with lock-free reads.
 
 Design (docs/design.md, "ConcurrentList"):
