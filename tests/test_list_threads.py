@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pytest
 
-from nogil_collections import ConcurrentList
+from nogil_collections import ConcurrentList, _debug
 
 DEADLINE = 3.0  # seconds per stress phase
 
@@ -337,3 +337,10 @@ def test_no_leak_after_concurrent_use() -> None:
     cl.clear()
     gc.collect()
     assert all(r() is None for r in refs)
+    # Every array the list replaced went to the QSBR domain and is freed
+    # once no reader can hold it.
+    _debug.qsbr_synchronize()
+    stats = _debug.qsbr_stats()
+    assert stats["retired_count"] > 0
+    assert stats["pending_count"] == 0 and stats["pending_bytes"] == 0
+    assert stats["freed_count"] == stats["retired_count"]
