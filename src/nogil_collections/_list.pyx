@@ -635,18 +635,21 @@ cdef class ConcurrentList:
             raise TypeError(
                 f"list indices must be integers or slices, not {ncl_type_name(index).decode('utf-8')}")
         o = <PyObject *>value
-        with cython.critical_section(self):
-            n = self._s.size
-            if i < 0:
-                i += n
-            if not 0 <= i < n:
-                raise IndexError("list assignment index out of range")
+        cdef ncl_cs cs
+        ncl_cs_begin(&cs, <PyObject *>self)
+        n = self._s.size
+        if i < 0:
+            i += n
+        if 0 <= i < n:
             old = self._s.array.items[i]
             Py_INCREF(value)
             _pub(self, o)
             ncc_seq_write_begin(&self._s.version)
             ncc_slot_store(&self._s.array.items[i], o)
             ncc_seq_write_end(&self._s.version)
+        ncl_cs_end(&cs)
+        if old == NULL:
+            raise IndexError("list assignment index out of range")
         _decref(old)
 
     cdef int _assign_slice(self, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t step,
