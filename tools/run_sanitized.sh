@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# run_sanitized.sh thread|address|debug [--ci | --all | --build-only] [-- PYTEST_ARGS...]
+#
+#   thread   ThreadSanitizer: free-threaded CPython built --with-thread-sanitizer
+#            (tools/build_sanitized_python.sh), the extension built with
+#            NOGIL_COLLECTIONS_SANITIZE=thread, the threaded and race tests.
+#   address  AddressSanitizer + UBSan: the same with --with-address-sanitizer
+#            --with-undefined-behavior-sanitizer and NOGIL_COLLECTIONS_SANITIZE=address;
+#            the whole test suite (use-after-free is not a multi-thread-only bug).
+#   debug    no sanitizer: the normal free-threaded interpreter, the extension at
+#            -O0 -g3 with C asserts on (NOGIL_COLLECTIONS_DEBUG=1), for gdb/rr.
+#            Prints how to run it under gdb.  Runs the tests unless --build-only.
+#
+# Selection:  default  thread: tests/test_core.py, test_qsbr.py, test_race_*.py and
+#                      the threaded tests (-k "thread or race or concurren") of
+#                      test_list*.py / test_dict*.py;  address, debug: all of tests/.
+#             --ci     the bounded subset recommended for CI (docs/development.md)
+#             --all    all of tests/ (any kind)
+#             -- ARGS  passed to pytest after the selection (e.g. -- -x -k stress);
+#                      test paths given here replace the default file selection.
+#
+# Each kind has its own venv in the checkout (.venv-tsan, .venv-asan, .venv-debug;
+# test dependencies pinned in pyproject.toml) and its own private build tree
+# (build/sanitized/<kind>/: a copy of setup.py + src/ built in place), so it never
+# touches src/*.so, build/ or the other venvs.  Reports go to
+# build/sanitized/<kind>/logs/; the run fails if the sanitizer reported anything
+# that the suppression files do not cover.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+PIP_VERSION="${PIP_VERSION:-26.2.1}"
+TIMEOUT="${NOGIL_COLLECTIONS_SAN_TIMEOUT:-3600}"   # whole pytest run, seconds
+
+KIND="${1:-}"; shift || true
+case "$KIND" in
+    thread)  TAG=tsan ;;
+    address) TAG=asan ;;
+    debug)   TAG=debug ;;
+    *) sed -n '2,27p' "$0" >&2; exit 2 ;;
+esac
+say() { echo "[san-$TAG] $*" >&2; }
+die() { echo "[san-$TAG] ERROR: $*" >&2; exit 1; }
+
+MODE=default
+while (( $# )); do
+    case "$1" in
+        --ci) MODE=ci ;;
+        --all) MODE=all ;;
+        --build-only) MODE=build-only ;;
+        --) shift; break ;;
+        *) die "unknown option $1 (pytest arguments go after --)" ;;
+    esac
+    shift
+done
+EXTRA=("$@")
+
+VENV="$ROOT/.venv-$TAG"
+WORK="$ROOT/build/sanitized/$TAG"
+TREE="$WORK/tree"
+LOGS="$WORK/logs"
+
+# ------------------------------------------------------------------ interpreter
+if [[ "$KIND" == debug ]]; then
+    PY="$(bash "$ROOT/tools/bootstrap_python_ft.sh" | tail -n1)"
+else
+    PY="$(bash "$ROOT/tools/build_sanitized_python.sh" "$KIND" | tail -n1)"
+fi
+PREFIX="$(cd "$(dirname "$PY")/.." && pwd)"
+
+# Quiet sanitizer settings for the setup steps (pip, Cython, the C compiler
+# driver running under an instrumented interpreter): CPython's own findings
+# there are not ours.  Strict settings are exported just before pytest.
+quiet_env() {
+    export ASAN_OPTIONS="detect_leaks=0"
+    export UBSAN_OPTIONS="halt_on_error=0:print_stacktrace=0"
+    export TSAN_OPTIONS="exitcode=0:report_bugs=0"
+}
+quiet_env
+
+# ------------------------------------------------------------------ venv
+stamp="$VENV/.stamp-san-env"
+want="$PY $(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+    if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import sys; sys.exit(0 if sys._base_executable == sys.argv[1] else 1)' "$PY" 2>/dev/null; then
+        rm -rf "$VENV"
+        say "creating $VENV on $PY"
+        "$PY" -m venv "$VENV"
+    fi
+    say "installing the pinned build and test dependency groups into $VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "pip==$PIP_VERSION"
+    (cd "$ROOT" && "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+        --only-binary=:all: --group build --group test)
+    echo "$want" > "$stamp"
+fi
+
+# ------------------------------------------------------------------ extension
+# A private copy of the sources: Cython writes .c files next to the .pyx and an
+# in-place build writes .so files there, which must never mix with the normal
+# builds in src/.  tar keeps mtimes, so unchanged modules are not rebuilt.
+mkdir -p "$TREE/src" "$LOGS"
+# Drop files that no longer exist in src/ (and build products of removed .pyx).
+(cd "$TREE/src" && find . -type f ! -path '*/__pycache__/*' -print0) |
+while IFS= read -r -d '' f; do
+    case "$f" in
+        *.so) base="${f%%.cpython-*}"; [[ -e "$ROOT/src/$base.pyx" ]] || rm -f "$TREE/src/$f" ;;
+        *.c)  [[ -e "$ROOT/src/${f%.c}.pyx" || -e "$ROOT/src/$f" ]] || rm -f "$TREE/src/$f" ;;
+        *)    [[ -e "$ROOT/src/$f" ]] || rm -f "$TREE/src/$f" ;;
+    esac
+done
+tar -C "$ROOT/src" --exclude='*.so' --exclude='*.c' --exclude='__pycache__' -cf - . | tar -C "$TREE/src" -xf -
+cp -p "$ROOT/src/nogil_collections/_core/qsbr_domain.c" "$TREE/src/nogil_collections/_core/"
+cp -p "$ROOT/setup.py" "$ROOT/pyproject.toml" "$ROOT/README.md" "$TREE/"
+case "$KIND" in
+    thread)  export NOGIL_COLLECTIONS_SANITIZE=thread ;;
+    address) export NOGIL_COLLECTIONS_SANITIZE=address ;;
+    debug)   export NOGIL_COLLECTIONS_DEBUG=1 ;;
+esac
+unset NOGIL_COLLECTIONS_ONLY
+# Cython (pure Python here) is several times slower under an instrumented
+# interpreter; its output does not depend on the interpreter or the C flags,
+# so generate the .c files with the project's normal free-threaded venv when
+# it has the same Cython.  setup.py's cythonize() then finds them up to date.
+cyver() { "$1" -c 'import Cython; print(Cython.__version__)' 2>/dev/null || true; }
+if [[ "$KIND" != debug && -x "$ROOT/.venv/bin/python" ]] \
+        && [[ "$(cyver "$ROOT/.venv/bin/python")" == "$(cyver "$VENV/bin/python")" ]]; then
+    say "cythonizing with $ROOT/.venv/bin/python"
+    (cd "$TREE" && env -u NOGIL_COLLECTIONS_SANITIZE -u NOGIL_COLLECTIONS_DEBUG \
+        "$ROOT/.venv/bin/python" setup.py -q --version > "$LOGS/cythonize.log" 2>&1) \
+        || { tail -n 40 "$LOGS/cythonize.log" >&2; die "cythonize failed (see $LOGS/cythonize.log)"; }
+fi
+flags="SANITIZE=${NOGIL_COLLECTIONS_SANITIZE:-} DEBUG=${NOGIL_COLLECTIONS_DEBUG:-}"
+# Rebuild everything when the flags changed (setuptools only compares mtimes).
+force=()
+[[ -f "$WORK/.flags" && "$(cat "$WORK/.flags")" == "$flags" ]] || force=(--force)
+say "building the extension ($flags) in $TREE"
+(cd "$TREE" && nice -n 10 "$VENV/bin/python" setup.py -q build_ext --inplace \
+    --build-temp "$WORK/temp" "${force[@]}" > "$LOGS/build_ext.log" 2>&1) \
+    || { tail -n 40 "$LOGS/build_ext.log" >&2; die "extension build failed (see $LOGS/build_ext.log)"; }
+echo "$flags" > "$WORK/.flags"
+export PYTHONPATH="$TREE/src"
+"$VENV/bin/python" - <<'EOF' || die "the extension does not load or re-enabled the GIL"
+import sys, nogil_collections, nogil_collections._core._qsbr  # noqa: F401
+assert not sys._is_gil_enabled(), "the GIL got enabled: the run would test nothing"
+EOF
+
+if [[ "$MODE" == build-only ]]; then
+    say "built: PYTHONPATH=$TREE/src $VENV/bin/python"
+    [[ "$KIND" == debug ]] && say "debug: cd $ROOT && PYTHONPATH=$TREE/src gdb -ex run --args $VENV/bin/python -m pytest -p no:cacheprovider tests/test_x.py -x"
+    exit 0
+fi
+
+# ------------------------------------------------------------------ selection
+cd "$ROOT"
+existing() { local f; for f in "$@"; do [[ -e "$f" ]] && echo "$f"; done; return 0; }
+sel=()
+case "$MODE" in
+    all) sel=(tests) ;;
+    ci)
+        # Bounded subset: the core, plus one list and one dict race test file.
+        mapfile -t files < <(existing tests/test_core.py tests/test_qsbr.py \
+            "$(ls tests/test_race_list*.py 2>/dev/null | head -n1)" \
+            "$(ls tests/test_race_dict*.py 2>/dev/null | head -n1)")
+        sel=("${files[@]}")
+        ;;
+    default)
+        if [[ "$KIND" == thread ]]; then
+            mapfile -t files < <(existing tests/test_core.py tests/test_qsbr.py tests/test_race_*.py \
+                tests/test_list*.py tests/test_dict*.py)
+            sel=("${files[@]}" -k "core or qsbr or race or thread or concurren or parallel")
+        else
+            sel=(tests)
+        fi
+        ;;
+esac
+for a in "${EXTRA[@]}"; do
+    # explicit test paths replace the default file selection
+    if [[ "$a" == tests || "$a" == tests/* ]]; then sel=(); break; fi
+done
+(( ${#sel[@]} + ${#EXTRA[@]} )) || die "no test files to run yet"
+
+# ------------------------------------------------------------------ sanitizer options
+rm -f "$LOGS"/report.*
+case "$KIND" in
+    thread)
+        # TSAN reads a single suppressions file: CPython's free-threading list
+        # (installed from the source tree we built) plus ours.
+        supp="$WORK/tsan-suppressions.combined.txt"
+        cat "$PREFIX/share/nogil-collections/suppressions_free_threading.txt" \
+            "$ROOT/tools/tsan-suppressions.txt" > "$supp"
+        # halt_on_error=0: collect every report of the run.  handle_segv=0:
+        # leave SIGSEGV to faulthandler (as CPython's TSAN CI does).
+        export TSAN_OPTIONS="suppressions=$supp log_path=$LOGS/report exitcode=66 halt_on_error=0 handle_segv=0 second_deadlock_stack=1 history_size=4"
+        ;;
+    address)
+        # detect_leaks=0: CPython does not free everything at exit (CPython's
+        # ASAN CI runs the same way).  UBSan: report, keep going, fail at the end.
+        export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1:log_path=$LOGS/report"
+        export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=0:log_path=$LOGS/report"
+        ;;
+    debug)
+        unset ASAN_OPTIONS UBSAN_OPTIONS TSAN_OPTIONS
+        ;;
+esac
+export PYTHONFAULTHANDLER=1
+# Tests that measure memory (RSS) or timing cannot hold under a sanitizer
+# (shadow memory, per-thread runtime state, 5-15x slowdown); they can skip on it.
+[[ "$KIND" != debug ]] && export NOGIL_COLLECTIONS_SANITIZER="$KIND"
+
+# Preflight: a deliberate bug in a throw-away C library, loaded with ctypes
+# under exactly these options, must be reported -- otherwise a clean run
+# would prove nothing (wrong runtime, options or suppressions too broad).
+if [[ "$KIND" != debug ]]; then
+    pf="$WORK/preflight"; rm -rf "$pf"; mkdir -p "$pf"
+    cat > "$pf/bug.c" <<'EOF'
+#include <stdlib.h>
+long ncc_preflight_counter;
+void ncc_preflight_race(long n) { for (long i = 0; i < n; i++) ncc_preflight_counter++; }
+long ncc_preflight_uaf(void) { long *p = malloc(8 * sizeof *p); p[0] = 1; free(p); return p[0]; }
+EOF
+    "${CC:-gcc}" -shared -fPIC -g -O1 -fsanitize="$KIND" "$pf/bug.c" -o "$pf/libbug.so"
+    if [[ "$KIND" == thread ]]; then
+        code='import ctypes, threading
+lib = ctypes.CDLL(LIB); b = threading.Barrier(2)
+def f(): b.wait(); lib.ncc_preflight_race(200000)
+ts = [threading.Thread(target=f) for _ in range(2)]
+[t.start() for t in ts]; [t.join() for t in ts]'
+        pat='^WARNING: ThreadSanitizer: data race'
+    else
+        code='import ctypes; ctypes.CDLL(LIB).ncc_preflight_uaf()'
+        pat='ERROR: AddressSanitizer: heap-use-after-free'
+    fi
+    ( export TSAN_OPTIONS="${TSAN_OPTIONS/log_path=$LOGS\/report/log_path=$pf/report}" \
+             ASAN_OPTIONS="${ASAN_OPTIONS/log_path=$LOGS\/report/log_path=$pf/report}"
+      timeout 300 "$VENV/bin/python" -c "LIB = '$pf/libbug.so'
+$code" ) >/dev/null 2>&1 || true
+    if cat "$pf"/report.* 2>/dev/null | grep -q "$pat"; then
+        say "preflight: a deliberate bug is reported ($pat)"
+    else
+        die "preflight: the $KIND sanitizer did not report a deliberate bug; see $pf"
+    fi
+fi
+
+say "pytest ${sel[*]} ${EXTRA[*]}"
+start=$SECONDS
+status=0
+timeout --signal=INT --kill-after=60 "$TIMEOUT" "$VENV/bin/python" -m pytest -p no:cacheprovider \
+    "${sel[@]}" "${EXTRA[@]}" || status=$?
+elapsed=$(( SECONDS - start ))
+
+# ------------------------------------------------------------------ verdict
+shopt -s nullglob
+reports=("$LOGS"/report.*)
+shopt -u nullglob
+if (( ${#reports[@]} )); then
+    n_tsan=$(cat "${reports[@]}" | grep -c '^WARNING: ThreadSanitizer' || true)
+    n_asan=$(cat "${reports[@]}" | grep -c '^==[0-9]*==ERROR: AddressSanitizer' || true)
+    n_ubsan=$(cat "${reports[@]}" | grep -c 'runtime error:' || true)
+    say "sanitizer reports: $n_tsan TSAN, $n_asan ASAN, $n_ubsan UBSan in ${#reports[@]} file(s) under $LOGS:"
+    for r in "${reports[@]}"; do echo "----- $r" >&2; head -c 200000 "$r" >&2; done
+    if (( n_tsan + n_asan + n_ubsan )) && (( status == 0 )); then status=1; fi
+fi
+say "pytest took ${elapsed} s; exit status $status"
+exit "$status"
