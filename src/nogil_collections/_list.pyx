@@ -113,6 +113,12 @@ cdef extern from *:
         if (PyUnstable_Long_IsCompact((PyLongObject *)o)) {
             return (Py_ssize_t)PyUnstable_Long_CompactValue((PyLongObject *)o);
         }
+    #else
+        /* 3.11: one-digit ints (cpython/longintrepr.h). */
+        Py_ssize_t ndigits = Py_SIZE(o);
+        if (ndigits == 0) return 0;
+        if (ndigits == 1) return (Py_ssize_t)((PyLongObject *)o)->ob_digit[0];
+        if (ndigits == -1) return -(Py_ssize_t)((PyLongObject *)o)->ob_digit[0];
     #endif
         return PyNumber_AsSsize_t(o, PyExc_IndexError);
     }
