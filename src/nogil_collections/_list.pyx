@@ -35,7 +35,7 @@ from nogil_collections._core.atomics cimport (
     ncc_load_uint32_relaxed, ncc_store_uint32_relaxed,
 )
 from nogil_collections._core.refcount cimport (
-    ncc_try_getref_deferred, ncc_publish, ncc_slot_store,
+    ncc_try_getref_deferred, ncc_publish, ncc_slot_store, NCC_FREE_THREADED,
 )
 from nogil_collections._core.seqlock cimport (
     ncc_seq_write_begin, ncc_seq_write_end, ncc_seq_read_begin,
@@ -1480,10 +1480,15 @@ ncl_patch_seq(ConcurrentList, _sq_concat, _sq_repeat)
 cdef class _ConcurrentListIterator:
     """Forward iterator: yields, for k = 0, 1, ..., the item at index k at the
     moment it is read; stops at the first k >= len at that moment."""
-    cdef ConcurrentList _lst
+    cdef ConcurrentList _lst  # None once exhausted (GIL builds only)
     cdef Py_ssize_t _index   # -1 once exhausted
 
     def __cinit__(self, ConcurrentList lst):
+        # An exhausted iterator drops the list, as list iterators do on GIL
+        # builds (test.support.check_free_after_iterating).  On free-threaded
+        # builds another thread may be inside __next__ of the same iterator
+        # reading the field, so the reference is kept (as CPython 3.13t's
+        # listiter does); the index alone marks exhaustion.
         self._lst = lst
         self._index = 0
 
@@ -1495,10 +1500,14 @@ cdef class _ConcurrentListIterator:
         cdef Py_ssize_t i = ncc_load_ssize_relaxed(&self._index)
         cdef PyObject *r
         if i < 0:
+            if not NCC_FREE_THREADED:
+                self._lst = None
             raise StopIteration
         r = _item_ref(self._lst, i)
         if r == NULL:
             ncc_store_ssize_relaxed(&self._index, -1)
+            if not NCC_FREE_THREADED:
+                self._lst = None   # see __cinit__
             raise StopIteration
         ncc_store_ssize_relaxed(&self._index, i + 1)
         return ncl_steal(r)
@@ -1507,7 +1516,7 @@ cdef class _ConcurrentListIterator:
         cdef Py_ssize_t i = ncc_load_ssize_relaxed(&self._index)
         if i < 0:
             return 0
-        n = len(self._lst) - i
+        n = len(self._lst) - i if self._lst is not None else 0
         return n if n > 0 else 0
 
 
@@ -1529,17 +1538,24 @@ cdef class _ConcurrentListReverseIterator:
         cdef Py_ssize_t i = ncc_load_ssize_relaxed(&self._index)
         cdef PyObject *r
         if i < 0:
+            if not NCC_FREE_THREADED:
+                self._lst = None
             raise StopIteration
         r = _item_ref(self._lst, i)
         if r == NULL:
             ncc_store_ssize_relaxed(&self._index, -1)
+            if not NCC_FREE_THREADED:
+                self._lst = None   # see __cinit__
             raise StopIteration
         ncc_store_ssize_relaxed(&self._index, i - 1)
+        if i == 0:
+            if not NCC_FREE_THREADED:
+                self._lst = None   # see __cinit__
         return ncl_steal(r)
 
     def __length_hint__(self):
         cdef Py_ssize_t i = ncc_load_ssize_relaxed(&self._index)
         if i < 0:
             return 0
-        n = len(self._lst)
+        n = len(self._lst) if self._lst is not None else 0
         return i + 1 if i < n else 0
