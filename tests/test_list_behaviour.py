@@ -524,3 +524,22 @@ def test_extend_respects_overridden_iter_of_subclasses() -> None:
     for arg in (RevList([1, 2, 3]), RevTuple((1, 2, 3)), RevCL([1, 2, 3])):
         same(lambda s, arg=arg: s.extend(arg))
         same(lambda s, arg=arg: s.__iadd__(arg) and None)
+
+
+def test_sequence_protocol_concat_and_repeat() -> None:
+    import operator
+
+    same(lambda s: operator.concat(s, [7]))
+    same(
+        lambda s: operator.concat(s, ConcurrentList([7]))
+        if isinstance(s, ConcurrentList)
+        else operator.concat(s, [7])
+    )
+    same(lambda s: operator.concat(s, 5))
+    same(lambda s: operator.concat(s, (1,)))
+    same(lambda s: operator.iconcat(s, [7]))
+    same(lambda s: operator.iconcat(s, (7,)))
+    same(lambda s: operator.mul(s, 2))
+    same(lambda s: operator.imul(s, 2))
+    same(lambda s: operator.imul(s, 0))
+    same(lambda s: operator.imul(s, "a"))

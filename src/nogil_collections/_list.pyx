@@ -170,7 +170,8 @@ cdef extern from *:
      * PyNumber_Add / PyNumber_Multiply fall back to sq_concat / sq_repeat:
      * that is where list raises "can only concatenate list ..." and "can't
      * multiply sequence by non-int ...".  Cython only fills the nb_ slots. */
-    static int ncl_patch_seq(PyObject *type, binaryfunc concat, ssizeargfunc repeat) {
+    static int ncl_patch_seq(PyObject *type, binaryfunc concat, ssizeargfunc repeat,
+                             binaryfunc iconcat, ssizeargfunc irepeat) {
         PySequenceMethods *sq = ((PyTypeObject *)type)->tp_as_sequence;
         if (sq == NULL) {
             PyErr_SetString(PyExc_SystemError, "ConcurrentList has no sequence methods");
@@ -178,6 +179,10 @@ cdef extern from *:
         }
         sq->sq_concat = concat;
         sq->sq_repeat = repeat;
+        /* PySequence_InPlaceConcat/Repeat (operator.iconcat) would otherwise
+         * fall back to the copying sq_concat/sq_repeat. */
+        sq->sq_inplace_concat = iconcat;
+        sq->sq_inplace_repeat = irepeat;
         PyType_Modified((PyTypeObject *)type);
         return 0;
     }
@@ -223,7 +228,9 @@ cdef extern from *:
     void ncl_cs_begin(ncl_cs *cs, PyObject *o)
     void ncl_cs_end(ncl_cs *cs)
     int ncl_patch_seq(object type, object (*concat)(object, object),
-                      object (*repeat)(object, Py_ssize_t)) except -1
+                      object (*repeat)(object, Py_ssize_t),
+                      object (*iconcat)(object, object),
+                      object (*irepeat)(object, Py_ssize_t)) except -1
 
 cdef extern from "Python.h":
     int Py_ReprEnter(object o) except -1
@@ -1464,8 +1471,11 @@ ncl_patch_gc(ConcurrentList,
 
 
 cdef object _sq_concat(object a, object b):
-    # Reached only when b is neither list nor ConcurrentList and b's
-    # __radd__ (if any) returned NotImplemented.
+    # PyNumber_Add reaches this only when b is neither list nor
+    # ConcurrentList and b's __radd__ (if any) returned NotImplemented;
+    # PySequence_Concat (operator.concat) calls it first.
+    if isinstance(b, (ConcurrentList, list)):
+        return a + b
     raise TypeError(f'can only concatenate list (not "{ncl_type_name(b).decode("utf-8")}") to list')
 
 
@@ -1473,7 +1483,16 @@ cdef object _sq_repeat(object a, Py_ssize_t n):
     return (<ConcurrentList>a)._repeat(n)
 
 
-ncl_patch_seq(ConcurrentList, _sq_concat, _sq_repeat)
+cdef object _sq_inplace_concat(object a, object b):
+    (<ConcurrentList>a)._extend(b)
+    return a
+
+
+cdef object _sq_inplace_repeat(object a, Py_ssize_t n):
+    return a.__imul__(n)
+
+
+ncl_patch_seq(ConcurrentList, _sq_concat, _sq_repeat, _sq_inplace_concat, _sq_inplace_repeat)
 
 
 @cython.final
