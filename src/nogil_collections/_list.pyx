@@ -895,7 +895,11 @@ cdef class ConcurrentList:
         """Remove and return the item at index (default last).  Atomic."""
         cdef Py_ssize_t n
         cdef PyObject *g[1]
-        with cython.critical_section(self):
+        cdef ncl_array *a
+        cdef ncl_cs cs
+        g[0] = NULL
+        ncl_cs_begin(&cs, <PyObject *>self)   # see ncl_cs_begin
+        try:
             n = self._s.size
             if n == 0:
                 raise IndexError("pop from empty list")
@@ -903,7 +907,18 @@ cdef class ConcurrentList:
                 index += n
             if not 0 <= index < n:
                 raise IndexError("pop index out of range")
-            self._replace_lh(index, index + 1, NULL, 0, g)
+            a = self._s.array
+            if index == n - 1 and (n - 1) >= (a.capacity >> 2):
+                # Last item, no shrink: one slot store and a size store.
+                g[0] = a.items[index]
+                ncc_seq_write_begin(&self._s.version)
+                ncc_slot_store(&a.items[index], NULL)
+                ncc_store_ssize_relaxed(&self._s.size, n - 1)
+                ncc_seq_write_end(&self._s.version)
+            else:
+                self._replace_lh(index, index + 1, NULL, 0, g)
+        finally:
+            ncl_cs_end(&cs)
         # The array's reference becomes the caller's.
         return ncl_steal(g[0])
 
