@@ -1,9 +1,10 @@
 """Self-validation: deliberately broken containers are caught, correct ones are not.
 
-Each broken op has a real check-then-act race; ``time.sleep(0)`` inside it
-widens the window (it releases the GIL on GIL builds, and lets the other
-core's thread catch up on free-threaded ones) so that detection within the
-CI budget is reliable rather than lucky.  Together with the small switch
+Each broken op has a real check-then-act race; a ``time.sleep(WINDOW)``
+(50 us) inside it widens the window (it releases the GIL on GIL builds, and
+leaves time for a thread that started late on an oversubscribed machine to
+catch up) so that detection within the CI budget is reliable rather than
+lucky.  Together with the small switch
 interval the executor sets on GIL builds, these races show up on both
 interpreters.
 """
@@ -24,9 +25,13 @@ from nogil_collections.testing import (
     Op,
     OpTable,
     explore,
+    find_race,
 )
 
 # --------------------------------------------------------------------------- broken containers
+
+WINDOW = 50e-6  # seconds: widens each race window (see the module docstring)
+
 
 
 class CheckThenActSetdefaultDict(dict[Any, Any]):
@@ -35,7 +40,7 @@ class CheckThenActSetdefaultDict(dict[Any, Any]):
     def setdefault(self, key: Any, default: Any = None) -> Any:
         if key in self:
             return self[key]
-        time.sleep(0)
+        time.sleep(WINDOW)
         self[key] = default
         return default
 
@@ -49,7 +54,7 @@ class LenThenPopList(list[Any]):
             raise IndexError("pop from empty list")
         if index < 0:
             index += n
-        time.sleep(0)
+        time.sleep(WINDOW)
         return super().pop(index)
 
 
@@ -61,7 +66,7 @@ class RacyCounter:
 
     def incr(self) -> int:
         v = self.value
-        time.sleep(0)
+        time.sleep(WINDOW)
         self.value = v + 1
         return v + 1
 
@@ -121,8 +126,8 @@ SMALL_DICT = DICT_OPS.only("setdefault", "get", "__setitem__").with_domain(
 )
 
 
-def _caught(exc: pytest.ExceptionInfo[NotLinearizable], op: str) -> str:
-    text = str(exc.value)
+def _caught(exc: NotLinearizable, op: str) -> str:
+    text = str(exc)
     assert "NOT linearizable" in text
     assert op in text
     assert "Every call that may come next fails" in text
@@ -130,10 +135,10 @@ def _caught(exc: pytest.ExceptionInfo[NotLinearizable], op: str) -> str:
 
 
 def test_catches_check_then_act_setdefault() -> None:
-    with pytest.raises(NotLinearizable) as exc:
-        explore(CheckThenActSetdefaultDict, SMALL_DICT.without("__setitem__"), dict, threads=(2, 3),
-                ops_per_thread=(1, 2), examples=60, repetitions=10, budget="ci", shrink_seconds=3)
-    _caught(exc, "setdefault")
+    found = find_race(CheckThenActSetdefaultDict, SMALL_DICT.without("__setitem__"), dict,
+                      threads=(2, 3), ops_per_thread=(1, 2), examples=60, repetitions=10,
+                      budget="ci", shrink_seconds=1.5)
+    _caught(found, "setdefault")
 
 
 class WrongGetDict(dict[Any, Any]):
@@ -155,17 +160,15 @@ def test_failures_shrink_to_a_minimal_scenario() -> None:
 
 def test_catches_pop_that_checks_len_first() -> None:
     ops = LIST_OPS.only("append", "pop", "insert").with_domain(values=st.integers(0, 2))
-    with pytest.raises(NotLinearizable) as exc:
-        explore(LenThenPopList, ops, list, threads=(2, 3), ops_per_thread=(1, 2),
-                examples=60, repetitions=10, budget="ci", shrink_seconds=3)
-    _caught(exc, "pop")
+    found = find_race(LenThenPopList, ops, list, threads=(2, 3), ops_per_thread=(1, 2),
+                      examples=60, repetitions=10, budget="ci", shrink_seconds=1.5)
+    _caught(found, "pop")
 
 
 def test_catches_non_atomic_counter_increment() -> None:
-    with pytest.raises(NotLinearizable) as exc:
-        explore(RacyCounter, COUNTER_OPS, Counter, threads=(2, 3), ops_per_thread=(1, 2),
-                examples=60, repetitions=10, budget="ci", shrink_seconds=3)
-    text = _caught(exc, "incr")
+    found = find_race(RacyCounter, COUNTER_OPS, Counter, threads=(2, 3), ops_per_thread=(1, 2),
+                      examples=60, repetitions=10, budget="ci", shrink_seconds=1.5)
+    text = _caught(found, "incr")
     assert "RacyCounter" not in text  # the model is named, not the implementation
     assert "Counter model" in text
 

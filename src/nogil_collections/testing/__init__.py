@@ -54,6 +54,7 @@ from nogil_collections.testing._race import (
     check_scenario,
     current_budget,
     explore,
+    find_race,
     race_test,
     set_budget,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "container_absent",
     "current_budget",
     "explore",
+    "find_race",
     "format_timeline",
     "freeze",
     "get_table",

@@ -28,6 +28,7 @@ __all__ = [
     "check_scenario",
     "current_budget",
     "explore",
+    "find_race",
     "race_test",
     "set_budget",
 ]
@@ -265,6 +266,34 @@ def explore(
     finally:
         report.seconds = time.perf_counter() - start
     return report
+
+
+def find_race(
+    factory: Callable[[Any], Any],
+    ops: OpTable,
+    model: Model | type | Callable[[Any], Any] | None = None,
+    *,
+    attempts: int = 3,
+    **options: Any,
+) -> NotLinearizable:
+    """Run up to ``attempts`` independent campaigns (see :func:`explore`) and
+    return the first :class:`NotLinearizable` found.
+
+    For tests asserting that a race *is* detected (self-validation, mutants):
+    detection is probabilistic, so one campaign that misses with probability
+    p becomes ``attempts`` campaigns that all miss with probability p**attempts.
+    Raises AssertionError when every campaign passes.
+    """
+    reports = []
+    for _ in range(attempts):
+        try:
+            reports.append(explore(factory, ops, model, **options))
+        except NotLinearizable as e:
+            return e
+    raise AssertionError(
+        f"no non-linearizable history found in {attempts} campaign(s): "
+        + "; ".join(str(r) for r in reports)
+    )
 
 
 def race_test(
