@@ -4,7 +4,7 @@ from collections.abc import Callable, Iterable, Iterator
 from types import GenericAlias
 from typing import Any, Generic, Self, SupportsIndex, TypeVar, overload
 
-from _typeshed import SupportsRichComparison
+from _typeshed import SupportsRichComparison, SupportsRichComparisonT
 
 _T = TypeVar("_T")
 _S = TypeVar("_S")
@@ -29,7 +29,7 @@ class ConcurrentList(Generic[_T]):
     def reverse(self) -> None: ...
     @overload
     def sort(
-        self: ConcurrentList[SupportsRichComparison], *, key: None = None, reverse: bool = False
+        self: ConcurrentList[SupportsRichComparisonT], *, key: None = None, reverse: bool = False
     ) -> None: ...
     @overload
     def sort(

@@ -1,0 +1,65 @@
+"""Checked by mypy (``make typecheck``), never run: the stubs are generic and complete.
+
+Each line uses the public API the way a user would; ``assert_type`` pins what the
+stubs promise, so a stub regression is a mypy error.
+"""
+
+from __future__ import annotations
+
+from typing import assert_type
+
+from nogil_collections import ABSENT, ConcurrentDict, ConcurrentList
+
+
+def list_api() -> None:
+    lst: ConcurrentList[int] = ConcurrentList([3, 1, 2])
+    lst.append(4)
+    lst.extend(range(3))
+    lst.insert(0, 9)
+    assert_type(lst.pop(), int)
+    assert_type(lst[0], int)
+    assert_type(lst[1:], ConcurrentList[int])
+    lst[0] = 5
+    lst[1:3] = [7, 8]
+    del lst[0]
+    lst.sort()
+    lst.sort(key=lambda x: -x, reverse=True)
+    assert_type(lst.index(7), int)
+    assert_type(lst.count(7), int)
+    assert_type(lst.copy(), ConcurrentList[int])
+    assert_type(lst.snapshot(), list[int])
+    assert_type(lst.append_if_absent(3), bool)
+    assert_type(lst.compare_and_set(0, 7, 8), bool)
+    lst.update(0, lambda x: x + 1)
+    assert_type(len(lst), int)
+    assert_type(7 in lst, bool)
+    for item in lst:
+        assert_type(item, int)
+    assert_type(ConcurrentList[str](), ConcurrentList[str])
+
+
+def dict_api() -> None:
+    d: ConcurrentDict[str, int] = ConcurrentDict(a=1)
+    d["b"] = 2
+    assert_type(d["a"], int)
+    assert_type(d.get("a"), int | None)
+    assert_type(d.get("a", 0), int)
+    assert_type(d.setdefault("c", 3), int)
+    assert_type(d.pop("c"), int)
+    assert_type(d.popitem(), tuple[str, int])
+    d.update({"x": 1}, y=2)
+    assert_type(d.snapshot(), dict[str, int])
+    assert_type(d.compare_and_set("a", ABSENT, 1), bool)
+    assert_type(d.get_or_insert("z", lambda: 0), int)
+    d.update_item("a", lambda v: v + 1, 0)
+    assert_type(d.pop_if("a", 2), bool)
+    assert_type(d.copy(), ConcurrentDict[str, int])
+    for k in d:
+        assert_type(k, str)
+    for k, v in d.items():
+        assert_type(k, str)
+        assert_type(v, int)
+    assert_type(len(d), int)
+    merged = d | {"q": 1}
+    d |= {"r": 2}
+    del merged
