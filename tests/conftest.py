@@ -17,7 +17,8 @@ def gil_enabled() -> bool:
 
 def pytest_report_header(config: pytest.Config) -> str:
     kind = "free-threaded build" if FREE_THREADED_BUILD else "GIL build"
-    return f"nogil_collections: {sys.version.split()[0]} {kind}, GIL enabled at runtime: {gil_enabled()}"
+    version = sys.version.split()[0]
+    return f"nogil_collections: {version} {kind}, GIL enabled at runtime: {gil_enabled()}"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

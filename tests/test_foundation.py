@@ -20,7 +20,8 @@ def test_public_names() -> None:
 
 
 @pytest.mark.parametrize(
-    "module", ["nogil_collections._list", "nogil_collections._dict", "nogil_collections._core._qsbr"]
+    "module",
+    ["nogil_collections._list", "nogil_collections._dict", "nogil_collections._core._qsbr"],
 )
 def test_modules_are_compiled_extensions(module: str) -> None:
     mod = __import__(module, fromlist=["_"])
@@ -28,7 +29,9 @@ def test_modules_are_compiled_extensions(module: str) -> None:
     assert mod.__file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)), mod.__file__
 
 
-@pytest.mark.skipif(not FREE_THREADED_BUILD, reason="only a free-threaded build can run without the GIL")
+@pytest.mark.skipif(
+    not FREE_THREADED_BUILD, reason="only a free-threaded build can run without the GIL"
+)
 def test_import_does_not_reenable_the_gil() -> None:
     # A fresh interpreter: importing must not turn the GIL back on (every
     # module declares freethreading_compatible).  -W error turns CPython's
