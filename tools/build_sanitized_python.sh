@@ -71,7 +71,20 @@ mkdir -p "$CACHE_ROOT"
 exec 9>"$CACHE_ROOT/build-$TAG.lock"
 flock 9
 
+# --disable-test-modules (below) leaves out Lib/test, but the project's tests
+# import the pure-Python parts of it (test.mapping_tests, test.list_tests):
+# install the package from the source tarball, not byte-compiled.
+add_test_package() {
+    local libdest
+    libdest="$(build_env; "$PY" -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')"
+    [[ -f "$libdest/test/mapping_tests.py" ]] && return 0
+    say "adding the pure-Python test package (test.mapping_tests, ...) to $libdest"
+    tar -xf "$(bash "$HERE/bootstrap_python_ft.sh" --fetch-only | tail -n1)" \
+        -C "$libdest" --strip-components=2 --wildcards '*/Lib/test/*'
+}
+
 if [[ "${NOGIL_COLLECTIONS_SAN_REBUILD:-0}" != 1 ]] && is_ok; then
+    add_test_package
     say "using cached build $PY"
     echo "$PY"; exit 0
 fi
@@ -95,9 +108,9 @@ start=$SECONDS
 (
     build_env
     cd "$BUILD_DIR"
-    # --disable-test-modules: no Lib/test and no _test* extensions (the
-    # project's tests use neither) -- it roughly halves `make install`, which
-    # byte-compiles the whole stdlib with the (slow) instrumented interpreter.
+    # --disable-test-modules: no _test* extensions and no Lib/test at install
+    # time -- it roughly halves `make install`, which byte-compiles the stdlib
+    # with the (slow) instrumented interpreter; add_test_package adds Lib/test.
     echo "+ ./configure --disable-gil ${SAN_ARGS[*]} --disable-test-modules --with-ensurepip=install --prefix=$PREFIX (CC=$CC)"
     ./configure --disable-gil "${SAN_ARGS[@]}" --disable-test-modules \
         --with-ensurepip=install --prefix="$PREFIX"
@@ -108,6 +121,7 @@ start=$SECONDS
 # CPython's own TSAN suppressions, from the very source tree we built.
 mkdir -p "$PREFIX/share/nogil-collections"
 cp "$BUILD_DIR"/Tools/tsan/suppressions*.txt "$PREFIX/share/nogil-collections/"
+add_test_package
 touch "$STAMP"
 rm -rf "$BUILD_DIR"
 is_ok || die "the build at $PY is not a free-threaded $KIND-sanitized CPython"

@@ -213,16 +213,20 @@ if [[ "$KIND" != debug ]]; then
     pf="$WORK/preflight"; rm -rf "$pf"; mkdir -p "$pf"
     cat > "$pf/bug.c" <<'EOF'
 #include <stdlib.h>
-long ncc_preflight_counter;
-void ncc_preflight_race(long n) { for (long i = 0; i < n; i++) ncc_preflight_counter++; }
-long ncc_preflight_uaf(void) { long *p = malloc(8 * sizeof *p); p[0] = 1; free(p); return p[0]; }
+/* A race TSAN must see on every run: b announces itself with a relaxed store
+ * (no happens-before), a writes ncc_preflight_x only once b is inside C code (so no Python
+ * code on b's side can synchronise with a after a's write), then b writes it. */
+long ncc_preflight_x; static int b_in, a_done;  /* x exported: the stores stay */
+static int spin(int *f) { for (long i = 0; i < 4000000000L; i++) if (__atomic_load_n(f, __ATOMIC_RELAXED)) return 1; return 0; }
+void ncc_preflight_a(void) { if (spin(&b_in)) ncc_preflight_x = 1; __atomic_store_n(&a_done, 1, __ATOMIC_RELAXED); }
+void ncc_preflight_b(void) { __atomic_store_n(&b_in, 1, __ATOMIC_RELAXED); if (spin(&a_done)) ncc_preflight_x = 2; }
+long ncc_preflight_uaf(void) { volatile long *p = malloc(8 * sizeof *p); p[0] = 1; free((void *)p); return p[0]; }
 EOF
     "${CC:-gcc}" -shared -fPIC -g -O1 -fsanitize="$KIND" "$pf/bug.c" -o "$pf/libbug.so"
     if [[ "$KIND" == thread ]]; then
         code='import ctypes, threading
-lib = ctypes.CDLL(LIB); b = threading.Barrier(2)
-def f(): b.wait(); lib.ncc_preflight_race(200000)
-ts = [threading.Thread(target=f) for _ in range(2)]
+lib = ctypes.CDLL(LIB)
+ts = [threading.Thread(target=lib.ncc_preflight_a), threading.Thread(target=lib.ncc_preflight_b)]
 [t.start() for t in ts]; [t.join() for t in ts]'
         pat='^WARNING: ThreadSanitizer: data race'
     else
