@@ -288,15 +288,12 @@ def _run_pytest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         def test_budget(race_budget):
             print("BUDGET", current_budget().name, race_budget.apply(10, 4))
     """))
-    src = str(Path(__file__).resolve().parents[1] / "src")
-    env_path = {"PYTHONPATH": src}
-    import os
-
-    env = dict(os.environ, **env_path)
+    # The child imports the same nogil_collections as this process: the
+    # installed package, or an in-place build if PYTHONPATH points at src/.
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-s", "-p", "no:cacheprovider",
          "-o", "addopts=", str(tmp_path), *args],
-        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )
 
 
