@@ -5,31 +5,10 @@ functions here are private debug hooks, re-exported by
 :mod:`nogil_collections._debug`."""
 
 from cpython.pycapsule cimport PyCapsule_New
-from libc.stdint cimport uint64_t
+# The struct types are declared once, in qsbr.pxd (the reader-side header).
+from nogil_collections._core.qsbr cimport ncc_qsbr_domain, ncc_qsbr_stats
 
 cdef extern from "qsbr_domain.c" nogil:
-    ctypedef struct ncc_qsbr_stats:
-        Py_ssize_t registered_threads
-        Py_ssize_t thread_records
-        uint64_t retired_count
-        uint64_t freed_count
-        uint64_t retired_bytes
-        uint64_t freed_bytes
-        Py_ssize_t pending_bytes
-        Py_ssize_t pending_count
-        Py_ssize_t max_pending_bytes
-        Py_ssize_t max_pending_count
-        Py_ssize_t pending_limit
-        Py_ssize_t pending_count_limit
-        Py_ssize_t max_retired_block
-        uint64_t synchronize_count
-        uint64_t poll_count
-        uint64_t wr_seq
-        int uses_membarrier
-    ctypedef struct ncc_qsbr_domain:
-        void (*poll)() noexcept nogil
-        void (*synchronize)() noexcept nogil
-        void (*get_stats)(ncc_qsbr_stats *out) noexcept nogil
     ncc_qsbr_domain *ncc_qsbr_domain_init() except NULL with gil
     void ncc_qsbr_set_limits(Py_ssize_t limit, Py_ssize_t count_limit)
     void ncc_qsbr_reset_high_water()
