@@ -156,11 +156,13 @@ sel=()
 case "$MODE" in
     all) sel=(tests) ;;
     ci)
-        # Bounded subset: the core, plus one list and one dict race test file.
-        mapfile -t files < <(existing tests/test_core.py tests/test_qsbr.py \
-            "$(ls tests/test_race_list*.py 2>/dev/null | head -n1)" \
-            "$(ls tests/test_race_dict*.py 2>/dev/null | head -n1)")
-        sel=("${files[@]}")
+        # Bounded subset: the core and the reclamation domain, plus one mixed
+        # list and one mixed dict race test (all operations interleaved).
+        mapfile -t sel < <(existing tests/test_core.py tests/test_qsbr.py)
+        for t in tests/test_race_list.py::test_race_list_mixed_operations \
+                 tests/test_race_dict.py::test_race_dict_per_key_operations_many_threads; do
+            grep -q "def ${t##*::}(" "${t%%::*}" 2>/dev/null && sel+=("$t")
+        done
         ;;
     default)
         if [[ "$KIND" == thread ]]; then
@@ -172,6 +174,16 @@ case "$MODE" in
         fi
         ;;
 esac
+# Tests that cannot hold under a sanitizer, whatever the code does:
+#  - test_bench_smoke runs the benchmark CLI (needs the `bench` group, and a
+#    benchmark under a sanitizer measures the sanitizer);
+#  - test_thousands_of_short_lived_threads asserts RSS stays flat across 2000
+#    threads, but TSAN/ASAN keep per-thread runtime state and shadow memory
+#    (RSS grew 4-20 MiB).  Drop this entry once the test skips its RSS check
+#    when NOGIL_COLLECTIONS_SANITIZER is set.
+skip=(--ignore=tests/test_bench_smoke.py
+      --deselect=tests/test_qsbr.py::test_thousands_of_short_lived_threads)
+[[ "$KIND" == debug ]] && skip=()
 for a in "${EXTRA[@]}"; do
     # explicit test paths replace the default file selection
     if [[ "$a" == tests || "$a" == tests/* ]]; then sel=(); break; fi
@@ -248,7 +260,7 @@ say "pytest ${sel[*]} ${EXTRA[*]}"
 start=$SECONDS
 status=0
 timeout --signal=INT --kill-after=60 "$TIMEOUT" "$VENV/bin/python" -m pytest -p no:cacheprovider \
-    "${sel[@]}" "${EXTRA[@]}" || status=$?
+    "${sel[@]}" "${skip[@]}" "${EXTRA[@]}" || status=$?
 elapsed=$(( SECONDS - start ))
 
 # ------------------------------------------------------------------ verdict
