@@ -19,7 +19,7 @@ PIP_VERSION := 26.2.1
 # Everything the compiled package is built from.
 PKG_SOURCES := setup.py pyproject.toml $(shell find src -type f \( -name '*.pyx' -o -name '*.pxd' -o -name '*.h' -o -name '*.py' -o -name '*.pyi' -o -name 'qsbr_domain.c' -o -name 'py.typed' \) 2>/dev/null)
 
-.PHONY: help test test-ft test-gil bench bench-full race lint typecheck clean distclean build sdist wheel env tsan asan debug-build
+.PHONY: help test test-ft test-gil bench bench-full race lint typecheck clean distclean build sdist wheel env tsan tsan-ci asan debug-build
 
 help:  ## list the targets
 	@echo "nogil_collections make targets:"
@@ -91,9 +91,22 @@ sdist: $(FT_VENV)/.stamp-env  ## build an sdist into dist/
 wheel: $(FT_VENV)/.stamp-env  ## build a wheel for the free-threaded interpreter into dist/
 	@$(FT_VENV)/bin/python -m pip wheel --no-deps --no-build-isolation -w dist . 2>&1 | grep -v '^WARNING: Location'
 
+# ---------------------------------------------------------------- sanitizers
+tsan:  ## threaded tests under ThreadSanitizer (builds a TSAN CPython once)
+	@bash tools/run_sanitized.sh thread $(if $(PYTEST_ARGS),-- $(PYTEST_ARGS))
+
+tsan-ci:  ## bounded TSAN subset (core, qsbr, one list and one dict race test)
+	@bash tools/run_sanitized.sh thread --ci
+
+asan:  ## whole suite under AddressSanitizer + UBSan (builds an ASAN CPython once)
+	@bash tools/run_sanitized.sh address $(if $(PYTEST_ARGS),-- $(PYTEST_ARGS))
+
+debug-build:  ## extension at -O0 -g3 with asserts into .venv-debug
+	@bash tools/run_sanitized.sh debug --build-only
+
 # ---------------------------------------------------------------- housekeeping
 clean:  ## remove build products and both environments (keeps the cached interpreter)
-	rm -rf build dist $(FT_VENV) $(GIL_VENV) .pytest_cache .hypothesis src/*.egg-info
+	rm -rf build dist $(FT_VENV) $(GIL_VENV) .venv-tsan .venv-asan .venv-debug .pytest_cache .hypothesis src/*.egg-info
 	find src -name '*.so' -delete
 	find src -name '*.c' ! -name qsbr_domain.c -delete
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
