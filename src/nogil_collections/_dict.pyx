@@ -411,13 +411,18 @@ cdef class ConcurrentDict:
 
     @cython.final
     cdef int _insert_new(self, object key, Py_hash_t h, object value, Py_ssize_t slot) except -1:
-        """Append key (known absent; slot from _find_locked) -> value."""
+        """Append key (known absent; slot from _find_locked) -> value and
+        return 1; or, if the table first had to grow, grow it and return 0:
+        the caller must redo its _find_locked and call again.  Growing drops
+        the old table, whose decrefs may block (CPython's biased-refcount
+        queue takes a PyMutex), which suspends our critical section and lets
+        another writer insert this very key: the earlier "absent" is stale.
+        (An ASAN run saw exactly that duplicate key once.)"""
         cdef ncd_table *t = self._h.table
         cdef bint pin = ncd_key_pinnable(<PyObject *>key)
         if t.nentries >= t.capacity or (t.pinned and not pin):
             self._reserve(1, pin)
-            t = self._h.table
-            slot = ncd_find_empty(t, h)
+            return 0
         ncc_publish(<PyObject *>key)
         ncc_publish(<PyObject *>value)
         Py_INCREF(key)
@@ -426,7 +431,7 @@ cdef class ConcurrentDict:
         ncd_append(t, slot, <PyObject *>key, <PyObject *>value, h)
         ncc_store_ssize_relaxed(&self._h.used, self._h.used + 1)
         ncc_seq_write_end(&self._h.version)
-        return 0
+        return 1
 
     cdef PyObject *_replace_value(self, Py_ssize_t ix, object value) except? NULL:
         """Store value in live entry ix; returns the old value's reference."""
@@ -463,10 +468,12 @@ cdef class ConcurrentDict:
         cdef PyObject *old = NULL
         cdef Py_hash_t h = _hash(key)
         with cython.critical_section(self):
-            if self._find_locked(key, h, &p) == NCD_FOUND:
-                old = self._replace_value(p.ix, value)
-            else:
-                self._insert_new(key, h, value, p.slot)
+            while True:
+                if self._find_locked(key, h, &p) == NCD_FOUND:
+                    old = self._replace_value(p.ix, value)
+                    break
+                if self._insert_new(key, h, value, p.slot):
+                    break
         # Outside the critical section: may run __del__.
         Py_XDECREF(old)
 
@@ -492,12 +499,13 @@ cdef class ConcurrentDict:
         if self._lookup(key, h, &v):
             return ncd_steal(v)
         with cython.critical_section(self):
-            if self._find_locked(key, h, &p) == NCD_FOUND:
-                v = self._h.table.entries[p.ix].value
-                Py_INCREF(<object>v)
-                return ncd_steal(v)
-            self._insert_new(key, h, default, p.slot)
-            return default
+            while True:
+                if self._find_locked(key, h, &p) == NCD_FOUND:
+                    v = self._h.table.entries[p.ix].value
+                    Py_INCREF(<object>v)
+                    return ncd_steal(v)
+                if self._insert_new(key, h, default, p.slot):
+                    return default
 
     def pop(self, key, default=_MISSING, /):
         """Remove key and return its value; if key is absent, return default
@@ -522,7 +530,8 @@ cdef class ConcurrentDict:
         cdef ncd_probe p
         cdef ncd_table *t
         cdef Py_ssize_t ix
-        cdef object removed = None
+        cdef PyObject *okey = NULL
+        cdef PyObject *oval = NULL
         with cython.critical_section(self):
             t = self._h.table
             ix = t.live_end - 1
@@ -531,11 +540,14 @@ cdef class ConcurrentDict:
             if ix >= 0:
                 p.ix = ix
                 p.slot = ncd_slot_of(t, t.entries[ix].hash, ix)
-                removed = self._delete_found(&p)
+                # No Python object is created before `t` is last used: an
+                # allocation may run the GC and finalizers, which can suspend
+                # this critical section and let a writer replace `t`.
+                self._delete_at(&p, &okey, &oval)
                 t.live_end = ix
-        if removed is None:
+        if oval == NULL:
             raise KeyError("popitem(): dictionary is empty")
-        return removed
+        return (ncd_steal(okey), ncd_steal(oval))
 
     @cython.final
     cdef int _apply_batch(self, list keys, list values) except -1:
@@ -794,8 +806,8 @@ cdef class ConcurrentDict:
                 if self._find_locked(key, h, &p) == NCD_MISS:
                     if expected is not _ABSENT:
                         return False
-                    if new is not _ABSENT:
-                        self._insert_new(key, h, new, p.slot)
+                    if new is not _ABSENT and not self._insert_new(key, h, new, p.slot):
+                        continue    # the table grew: look the key up again
                     return True
                 if expected is _ABSENT:
                     return False
