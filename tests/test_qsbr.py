@@ -442,7 +442,10 @@ def test_thousands_of_short_lived_threads() -> None:
         assert 1 <= end["thread_records"] <= base["thread_records"] + 10
     else:
         assert end["thread_records"] == 0
-    assert rss1 - rss0 < 2 << 20, f"RSS grew by {(rss1 - rss0) >> 10} KiB"
+    # Sanitizers keep per-thread runtime state and shadow memory of their own
+    # (RSS grew 4-20 MiB under TSAN/ASAN), so RSS says nothing about us there.
+    if not os.environ.get("NOGIL_COLLECTIONS_SANITIZER"):
+        assert rss1 - rss0 < 2 << 20, f"RSS grew by {(rss1 - rss0) >> 10} KiB"
     _debug.qsbr_synchronize()
     assert stats()["pending_count"] == 0
 
