@@ -10,36 +10,12 @@ from collections.abc import Callable
 
 import pytest
 
+from _threads import run_threads
 from nogil_collections import ConcurrentDict
 from nogil_collections._dict import ABSENT
 
 CD = ConcurrentDict
 DURATION = 0.8  # seconds per stress phase
-
-
-def run_threads(targets: list[Callable[[], None]], timeout: float = 30.0) -> None:
-    barrier = threading.Barrier(len(targets))
-    errors: list[BaseException] = []
-
-    def wrap(fn: Callable[[], None]) -> Callable[[], None]:
-        def run() -> None:
-            try:
-                barrier.wait()
-                fn()
-            except BaseException as e:
-                errors.append(e)
-                barrier.abort()
-
-        return run
-
-    threads = [threading.Thread(target=wrap(t)) for t in targets]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout)
-    assert not any(t.is_alive() for t in threads), "thread did not finish in time"
-    if errors:
-        raise errors[0]
 
 
 def until(deadline: float) -> bool:

@@ -16,33 +16,10 @@ from collections.abc import Callable
 
 import pytest
 
+from _threads import run_threads
 from nogil_collections import ConcurrentList, _debug
 
 DEADLINE = 3.0  # seconds per stress phase
-
-
-def run_threads(targets: list[Callable[[], None]], timeout: float = 60.0) -> None:
-    barrier = threading.Barrier(len(targets))
-    errors: list[BaseException] = []
-
-    def wrap(fn: Callable[[], None]) -> Callable[[], None]:
-        def run() -> None:
-            try:
-                barrier.wait()
-                fn()
-            except BaseException as e:
-                errors.append(e)
-
-        return run
-
-    threads = [threading.Thread(target=wrap(t)) for t in targets]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout)
-    assert not any(t.is_alive() for t in threads), "thread did not finish"
-    if errors:
-        raise errors[0]
 
 
 class Token:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from _core_threads import run_threads
+from _threads import run_threads
 from nogil_collections import _debug
 from nogil_collections._core import _selftest as st
 

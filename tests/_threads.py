@@ -1,4 +1,4 @@
-"""Thread helpers for the concurrency-core tests: start on a barrier, bound
+"""Thread helpers shared by the threaded tests: start on a barrier, bound
 every wait, re-raise worker exceptions in the test thread."""
 
 from __future__ import annotations
