@@ -980,13 +980,24 @@ cdef class ConcurrentDict:
 # ----------------------------------------------------------------------
 # Views: live, like dict's (collections.abc semantics for set operations).
 
-class ConcurrentDictKeys(_KeysView):
-    """A live, set-like view of a ConcurrentDict's keys."""
+class _ConcurrentDictView:
+    """What the three views share beyond collections.abc.MappingView (whose
+    __len__ is already len(self._mapping)): dict's repr style and .mapping."""
 
     __slots__ = ()
 
-    def __len__(self):
-        return len(self._mapping)
+    def __repr__(self):
+        return f"{type(self).__name__}({list(self)!r})"
+
+    @property
+    def mapping(self):
+        return _MappingProxyType(self._mapping)
+
+
+class ConcurrentDictKeys(_ConcurrentDictView, _KeysView):
+    """A live, set-like view of a ConcurrentDict's keys."""
+
+    __slots__ = ()
 
     def __contains__(self, key):
         return key in self._mapping
@@ -997,21 +1008,11 @@ class ConcurrentDictKeys(_KeysView):
     def __reversed__(self):
         return reversed(self._mapping)
 
-    def __repr__(self):
-        return f"{type(self).__name__}({list(self)!r})"
 
-    @property
-    def mapping(self):
-        return _MappingProxyType(self._mapping)
-
-
-class ConcurrentDictValues(_ValuesView):
+class ConcurrentDictValues(_ConcurrentDictView, _ValuesView):
     """A live view of a ConcurrentDict's values."""
 
     __slots__ = ()
-
-    def __len__(self):
-        return len(self._mapping)
 
     def __iter__(self):
         return iter((<ConcurrentDict?>self._mapping)._values_list())
@@ -1019,21 +1020,11 @@ class ConcurrentDictValues(_ValuesView):
     def __reversed__(self):
         return reversed((<ConcurrentDict?>self._mapping)._values_list())
 
-    def __repr__(self):
-        return f"{type(self).__name__}({list(self)!r})"
 
-    @property
-    def mapping(self):
-        return _MappingProxyType(self._mapping)
-
-
-class ConcurrentDictItems(_ItemsView):
+class ConcurrentDictItems(_ConcurrentDictView, _ItemsView):
     """A live, set-like view of a ConcurrentDict's (key, value) pairs."""
 
     __slots__ = ()
-
-    def __len__(self):
-        return len(self._mapping)
 
     def __contains__(self, item):
         if not isinstance(item, tuple) or len(item) != 2:
@@ -1047,13 +1038,6 @@ class ConcurrentDictItems(_ItemsView):
 
     def __reversed__(self):
         return reversed((<ConcurrentDict?>self._mapping)._items_list())
-
-    def __repr__(self):
-        return f"{type(self).__name__}({list(self)!r})"
-
-    @property
-    def mapping(self):
-        return _MappingProxyType(self._mapping)
 
 
 # ----------------------------------------------------------------------
