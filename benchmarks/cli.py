@@ -55,11 +55,14 @@ def _matrix(
 def profile(name: str) -> Profile:
     if name == "quick":
         # The headline: read-only and 90/10, str keys, thread-local keys,
-        # immortal values; the shared-key read-only case shows the refcount
+        # immortal values; the dict's write mixes (90/10 churn: delete +
+        # re-insert; 50/50); the shared-key read-only case shows the refcount
         # collapse; list reads with thread-local indices.
         cases = [
             Case(MAP, 100, "str", "immortal", "local"),
             Case(MAP, 90, "str", "immortal", "local"),
+            Case(MAP, 90, "str", "immortal", "local", "churn"),
+            Case(MAP, 50, "str", "immortal", "local"),
             Case(MAP, 100, "str", "immortal", "shared"),
             Case(SEQ, 100, "int", "immortal", "local"),
         ]
@@ -78,6 +81,7 @@ def profile(name: str) -> Profile:
         )
     if name == "full":
         cases = _matrix(ALL_MIXES, ("str", "int"), ("immortal", "mortal"), ("local", "shared"))
+        cases += [Case(MAP, mix, "str", "immortal", "local", "churn") for mix in (99, 90, 50)]
         return Profile(
             "full",
             [1, 2, 4, 8],
@@ -93,6 +97,7 @@ def profile(name: str) -> Profile:
         # Tiny: only proves the harness runs end to end (tests/test_bench_smoke.py).
         cases = [
             Case(MAP, 90, "str", "immortal", "local"),  # a headline case
+            Case(MAP, 90, "int", "immortal", "local", "churn"),
             Case(MAP, 100, "int", "mortal", "shared"),
             Case(SEQ, 100, "int", "immortal", "local"),  # a headline case
         ]
@@ -200,8 +205,15 @@ def main(argv: list[str] | None = None) -> int:
         prof.threads = args.threads
     if args.mixes:
         # Every variant (family, key type, values, key sharing) of the profile, at these mixes.
-        variants = dict.fromkeys((c.family, c.keytype, c.values, c.keys) for c in prof.cases)
-        prof.cases = [Case(f, m, kt, v, k) for m in args.mixes for (f, kt, v, k) in variants]
+        variants = dict.fromkeys(
+            (c.family, c.keytype, c.values, c.keys, c.write) for c in prof.cases
+        )
+        prof.cases = [
+            Case(f, m, kt, v, k, w)
+            for m in args.mixes
+            for (f, kt, v, k, w) in variants
+            if m < 100 or w == "replace"
+        ]
     if args.repeats:
         prof.repeats = args.repeats
     if args.target_time:

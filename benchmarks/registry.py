@@ -28,7 +28,7 @@ MAP = "map"
 SEQ = "seq"
 
 #: Operations the single-thread suite and the scaling suite may use.
-MAP_OPS = ("getitem", "get", "setitem", "contains", "iter", "len", "pop")
+MAP_OPS = ("getitem", "get", "setitem", "delitem", "contains", "iter", "len", "pop")
 SEQ_OPS = ("getitem", "setitem", "contains", "iter", "len", "append", "pop")
 
 
@@ -166,6 +166,16 @@ def _import_attr(module: str, attr: str) -> tuple[Any | None, str]:
     return obj, ""
 
 
+def _probe_delitem(m: Any) -> bool:
+    m["d"] = 4
+    del m["d"]
+    try:
+        m["d"]
+    except KeyError:
+        return True
+    return False
+
+
 def _probe_map(factory: Callable[[list[Any]], Any]) -> tuple[frozenset[str], str]:
     """Return the operations a mapping factory supports, or raise with the reason."""
     d = factory([("a", 1), ("b", 2)])
@@ -181,6 +191,7 @@ def _probe_map(factory: Callable[[list[Any]], Any]) -> tuple[frozenset[str], str
         "len": lambda m: len(m) == 3,
         "iter": lambda m: sorted(m) == ["a", "b", "c"],
         "pop": lambda m: m.pop("c") == 3 and m.pop("c", None) is None,
+        "delitem": _probe_delitem,
     }
     for op, probe in probes.items():
         try:

@@ -148,6 +148,7 @@ def headline_table(points: list[Point], markdown: bool = False) -> str | None:
         and p.case.values == "immortal"
         and p.case.keys == "local"
         and p.case.mix in (100, 90)
+        and p.case.write == "replace"
         and p.threads in (1, 2)
     ]
     if not pts:
@@ -236,6 +237,7 @@ def _case_order(case: Case) -> tuple[Any, ...]:
         case.values != "immortal",
         case.keys != "local",
         -case.mix,
+        case.write != "replace",
     )
 
 

@@ -21,8 +21,15 @@ Method (docs/performance.md explains the choices):
   ``sq_item`` / ``mp_ass_subscript``.
 * Reads and writes are issued in runs of ``CHUNK`` operations of one kind; the
   write runs are spread evenly through a cycle of ``CYCLE`` runs, so 90/10
-  means 10 write runs out of every 100.  Writes overwrite existing keys or
-  indices, so the size never changes.
+  means 10 write runs out of every 100.  Writes of the ``replace`` kind
+  overwrite existing keys or indices, so the size never changes.  Writes of
+  the ``churn`` kind (mappings only) delete a key and insert it again: each
+  thread owns ``CHUNK`` extra keys, inserted before the barrier; a write run
+  deletes them all, then re-inserts them all (``CHUNK`` delete + insert
+  pairs, counted as ``CHUNK`` writes), so the size stays within ``CHUNK``
+  per thread of ``size``.  Reads only ever look up the ``size`` stable keys,
+  so no read fails; the churn still moves every reader's probe sequences
+  through tombstones and triggers the periodic resizes that tombstones cause.
 * The total work of a repetition is calibrated at 1 thread to last about
   ``target_time`` and then split over the threads as
   ``ops x min(T, cpus) / T`` per thread, so that an oversubscribed run
@@ -60,21 +67,25 @@ class Case:
     keytype: str  # "str" or "int" (sequences: "int", the index)
     values: str  # "immortal" (small ints) or "mortal" (fresh objects)
     keys: str  # "local" (each thread has its own equal key objects) or "shared"
+    write: str = "replace"  # "replace" (overwrite a present key) or "churn" (delete + insert)
 
     @property
     def label(self) -> str:
         fam = "dict" if self.family == MAP else "list"
         what = f"{self.keytype} keys" if self.family == MAP else "int indices"
-        return f"{fam}-like, {what}, {self.values} values, {self.keys} keys"
+        churn = ", churn writes" if self.write == "churn" else ""
+        return f"{fam}-like, {what}, {self.values} values, {self.keys} keys{churn}"
 
     @property
     def mix_label(self) -> str:
-        return f"{self.mix}/{100 - self.mix}"
+        churn = " churn" if self.write == "churn" else ""
+        return f"{self.mix}/{100 - self.mix}{churn}"
 
     @property
     def slug(self) -> str:
         fam = "map" if self.family == MAP else "seq"
-        return f"{fam}-{self.keytype}-{self.values}-{self.keys}"
+        churn = "-churn" if self.write == "churn" else ""
+        return f"{fam}-{self.keytype}-{self.values}-{self.keys}{churn}"
 
 
 @dataclass
@@ -119,6 +130,8 @@ def applicable(impl: Impl, case: Case) -> bool:
     if impl.family != case.family or not impl.available:
         return False
     if case.mix < 100 and not impl.supports("setitem"):
+        return False
+    if case.write == "churn" and (case.family != MAP or not impl.supports("delitem")):
         return False
     return impl.supports("getitem")
 
@@ -182,25 +195,49 @@ def _schedule(case: Case, n_write_runs: int) -> list[bool]:
     return sched
 
 
+def churn_keys(case: Case, tid: int) -> list[Any]:
+    """The ``CHUNK`` keys thread ``tid`` deletes and re-inserts (never read)."""
+    if case.keytype == "str":
+        return [f"churn:{tid:03d}:{j:03d}" for j in range(CHUNK)]
+    return [-(1_000_003 + 7919 * (tid * CHUNK + j)) for j in range(CHUNK)]
+
+
 def _thread_work(
-    container: Any, case: Case, keys: list[Any], values: list[Any], seed: int
+    container: Any, case: Case, keys: list[Any], values: list[Any], seed: int, tid: int = 0
 ) -> tuple[list[tuple[Callable[..., Any], tuple[list[Any], ...]]], Callable[[Any], None]]:
-    """Build one thread's cycle.  Must run in that thread (ownership of objects)."""
+    """Build one thread's cycle.  Must run in that thread (ownership of objects).
+
+    For ``churn`` writes this inserts the thread's churn keys into the
+    container; :func:`_drop_churn_keys` removes them again."""
     rng = random.Random(seed)
     n = len(keys)
     reader = partial(operator.getitem, container)
     writer = partial(operator.setitem, container)
     own_keys = [_local_copy(k) for k in keys] if case.keys == "local" else list(keys)
+    consume: Callable[[Any], None] = deque(maxlen=0).extend
+    churn: list[tuple[Callable[..., Any], tuple[list[Any], ...]]] = []
+    if case.write == "churn":
+        ck = churn_keys(case, tid)
+        cv = [values[j % n] for j in range(CHUNK)]
+        consume(map(writer, ck, cv))
+        churn = [(partial(operator.delitem, container), (ck,)), (writer, (ck, cv))]
     work: list[tuple[Callable[..., Any], tuple[list[Any], ...]]] = []
     for is_write in _schedule(case, 100 - case.mix):
+        if is_write and churn:
+            work += churn
+            continue
         idx = [rng.randrange(n) for _ in range(CHUNK)]
         ks = [own_keys[i] for i in idx]
         if is_write:
             work.append((writer, (ks, [values[i] for i in idx])))
         else:
             work.append((reader, (ks,)))
-    consume: Callable[[Any], None] = deque(maxlen=0).extend
     return work, consume
+
+
+def _drop_churn_keys(container: Any, case: Case, tid: int) -> None:
+    if case.write == "churn":
+        deque(map(partial(operator.delitem, container), churn_keys(case, tid)), maxlen=0)
 
 
 def _run_cycles(
@@ -229,12 +266,13 @@ def run_threads(
 
     def body(tid: int) -> None:
         try:
-            work, consume = _thread_work(container, case, keys, values, seed=1000 + tid)
+            work, consume = _thread_work(container, case, keys, values, 1000 + tid, tid)
             _run_cycles(work, consume, 1)  # warm: first touch of everything
             barrier.wait()
             starts[tid] = time.perf_counter()
             _run_cycles(work, consume, cycles_per_thread)
             ends[tid] = time.perf_counter()
+            _drop_churn_keys(container, case, tid)
         except BaseException as exc:
             errors.append(exc)
             barrier.abort()

@@ -35,6 +35,7 @@ def test_cli_smoke_writes_table_json_markdown_and_plots(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert "== scaling: dict-like" in proc.stdout
+    assert "churn writes, reads/writes 90/10 churn" in proc.stdout
     assert "== single-thread cost per operation (list-like)" in proc.stdout
 
     result = json.loads((tmp_path / "latest.json").read_text())
@@ -102,6 +103,24 @@ def test_schedule_has_the_advertised_write_share(mix: int) -> None:
     sched = scaling._schedule(case, 100 - mix)
     assert len(sched) == scaling.CYCLE
     assert sum(sched) == 100 - mix
+
+
+@pytest.mark.parametrize("keytype", ["str", "int"])
+@pytest.mark.parametrize("name", ["dict", "ConcurrentDict"])
+def test_churn_writes_delete_and_reinsert_without_changing_the_contents(
+    keytype: str, name: str
+) -> None:
+    impl = next(i for i in registry.load_implementations() if i.name == name)
+    assert "delitem" in impl.ops
+    case = scaling.Case(registry.MAP, 50, keytype, "immortal", "local", "churn")
+    assert scaling.applicable(impl, case)
+    container, keys, values = scaling.build_container(impl, case, 64)
+    before = dict(zip(keys, values, strict=True))
+    rate = scaling.run_threads(container, case, keys, values, threads=2, cycles_per_thread=2)
+    assert rate > 0
+    assert dict(container.items()) == before  # the churn keys are gone again, nothing else moved
+    assert not set(scaling.churn_keys(case, 0)) & set(scaling.churn_keys(case, 1))
+    assert not set(scaling.churn_keys(case, 0)) & set(keys)
 
 
 @pytest.mark.parametrize("key", ["key:0000001", 1_000_003, 10**30])
