@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import assert_type
 
-from nogil_collections import ABSENT, ConcurrentDict, ConcurrentList
+from nogil_collections import (
+    ABSENT,
+    ConcurrentDict,
+    ConcurrentDictHandle,
+    ConcurrentList,
+    ConcurrentListHandle,
+)
 
 
 def list_api() -> None:
@@ -63,3 +69,41 @@ def dict_api() -> None:
     merged = d | {"q": 1}
     d |= {"r": 2}
     del merged
+
+
+def handle_api() -> None:
+    d: ConcurrentDict[str, int] = ConcurrentDict(a=1)
+    h = d.handle()
+    assert_type(h, ConcurrentDictHandle[str, int])
+    assert_type(h.container, ConcurrentDict[str, int])
+    assert_type(h["a"], int)
+    assert_type(h.get("a"), int | None)
+    assert_type(h.get("a", 0), int)
+    assert_type("a" in h, bool)
+    assert_type(len(h), int)
+    h["b"] = 2
+    del h["b"]
+    assert_type(h.setdefault("c", 3), int)
+    assert_type(h.get_or_insert("z", lambda: 0), int)
+    assert_type(h.update_item("a", lambda v: v + 1, 0), int)
+    assert_type(h.compare_and_set("a", ABSENT, 1), bool)
+    assert_type(h.snapshot(), dict[str, int])
+    assert_type(h.copy(), ConcurrentDict[str, int])
+    assert_type(h.owner_thread, int)
+    h |= {"q": 1}
+    for k in h:
+        assert_type(k, str)
+
+    lst: ConcurrentList[int] = ConcurrentList([1])
+    g = lst.handle()
+    assert_type(g, ConcurrentListHandle[int])
+    assert_type(g[0], int)
+    assert_type(g[1:], ConcurrentList[int])
+    g[0] = 5
+    g.append(2)
+    assert_type(g.pop(), int)
+    assert_type(g.append_if_absent(3), bool)
+    assert_type(g.update(0, lambda x: x + 1), int)
+    assert_type(len(g), int)
+    assert_type(g.handle(), ConcurrentListHandle[int])
+    g += [4]

@@ -10,10 +10,21 @@ from __future__ import annotations
 import collections.abc as _abc
 
 from nogil_collections._dict import ABSENT, ConcurrentDict
+from nogil_collections._handle import ConcurrentDictHandle, ConcurrentListHandle, _bind_types
 from nogil_collections._list import ConcurrentList
 
-__all__ = ["ABSENT", "ConcurrentDict", "ConcurrentList", "__version__"]
+__all__ = [
+    "ABSENT",
+    "ConcurrentDict",
+    "ConcurrentDictHandle",
+    "ConcurrentList",
+    "ConcurrentListHandle",
+    "__version__",
+]
 __version__ = "0.1.0"
 
+_bind_types(ConcurrentDict, ConcurrentList, ABSENT)
 _abc.MutableSequence.register(ConcurrentList)
 _abc.MutableMapping.register(ConcurrentDict)
+_abc.MutableSequence.register(ConcurrentListHandle)
+_abc.MutableMapping.register(ConcurrentDictHandle)

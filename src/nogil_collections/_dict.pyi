@@ -4,6 +4,8 @@ from typing import Any, ClassVar, Final, Generic, TypeVar, final, overload
 
 from _typeshed import SupportsKeysAndGetItem
 
+from nogil_collections._handle import ConcurrentDictHandle
+
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 _T = TypeVar("_T")
@@ -91,6 +93,7 @@ class ConcurrentDict(Generic[_K, _V]):
     def values(self) -> ConcurrentDictValues[_K, _V]: ...
     def items(self) -> ConcurrentDictItems[_K, _V]: ...
     def snapshot(self) -> dict[_K, _V]: ...
+    def handle(self) -> ConcurrentDictHandle[_K, _V]: ...
     def compare_and_set(
         self, key: _K, expected: _V | _AbsentType, new: _V | _AbsentType
     ) -> bool: ...

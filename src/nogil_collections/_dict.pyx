@@ -26,6 +26,7 @@ from collections.abc import KeysView as _KeysView, ItemsView as _ItemsView
 from collections.abc import ValuesView as _ValuesView, Mapping as _Mapping
 from types import GenericAlias as _GenericAlias, MappingProxyType as _MappingProxyType
 from threading import RLock as _RLock
+from nogil_collections._handle import ConcurrentDictHandle as _Handle
 
 ncc_qsbr_import()
 
@@ -872,6 +873,12 @@ cdef class ConcurrentDict:
                 new = fn(cur)
             if self.compare_and_set(key, cur, new):
                 return new
+
+    def handle(self):
+        """A per-thread handle: this dict's whole API, reached without
+        touching the dict's reference count (see ConcurrentDictHandle and
+        docs/guarantees.md, "Handles").  Take one per worker thread."""
+        return _Handle._new(self)
 
     # ------------------------------------------------------------------
     # Comparisons, operators, protocols

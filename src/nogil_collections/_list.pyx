@@ -48,6 +48,7 @@ from nogil_collections._core.qsbr cimport (
 import sys as _sys
 from copyreg import __newobj__ as _newobj
 from types import GenericAlias as _GenericAlias
+from nogil_collections._handle import ConcurrentListHandle as _Handle
 
 ncc_qsbr_import()
 
@@ -1271,6 +1272,12 @@ cdef class ConcurrentList:
             ncc_seq_write_end(&self._s.version)
             ncc_retire(old, NCL_ARRAY_BYTES(old.capacity))
         return self
+
+    def handle(self):
+        """A per-thread handle: this list's whole API, reached without
+        touching the list's reference count (see ConcurrentListHandle and
+        docs/guarantees.md, "Handles").  Take one per worker thread."""
+        return _Handle._new(self)
 
     # ------------------------------------------------------------------
     # comparisons, repr, hashing, typing, pickling, sizeof
