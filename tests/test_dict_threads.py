@@ -286,3 +286,120 @@ def test_readers_during_pinned_to_generic_conversion_and_deletes() -> None:
 
     run_threads([writer, reader, reader])
     d._check()
+
+
+# --------------------------------------------------------------------------- reader isolation
+# docs/design.md, "Readers: who disturbs whom": a lock-free lookup restarts
+# only for a change that concerns its own key or the whole table (resize,
+# clear, a multi-key update).  Value replacements, inserts and deletes of
+# OTHER keys must not make it retry even once.
+
+from nogil_collections import _dict as _dict_module  # noqa: E402
+
+
+class _Key:
+    """A key whose equality needs __eq__ (the lookup leaves its read region)."""
+
+    __slots__ = ("n",)
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __hash__(self) -> int:
+        return hash(("k", self.n))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Key) and other.n == self.n
+
+
+@pytest.mark.parametrize("keykind", ["str", "generic"])
+def test_writes_to_other_keys_never_make_a_reader_retry(keykind: str) -> None:
+    make = (lambda i: f"k{i}") if keykind == "str" else _Key
+    d = CD()
+    for i in range(1000):  # capacity 1365 from here on: no resize below
+        d[make(i)] = i
+    mine = [make(i) for i in range(0, 20)]  # the reader's keys
+    deadline = time.monotonic() + DURATION
+    retries: list[int] = []
+    rounds: list[int] = []
+
+    def writer() -> int:
+        r = structural = 0
+        while until(deadline):
+            r += 1
+            for i in range(100, 120):
+                d[make(i)] = r  # value replacement of another key
+            d.compare_and_set(make(900), d[make(900)], r)
+            if r % 8 == 0 and structural < 300:  # stays under capacity: no resize
+                d[make(5000 + structural)] = r  # insert of a new key
+                del d[make(200 + structural)]  # delete of another key
+                structural += 1
+        return r
+
+    def reader() -> None:
+        before = _dict_module._reader_retries()
+        n = 0
+        while until(deadline):
+            for i, k in enumerate(mine):
+                assert d[k] == i
+                assert k in d
+                assert d.get(k) == i
+            n += 1
+        retries.append(_dict_module._reader_retries() - before)
+        rounds.append(n)
+
+    run_threads([writer, reader])
+    assert retries == [0], f"reader retried {retries[0]} times in {rounds[0]} rounds"
+    d._check()
+
+
+def test_readers_of_stable_keys_under_churn_resizes_and_replacements() -> None:
+    """Stable keys, each replaced by one writer with increasing counters,
+    while another writer deletes and re-inserts neighbouring keys (tombstones
+    force periodic resizes) and a third grows the dict: every read finds its
+    key, returns a value that was written for it, and a reader never sees a
+    key's counter go backwards."""
+    stable = [f"s{i}" for i in range(16)]
+    d = CD({k: (k, 0) for k in stable})
+    deadline = time.monotonic() + DURATION
+    nreaders = 2
+
+    def replacer() -> None:
+        n = 0
+        while until(deadline):
+            n += 1
+            for k in stable:
+                d[k] = (k, n)  # fresh tuples: mortal values, freed when replaced
+
+    def churner() -> None:
+        while until(deadline):
+            for i in range(32):
+                d[f"c{i}"] = i
+            for i in range(32):
+                del d[f"c{i}"]
+
+    def grower() -> None:
+        j = 0
+        while until(deadline):
+            d[("g", j)] = j  # a tuple key: the table turns generic
+            j += 1
+            if j % 500 == 0:
+                for i in range(j - 500, j):
+                    del d[("g", i)]
+
+    def reader() -> int:
+        last = dict.fromkeys(stable, 0)
+        reads = 0
+        while until(deadline):
+            for k in stable:
+                v = d[k]
+                assert type(v) is tuple and v[0] == k, v
+                assert v[1] >= last[k], (k, v, last[k])
+                last[k] = v[1]
+                assert k in d
+                reads += 1
+        return reads
+
+    results = run_threads([replacer, churner, grower] + [reader] * nreaders)
+    assert all(r > 0 for r in results[3:])
+    d._check()

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import strategies as st
 
 from nogil_collections import ConcurrentDict
+from nogil_collections import _dict as _dict_module
 from nogil_collections.testing import DICT_OPS, RaceReport, explore, find_race, race_test
 
 COMPOUND = ("snapshot", "compare_and_set", "get_or_insert", "update_item", "pop_if")
@@ -123,3 +124,50 @@ def test_race_dict_campaign_catches_unlocked_compound_op(mutant: type, op: str) 
     found = find_race(mutant, table, dict, focus=op, threads=(2, 3), ops_per_thread=(1, 2),
                       examples=60, repetitions=10, shrink_seconds=0.5, budget="ci")
     assert op in str(found)
+
+
+# --------------------------------------------------------------------------- reader isolation
+# Lock-free readers validate only the table-wide sequence (docs/design.md,
+# "Readers: who disturbs whom"), so these campaigns mix value replacements of
+# a key with inserts and deletes of its neighbours and with resizes: the
+# initial dicts are near the 8-slot table's capacity (5 entries), so a few
+# inserts after deletes (tombstones) force a resize during the reads.  Both
+# table kinds: str keys (pinned table) and mixed keys (generic table).
+
+NEIGHBOURS = DICT_OPS.only(
+    "__setitem__", "__getitem__", "get", "__contains__", "__delitem__", "pop_default",
+    "setdefault", "compare_and_set", "len",
+)
+
+_STR_KEYS = st.sampled_from("abcdefg")
+_MIXED_KEYS = st.sampled_from(["a", "b", 1, 2, (1,), (2,), 2.5])
+
+
+@pytest.mark.parametrize("keys", [_STR_KEYS, _MIXED_KEYS], ids=["pinned", "generic"])
+def test_race_dict_replacements_next_to_inserts_deletes_and_resizes(
+    keys: st.SearchStrategy[Any],
+) -> None:
+    table = NEIGHBOURS.with_domain(keys=keys, values=st.integers(0, 2), max_initial=5)
+    report = explore(ConcurrentDict, table, dict, threads=(2, 4), ops_per_thread=(2, 6),
+                     examples=30, repetitions=8)
+    assert {"__getitem__", "__setitem__", "__delitem__"} <= set(report.ops_seen), report
+
+
+# A value replacement that exposes a transient NULL (readers take it for a
+# delete): the deliberately broken writer of _dict._set_mutant.  The reader
+# campaign above must catch it -- the proof that it can fail.
+
+@pytest.mark.free_threaded_only  # the broken window is C code: the GIL hides it
+def test_race_dict_campaign_catches_a_torn_value_replacement() -> None:
+    table = NEIGHBOURS.only("__setitem__", "__getitem__", "get", "__contains__").with_domain(
+        keys=st.sampled_from("ab"), values=st.integers(0, 2), max_initial=2
+    )
+    initial = st.fixed_dictionaries({"a": st.integers(0, 2), "b": st.integers(0, 2)})
+    _dict_module._set_mutant(1)
+    try:
+        found = find_race(ConcurrentDict, table, dict, focus="__setitem__", threads=(2, 3),
+                          ops_per_thread=(2, 4), examples=60, repetitions=10, initial=initial,
+                          shrink_seconds=0.5, budget="ci")
+    finally:
+        _dict_module._set_mutant(0)
+    assert "__setitem__" in str(found)

@@ -47,8 +47,9 @@ cdef extern from "_dict_table.h":
         int index_bytes
         ncd_entry *entries
     ctypedef struct ncd_hot:
-        uint64_t version
+        uint64_t tseq
         ncd_table *table
+        uint64_t version
         Py_ssize_t used
     ctypedef struct ncd_probe:
         uint64_t version
@@ -67,13 +68,21 @@ cdef extern from "_dict_table.h":
         NCD_FRESH
         NCD_RESUME_NE
         NCD_RESUME_EQ
+        NCD_READ_PRESENCE
+        NCD_READ_VALUE
+        NCD_WRITER
+        NCD_MUTANT_NONE
+        NCD_MUTANT_TORN_REPLACE
+    int ncd_mutant
+    unsigned long long ncd_reader_retries
+    void ncd_mutant_window(int spins) nogil
     ncd_table *ncd_table_new(int log2size, int pinned) nogil
     Py_ssize_t ncd_find_empty(ncd_table *t, Py_hash_t hash) nogil
     void ncd_append(ncd_table *t, Py_ssize_t slot, PyObject *key, PyObject *value, Py_hash_t hash) nogil
     bint ncd_key_pinnable(PyObject *key) nogil
     Py_hash_t ncd_str_cached_hash(PyObject *s) nogil
     int ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash, ncd_probe *p,
-                      PyObject **pvalue, int want_value) nogil
+                      PyObject **pvalue, int mode) nogil
     Py_ssize_t ncd_collect(ncd_hot *h, ncd_entry *buf, Py_ssize_t bufcap, Py_ssize_t *count,
                            int want) nogil
     enum:
@@ -259,6 +268,7 @@ cdef class ConcurrentDict:
         cdef ncd_table *t = ncd_table_new(3, 1)
         if t == NULL:
             raise MemoryError()
+        self._h.tseq = 0
         self._h.version = 0
         self._h.used = 0
         # Not yet visible to any other thread.
@@ -280,22 +290,25 @@ cdef class ConcurrentDict:
     cdef int _lookup(self, object key, Py_hash_t h, PyObject **out) except -1:
         """1 and a new reference in *out if key is present, else 0.  With
         out == NULL only presence is checked (no reference to the value is
-        taken: the version validation alone makes the answer linearizable)."""
+        taken: a non-NULL value in the table the probe validated is enough)."""
+        global ncd_reader_retries
         cdef ncd_probe p
         cdef int r, cmp, tries = 0
         p.resume = NCD_FRESH
         while True:
-            r = ncd_probe_run(&self._h, <PyObject *>key, h, &p, out, out != NULL)
+            r = ncd_probe_run(&self._h, <PyObject *>key, h, &p, out,
+                              NCD_READ_VALUE if out != NULL else NCD_READ_PRESENCE)
             if r == NCD_FOUND:
                 return 1
             if r == NCD_MISS:
                 return 0
             if r == NCD_NEED_EQ:
-                # Outside any region; ncd_probe_run re-validates the version.
+                # Outside any region; ncd_probe_run re-validates tseq.
                 cmp = _eq_steal(p.eqkey, key)
                 p.resume = NCD_RESUME_EQ if cmp else NCD_RESUME_NE
                 continue
             tries += 1
+            ncd_reader_retries += 1
             if tries >= READ_RETRIES:
                 return self._lookup_locked(key, h, out)
             ncc_cpu_relax()
@@ -357,7 +370,7 @@ cdef class ConcurrentDict:
         cdef int r, cmp, stuck = 0
         p.resume = NCD_FRESH
         while True:
-            r = ncd_probe_run(&self._h, <PyObject *>key, h, p, NULL, 0)
+            r = ncd_probe_run(&self._h, <PyObject *>key, h, p, NULL, NCD_WRITER)
             if r == NCD_FOUND or r == NCD_MISS:
                 return r
             if r == NCD_NEED_EQ:
@@ -376,10 +389,14 @@ cdef class ConcurrentDict:
 
     @cython.final
     cdef int _publish_table(self, ncd_table *new) except -1:
+        # A table replacement concerns every reader: both sequences move
+        # (tseq for point readers, version for consistent copies).
         ncc_seq_write_begin(&self._h.version)
+        ncc_seq_write_begin(&self._h.tseq)
         # Release; pairs with the acquire loads of the table pointer in
         # ncd_probe_run / ncd_collect.
         ncc_store_ptr_release(<void **>&self._h.table, new)
+        ncc_seq_write_end(&self._h.tseq)
         ncc_seq_write_end(&self._h.version)
         return 0
 
@@ -440,7 +457,15 @@ cdef class ConcurrentDict:
         cdef PyObject *old = ep.value
         ncc_publish(<PyObject *>value)
         Py_INCREF(value)
+        # Only `version` moves (consistent copies): a point reader of this
+        # key validates the value itself (try-incref, then re-load of the
+        # slot), and readers of other keys never load this entry's value.
         ncc_seq_write_begin(&self._h.version)
+        if ncd_mutant == NCD_MUTANT_TORN_REPLACE:
+            # Deliberately broken (tests only): a transient NULL that a
+            # reader takes for "deleted".
+            ncc_slot_store(&ep.value, NULL)
+            ncd_mutant_window(20000)
         ncc_slot_store(&ep.value, <PyObject *>value)
         ncc_seq_write_end(&self._h.version)
         return old
@@ -595,7 +620,12 @@ cdef class ConcurrentDict:
                 if found[j] < 0:
                     ncc_publish(<PyObject *>keys[j])
                     Py_INCREF(keys[j])
+            # Several keys change at once: point readers must see all or none
+            # of it, so the table-wide sequence moves too (one key: a normal
+            # single-key write).
             ncc_seq_write_begin(&self._h.version)
+            if n > 1:
+                ncc_seq_write_begin(&self._h.tseq)
             for j in range(n):
                 if found[j] >= 0:
                     olds[j] = t.entries[found[j]].value
@@ -605,6 +635,8 @@ cdef class ConcurrentDict:
                                <PyObject *>values[j], hashes[j])
                     nnew += 1
             ncc_store_ssize_relaxed(&self._h.used, self._h.used + nnew)
+            if n > 1:
+                ncc_seq_write_end(&self._h.tseq)
             ncc_seq_write_end(&self._h.version)
             for j in range(n):
                 Py_XDECREF(olds[j])
@@ -650,9 +682,11 @@ cdef class ConcurrentDict:
                     raise MemoryError()
                 old = self._h.table
                 ncc_seq_write_begin(&self._h.version)
+                ncc_seq_write_begin(&self._h.tseq)
                 # Release; pairs with the acquire loads of the table pointer.
                 ncc_store_ptr_release(<void **>&self._h.table, new)
                 ncc_store_ssize_relaxed(&self._h.used, 0)
+                ncc_seq_write_end(&self._h.tseq)
                 ncc_seq_write_end(&self._h.version)
         if old != NULL:
             # Unpublished: owned by this thread alone.  Decrefs may run code.
@@ -951,8 +985,14 @@ cdef class ConcurrentDict:
         cdef int idx
         off = <char *>&self._h - <char *><PyObject *>self
         assert off >= 96, f"hot fields at offset {off} share the header's cache line"
+        # Reader words (tseq, table) and writer words (version, used) never
+        # share a line: >= 64 bytes between the last byte of one group and
+        # the first of the other.
+        gap = <char *>&self._h.version - (<char *>&self._h.table + sizeof(void *))
+        assert gap >= 64, f"writer words {gap} bytes after the reader words"
         with cython.critical_section(self):
             assert self._h.version % 2 == 0, "odd version outside a write"
+            assert self._h.tseq % 2 == 0, "odd tseq outside a write"
             t = self._h.table
             assert t.mask + 1 >= 8 and (t.mask + 1) & t.mask == 0, "size not a power of two"
             assert t.capacity == ((t.mask + 1) * 2) // 3, "capacity"
@@ -982,6 +1022,23 @@ cdef class ConcurrentDict:
             assert live == self._h.used, f"used {self._h.used} != live {live}"
             assert dead_pinned == t.ndead_pinned, "ndead_pinned"
             assert t.live_end > last_live and t.live_end <= t.nentries, "live_end"
+
+
+# ----------------------------------------------------------------------
+# Test hooks
+
+def _set_mutant(int which):
+    """Tests only: switch a deliberately broken writer on (1: a value
+    replacement that exposes a transient NULL, which readers take for
+    "deleted") or off (0).  Process-wide."""
+    global ncd_mutant
+    ncd_mutant = which
+
+
+def _reader_retries():
+    """Tests only: how many lock-free lookups of the calling thread had to
+    start again since it started."""
+    return ncd_reader_retries
 
 
 # ----------------------------------------------------------------------

@@ -59,23 +59,38 @@ typedef struct {
 } ncd_entry;
 
 typedef struct {
-    size_t nbytes;            /* the whole block, for ncc_retire / __sizeof__ */
+    /* ---- read by every lookup; written only while the table is private ---- */
     Py_ssize_t mask;          /* index slots - 1 (power of two - 1) */
     Py_ssize_t capacity;      /* entries that fit: USABLE_FRACTION(size) */
+    void *indices;
+    ncd_entry *entries;
+    int pinned;               /* immutable, see the file comment */
+    int index_bytes;          /* 1, 2 or 4 */
+    size_t nbytes;            /* the whole block, for ncc_retire / __sizeof__ */
+    /* Inserts and deletes store the fields below: NCD_HDR_GAP bytes keep
+     * them off every cache line that holds a field above (the block is only
+     * 16-byte aligned, so 48 + 64 bytes), or every insert would make every
+     * lookup miss on the table header (docs/design.md, "Object layout"). */
+    char _gap[64];
     Py_ssize_t nentries;      /* appended entries incl. tombstones (atomic) */
     Py_ssize_t live_end;      /* writer only: entries >= live_end are tombstones */
     Py_ssize_t ndead_pinned;  /* writer only: tombstones that still hold a key */
-    int pinned;               /* immutable, see the file comment */
-    int index_bytes;          /* 1, 2 or 4 */
-    void *indices;
-    ncd_entry *entries;
 } ncd_table;
 
-/* The fields every reader loads.  They live in the dict object after padding,
- * off the cache line of the object header (docs/design.md). */
+/* The words the readers and the writers of the dict object share.  Two
+ * groups, NCD_HOT_GAP bytes apart so that they never share a cache line
+ * (objects are only 16-byte aligned):
+ *   - the READER words, loaded by every lookup: `tseq` and `table`.  Only
+ *     changes that concern every key store them: a table replacement
+ *     (resize, clear) and a multi-key batch (update of >= 2 keys);
+ *   - the WRITER words, stored by every write: `version` and `used`.  Only
+ *     consistent copies (ncd_collect), len() and writers load them.
+ * docs/design.md, "Readers: who disturbs whom". */
 typedef struct {
-    uint64_t version;         /* seqlock */
-    ncd_table *table;         /* atomic; release-published by writers */
+    uint64_t tseq;            /* seqlock of table-wide changes (point readers) */
+    ncd_table *table;         /* atomic; release-published inside a tseq window */
+    char _gap[64];
+    uint64_t version;         /* seqlock of every change (consistent copies) */
     Py_ssize_t used;          /* live entries (atomic, relaxed) */
 } ncd_hot;
 
@@ -99,6 +114,7 @@ static ncd_table *ncd_table_new(int log2size, int pinned) {
     size_t nbytes = hdr + ibytes + (size_t)capacity * sizeof(ncd_entry);
     ncd_table *t = (ncd_table *)PyMem_RawMalloc(nbytes);
     if (t == NULL) return NULL;
+    memset(t, 0, sizeof(ncd_table));
     t->nbytes = nbytes;
     t->mask = size - 1;
     t->capacity = capacity;
@@ -205,49 +221,77 @@ static inline Py_hash_t ncd_str_cached_hash(PyObject *s) {
 
 enum { NCD_MISS = 0, NCD_FOUND = 1, NCD_RETRY = 2, NCD_NEED_EQ = 3 };
 enum { NCD_FRESH = 0, NCD_RESUME_NE = 1, NCD_RESUME_EQ = 2 };
+/* What a probe is for (ncd_probe_run's `mode`). */
+enum {
+    NCD_READ_PRESENCE = 0,   /* lock-free `in`: no reference to the value */
+    NCD_READ_VALUE = 1,      /* lock-free lookup: a new reference to the value */
+    NCD_WRITER = 2,          /* under the critical section: position only */
+};
 
 typedef struct {
-    uint64_t version;      /* even version the probe started at */
+    uint64_t version;      /* even sequence the probe started at (tseq or version) */
     ncd_table *table;      /* table it probes (compared only, after a resume) */
     size_t i, perturb;     /* position in the probe sequence */
     Py_ssize_t ix;         /* FOUND / NEED_EQ: entry number */
-    Py_ssize_t slot;       /* FOUND: index slot; MISS: first EMPTY slot */
+    Py_ssize_t slot;       /* FOUND: index slot; MISS (writer): first EMPTY slot */
     PyObject *eqkey;       /* NEED_EQ: new reference to the stored key */
     int resume;            /* NCD_FRESH, or how the caller's __eq__ answered */
 } ncd_probe;
 
 /* One lock-free step of a lookup.  Returns
  *   NCD_FOUND:   key present; p->ix/p->slot set; *pvalue a new reference
- *                if want_value (the version validated);
- *   NCD_MISS:    key absent (validated); p->slot = first EMPTY slot;
+ *                in NCD_READ_VALUE mode;
+ *   NCD_MISS:    key absent; in NCD_WRITER mode p->slot = first EMPTY slot;
  *   NCD_NEED_EQ: a stored key with the same hash needs its __eq__: p->eqkey
  *                is a new reference; the caller compares OUTSIDE any region,
  *                sets p->resume and calls again (the call re-validates the
- *                version before touching the table: never the old table after
- *                Python code unless no writer ran -- this excludes ABA on a
- *                freed and reallocated table);
- *   NCD_RETRY:   a writer interfered; start again with p->resume = NCD_FRESH.
- * Never runs Python code, never blocks, never raises. */
+ *                sequence before touching the table: never the old table after
+ *                Python code unless it is still published -- this excludes ABA
+ *                on a freed and reallocated table);
+ *   NCD_RETRY:   a change that concerns this key interfered; start again
+ *                with p->resume = NCD_FRESH.
+ * Never runs Python code, never blocks, never raises.
+ *
+ * Which writes make a probe retry (docs/design.md, "Readers: who disturbs
+ * whom"):
+ *   - readers validate `tseq` only, which moves only when the table is
+ *     replaced (resize, clear) or a multi-key batch (update) is applied;
+ *     an insert, delete or value replacement of ANOTHER key never makes a
+ *     reader retry: index slots only go EMPTY -> ix -> DUMMY, entries are
+ *     never reused inside a table and a value never comes back from NULL,
+ *     so what the probe loads about its own key is monotone;
+ *   - a reader retries for its OWN key only if the value it loaded was
+ *     replaced before its try-incref re-check, or the try-incref was refused;
+ *     a value found NULL (the entry was deleted after its index was loaded)
+ *     is a miss, linearized just after that delete;
+ *   - the writer (NCD_WRITER, under the lock) validates `version`: after an
+ *     __eq__ (which may suspend the critical section) any write restarts it,
+ *     because it is about to write at the position it found. */
 static inline int ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash,
-                                ncd_probe *p, PyObject **pvalue, int want_value) {
+                                ncd_probe *p, PyObject **pvalue, int mode) {
     PyObject *drop = NULL, *val = NULL;
     ncd_table *t;
     ncd_entry *ep;
     size_t mask, i, perturb, n = 0;
     int ix, res;
+    /* Readers: the table-wide sequence.  Writer: the all-writes sequence. */
+    uint64_t *seq = mode == NCD_WRITER ? &h->version : &h->tseq;
     if (p->resume == NCD_FRESH) {
-        p->version = ncc_seq_read_begin(&h->version);
+        /* Acquire; pairs with the release store in ncc_seq_write_end. */
+        p->version = ncc_seq_read_begin(seq);
         if (ncc_seq_is_writing(p->version)) return NCD_RETRY;
     }
     ncc_qsbr_thread *rec = ncc_read_begin();
     if (p->resume != NCD_FRESH) {
-        /* Python code ran since the last region: proceed only if no writer
-         * started since p->version (then p->table is still published and,
-         * now that we are inside a region again, cannot be freed). */
-        if (!ncc_seq_read_validate(&h->version, p->version)) goto retry;
+        /* Python code ran since the last region: proceed only if no
+         * table-wide writer (reader) / no writer at all (writer) started
+         * since p->version; then p->table is still published and, now that
+         * we are inside a region again, cannot be freed.  Acquire fence +
+         * relaxed load; pairs with the release fence in ncc_seq_write_begin. */
+        if (!ncc_seq_read_validate(seq, p->version)) goto retry;
     }
     /* Acquire; pairs with the release store of the table pointer in
-     * ConcurrentDict._publish (and ncd_hot initialisation). */
+     * ConcurrentDict._publish_table / _clear_impl (and initialisation). */
     t = (ncd_table *)ncc_load_ptr_acquire((void **)&h->table);
     mask = (size_t)t->mask;
     if (p->resume == NCD_FRESH) {
@@ -278,7 +322,8 @@ static inline int ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash,
             if (ix >= t->capacity) goto retry;   /* defensive: cannot happen */
             ep = &t->entries[ix];
             /* Acquire; pairs with the stores of ep->key in ncd_append (made
-             * visible by the index release) and the NULL store on delete. */
+             * visible by the index release) and the NULL store on delete
+             * (a NULL key: the entry was deleted, go on probing). */
             PyObject *sk = ncc_load_obj_acquire(&ep->key);
             if (sk == key) goto found;
             if (sk != NULL && ep->hash == hash) {
@@ -296,12 +341,19 @@ static inline int ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash,
                     }
                 } else {
                     PyObject *ref = ncc_try_getref_deferred(&ep->key, sk, &drop);
-                    if (ref == NULL) goto retry;
+                    if (ref == NULL) {
+                        /* The key was deleted (NULL'ed) meanwhile: its entry
+                         * is dead, go on probing.  A refused try-incref of a
+                         * live key is a retry. */
+                        if (ncc_load_obj_acquire(&ep->key) == NULL) goto next;
+                        goto retry;
+                    }
                     p->eqkey = ref;
                     goto need_eq;
                 }
             }
         }
+    next:
         /* Bounded: perturb reaches 0 after at most 13 shifts of a 64-bit
          * hash, after which i -> 5i + 1 (mod 2^k) is a full-period LCG that
          * visits every slot within `size` steps, and >= 1/3 of the slots are
@@ -313,18 +365,32 @@ static inline int ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash,
 found:
     p->ix = ix;
     p->slot = (Py_ssize_t)i;
-    if (want_value) {
-        /* Acquire; pairs with ncc_slot_store of the value (setitem) and the
-         * relaxed store in ncd_append published by the index release. */
-        PyObject *v = ncc_load_obj_acquire(&ep->value);
-        val = ncc_try_getref_deferred(&ep->value, v, &drop);
-        if (val == NULL) goto retry;   /* deleted, replaced or being freed */
-    }
     res = NCD_FOUND;
+    if (mode != NCD_WRITER) {
+        /* Acquire; pairs with ncc_slot_store of the value (replacement,
+         * release) and the relaxed store in ncd_append published by the
+         * index release. */
+        PyObject *v = ncc_load_obj_acquire(&ep->value);
+        if (v == NULL) {
+            /* Deleted after we loaded its index slot (a delete stores DUMMY
+             * before NULL, and a value never comes back): the key was absent
+             * just after that delete, inside our call. */
+            res = NCD_MISS;
+        } else if (mode == NCD_READ_VALUE) {
+            /* Try-incref, then the seq_cst re-load of the slot: we hold the
+             * value the entry held at that re-load (ncc_try_getref). */
+            val = ncc_try_getref_deferred(&ep->value, v, &drop);
+            if (val == NULL) goto retry;   /* replaced, deleted or dying */
+        }
+    }
 done:
     ncc_read_end(rec);
     Py_XDECREF(drop);
-    if (!ncc_seq_read_validate(&h->version, p->version)) {
+    /* The table was published for the whole call (no replacement started
+     * since p->version), so every load above was of the live table.
+     * Acquire fence + relaxed load; pairs with the release fence in
+     * ncc_seq_write_begin of the table-wide writer. */
+    if (!ncc_seq_read_validate(seq, p->version)) {
         Py_XDECREF(val);
         return NCD_RETRY;
     }
@@ -351,10 +417,13 @@ static inline void ncd_delete(ncd_hot *h, ncd_table *t, Py_ssize_t slot, Py_ssiz
                               PyObject **okey, PyObject **oval) {
     ncd_entry *ep = &t->entries[ix];
     PyObject *key = ep->key, *value = ep->value;
-    /* Release; pairs with the acquire index load in ncd_probe_run. */
+    /* Release; pairs with the acquire index load in ncd_probe_run.  DUMMY
+     * first: a reader that then finds the value NULL knows the delete
+     * happened after it loaded the index (ncd_probe_run, "found"). */
     ncd_ix_store_release(t, (size_t)slot, NCD_DUMMY);
     /* Release stores; pair with the acquire loads of the entry in
-     * ncd_probe_run / ncd_collect (which then fail the try-incref). */
+     * ncd_probe_run (a NULL value: a miss) / ncd_collect (which then fails
+     * the try-incref and retries under its version). */
     ncc_slot_store(&ep->value, NULL);
     if (t->pinned) {
         Py_INCREF(key);
@@ -362,7 +431,7 @@ static inline void ncd_delete(ncd_hot *h, ncd_table *t, Py_ssize_t slot, Py_ssiz
     } else {
         ncc_slot_store(&ep->key, NULL);
     }
-    /* Relaxed: readers of `used` validate with the version. */
+    /* Relaxed: len() is this one load; ncd_collect validates `version`. */
     ncc_store_ssize_relaxed(&h->used, h->used - 1);
     *okey = key;
     *oval = value;
@@ -447,6 +516,23 @@ release:
         Py_XDECREF(buf[j].value);
     }
     return NCD_RETRY;
+}
+
+/* Test-only fault switch: the sensitivity check in tests/test_race_dict.py
+ * turns on a deliberately broken writer and proves the race campaigns catch
+ * it.  0 in normal operation (one predictable branch in the writer). */
+enum { NCD_MUTANT_NONE = 0, NCD_MUTANT_TORN_REPLACE = 1 };
+static int ncd_mutant = NCD_MUTANT_NONE;
+
+/* Lock-free lookups of this thread that had to start again (NCD_RETRY),
+ * for the tests that prove writes to other keys disturb no reader.  Only the
+ * retry path touches it. */
+static __thread unsigned long long ncd_reader_retries = 0;
+
+/* Busy-wait about `spins` pause instructions: the mutant's race window
+ * (a write window must not block, so no sleep). */
+static inline void ncd_mutant_window(int spins) {
+    for (int k = 0; k < spins; k++) ncc_cpu_relax();
 }
 
 #endif /* NOGIL_COLLECTIONS_DICT_TABLE_H */
