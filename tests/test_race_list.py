@@ -93,13 +93,31 @@ class _UpdateMutant(ConcurrentList):  # type: ignore[misc]
         return value
 
 
+class _HeapPushMutant(ConcurrentList):  # type: ignore[misc]
+    """heapq's algorithm, but in place: readers see the unsifted append."""
+
+    def heappush(self, item: Any) -> None:
+        self.append(item)
+        time.sleep(WINDOW)
+        pos = len(self) - 1
+        while pos > 0:
+            parent = (pos - 1) >> 1
+            if not self[pos] < self[parent]:
+                break
+            self[pos], self[parent] = self[parent], self[pos]
+            pos = parent
+
+
 @pytest.mark.parametrize(("mutant", "op"), [
     (_AppendIfAbsentMutant, "append_if_absent"),
     (_CompareAndSetMutant, "compare_and_set"),
     (_UpdateMutant, "update"),
+    (_HeapPushMutant, "heappush"),
 ])
 def test_race_list_campaign_catches_unlocked_compound_op(mutant: type, op: str) -> None:
-    table = CONTENDED.only(op, "append", "pop", "__setitem__")
+    readers = ("snapshot",) if op.startswith("heap") else ()
+    table = LIST_OPS.only(op, *readers, "append", "pop", "__setitem__").with_domain(
+        values=st.integers(0, 1), indices=st.integers(-2, 1), max_initial=3)
     # Some items, so that indices hit; values 0-2, so that some are absent.
     initial = st.lists(st.integers(0, 2), min_size=1, max_size=3)
     found = find_race(mutant, table.with_domain(values=st.integers(0, 2)), list, focus=op,

@@ -163,11 +163,12 @@ def test_switch_interval_is_shrunk_and_restored() -> None:
 
 def test_tables_filter_by_target() -> None:
     assert LIST_OPS.missing_on(list) == ["snapshot", "append_if_absent", "compare_and_set",
-                                         "update"]
+                                         "update", "heappush", "heappop", "heappushpop",
+                                         "heapreplace", "heapify"]
     assert DICT_OPS.missing_on(dict) == ["compare_and_set", "get_or_insert", "update_item",
                                          "pop_if", "snapshot"]
     assert "snapshot" not in LIST_OPS.for_target(list)
-    assert len(LIST_OPS.for_target(list)) == len(LIST_OPS) - 4
+    assert len(LIST_OPS.for_target(list)) == len(LIST_OPS) - 9
 
 
 def test_table_editing_and_registry() -> None:

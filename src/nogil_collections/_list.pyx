@@ -1168,6 +1168,36 @@ cdef class ConcurrentList:
                            f"{NCL_UPDATE_ATTEMPTS} attempts")
 
     # ------------------------------------------------------------------
+    # heap operations: heapq's functions, atomic (helpers: "heap engine")
+    # ------------------------------------------------------------------
+
+    def heappush(self, item, /):
+        """Push item onto the heap, as ``heapq.heappush(lst, item)``.
+        O(log n) comparisons; atomic (see "heap engine" below)."""
+        _heap_op(self, NCL_HEAP_PUSH, item)
+
+    def heappop(self):
+        """Pop and return the smallest item, as ``heapq.heappop(lst)``.
+        ``IndexError("index out of range")`` if empty.  Atomic."""
+        return _heap_op(self, NCL_HEAP_POP, None)
+
+    def heappushpop(self, item, /):
+        """Push item, then pop and return the smallest item, as
+        ``heapq.heappushpop(lst, item)`` (item itself if it is smallest).
+        Atomic."""
+        return _heap_op(self, NCL_HEAP_PUSHPOP, item)
+
+    def heapreplace(self, item, /):
+        """Pop and return the smallest item, then push item, as
+        ``heapq.heapreplace(lst, item)``.  ``IndexError`` if empty.  Atomic."""
+        return _heap_op(self, NCL_HEAP_REPLACE, item)
+
+    def heapify(self):
+        """Turn the list into a heap in place, as ``heapq.heapify(lst)``.
+        O(n) comparisons on a private copy, published in one step.  Atomic."""
+        _heap_op(self, NCL_HEAP_HEAPIFY, None)
+
+    # ------------------------------------------------------------------
     # operators
     # ------------------------------------------------------------------
 
@@ -1515,6 +1545,344 @@ cdef object _sq_inplace_repeat(object a, Py_ssize_t n):
 
 
 ncl_patch_seq(ConcurrentList, _sq_concat, _sq_repeat, _sq_inplace_concat, _sq_inplace_repeat)
+
+
+# ----------------------------------------------------------------------
+# heap engine: heapq's algorithms (Modules/_heapqmodule.c) on the list
+# ----------------------------------------------------------------------
+#
+# The same comparisons, in the same order, on the same operands as heapq's C
+# functions, so results, final order and exceptions match heapq exactly.
+# Atomicity: no slot is written while comparisons run.  The sift works on a
+# private view (a per-level overlay of the O(log n) positions one
+# push/pop touches, or a private copy of every slot for heapify) and the
+# result is published in one seqlock write.  Comparisons run with the
+# critical section held but can suspend it (a __lt__ that blocks) or mutate
+# the list themselves, so after every comparison the version is re-checked:
+# * unchanged: carry on (the borrowed slot pointers are still owned by the
+#   list, nothing else can have run);
+# * the size changed: RuntimeError("list changed size during iteration"),
+#   heapq's error for that case (heapq's heappushpop raises IndexError if
+#   the list became empty during its first comparison: same here);
+# * same size, other contents: start again on the current contents, up to
+#   NCL_FIND_RESTARTS times, then RuntimeError.
+# A comparison that raises while the list is unchanged leaves the list as
+# heapq does (the moves made so far are published, and an item heapq drops
+# is dropped).  If the list did change, the operation has no effect.
+
+cdef extern from "Python.h":
+    void *PyMem_RawMalloc(size_t n)
+    void PyMem_RawFree(void *p)
+    int Py_LT
+
+cdef enum:
+    NCL_HEAP_PUSH = 0
+    NCL_HEAP_POP = 1
+    NCL_HEAP_PUSHPOP = 2
+    NCL_HEAP_REPLACE = 3
+    NCL_HEAP_HEAPIFY = 4
+    # A push or pop touches at most one position per level of the tree.
+    NCL_HEAP_LEVELS = 64
+    # _heap_lt's answer when the list changed while the comparison ran.
+    NCL_HEAP_DISTURBED = 2
+
+
+cdef struct _HeapView:
+    PyObject **base           # the list's slots at version v0 (borrowed)
+    PyObject **full           # heapify: private copy of every slot, else NULL
+    Py_ssize_t size           # size of the heap being built
+    Py_ssize_t lvl_pos[NCL_HEAP_LEVELS]   # overlay: position written at each level
+    PyObject *lvl_obj[NCL_HEAP_LEVELS]    # ... and its object (borrowed)
+
+
+cdef inline int _heap_level(Py_ssize_t i) noexcept:
+    """Tree level of position i (0 for the root)."""
+    cdef size_t x = <size_t>i + 1
+    cdef int lvl = 0
+    while x > 1:
+        x >>= 1
+        lvl += 1
+    return lvl
+
+
+cdef inline PyObject *_hv_get(_HeapView *h, Py_ssize_t i) noexcept:
+    cdef int lvl
+    if h.full != NULL:
+        return h.full[i]
+    lvl = _heap_level(i)
+    if h.lvl_pos[lvl] == i:
+        return h.lvl_obj[lvl]
+    return h.base[i]
+
+
+cdef inline void _hv_set(_HeapView *h, Py_ssize_t i, PyObject *o) noexcept:
+    cdef int lvl
+    if h.full != NULL:
+        h.full[i] = o
+        return
+    # Every sift of one push/pop walks a single root-to-leaf path: one
+    # position per level.
+    lvl = _heap_level(i)
+    h.lvl_pos[lvl] = i
+    h.lvl_obj[lvl] = o
+
+
+cdef int _heap_lt(ConcurrentList self, uint64_t v0, PyObject *a, PyObject *b) except -1:
+    """a < b as heapq compares (both held by a new reference meanwhile).
+    NCL_HEAP_DISTURBED if the list changed while it ran.  Lock held."""
+    cdef object x = <object>a
+    cdef object y = <object>b
+    cdef int cmp = PyObject_RichCompareBool(x, y, Py_LT)
+    # Drop our references before the re-check: a decref can suspend too.
+    x = None
+    y = None
+    if self._s.version != v0:
+        return NCL_HEAP_DISTURBED
+    return cmp
+
+
+cdef int _hv_siftdown(ConcurrentList self, uint64_t v0, _HeapView *h,
+                      Py_ssize_t startpos, Py_ssize_t pos) except -1:
+    """heapq's siftdown: move the item at pos up towards startpos.
+    Returns 0, or 1 if the list changed during a comparison."""
+    cdef PyObject *newitem = _hv_get(h, pos)
+    cdef PyObject *parent
+    cdef Py_ssize_t parentpos
+    cdef int cmp
+    while pos > startpos:
+        parentpos = (pos - 1) >> 1
+        parent = _hv_get(h, parentpos)
+        cmp = _heap_lt(self, v0, newitem, parent)
+        if cmp == NCL_HEAP_DISTURBED:
+            return 1
+        if cmp == 0:
+            break
+        _hv_set(h, parentpos, newitem)
+        _hv_set(h, pos, parent)
+        pos = parentpos
+    return 0
+
+
+cdef int _hv_siftup(ConcurrentList self, uint64_t v0, _HeapView *h, Py_ssize_t pos) except -1:
+    """heapq's siftup: move the smaller child up until a leaf, then siftdown.
+    Returns 0, or 1 if the list changed during a comparison."""
+    cdef Py_ssize_t endpos = h.size, startpos = pos, limit = h.size >> 1, childpos
+    cdef PyObject *tmp
+    cdef int cmp
+    while pos < limit:
+        childpos = 2 * pos + 1
+        if childpos + 1 < endpos:
+            cmp = _heap_lt(self, v0, _hv_get(h, childpos), _hv_get(h, childpos + 1))
+            if cmp == NCL_HEAP_DISTURBED:
+                return 1
+            childpos += cmp ^ 1
+        tmp = _hv_get(h, childpos)
+        _hv_set(h, childpos, _hv_get(h, pos))
+        _hv_set(h, pos, tmp)
+        pos = childpos
+    return _hv_siftdown(self, v0, h, startpos, pos)
+
+
+cdef int _hv_heapify(ConcurrentList self, uint64_t v0, _HeapView *h) except -1:
+    """heapq's heapify, including its cache-friendly order above 2500 items
+    (same heap either way, but a different comparison order)."""
+    cdef Py_ssize_t n = h.size, i, j, m, mhalf, leftmost
+    if n <= 2500:
+        i = (n >> 1) - 1
+        while i >= 0:
+            if _hv_siftup(self, v0, h, i):
+                return 1
+            i -= 1
+        return 0
+    m = n >> 1
+    leftmost = 1
+    while leftmost <= (m + 1) >> 1:   # keep_top_bit(m + 1)
+        leftmost <<= 1
+    leftmost -= 1
+    mhalf = m >> 1
+    i = leftmost - 1
+    while i >= mhalf:
+        j = i
+        while True:
+            if _hv_siftup(self, v0, h, j):
+                return 1
+            if not (j & 1):
+                break
+            j >>= 1
+        i -= 1
+    i = m - 1
+    while i >= leftmost:
+        j = i
+        while True:
+            if _hv_siftup(self, v0, h, j):
+                return 1
+            if not (j & 1):
+                break
+            j >>= 1
+        i -= 1
+    return 0
+
+
+cdef int _hv_publish(ConcurrentList self, _HeapView *h, PyObject *added) except -1:
+    """Make the view the list's contents in one seqlock write.  Lock held,
+    version unchanged since the view was taken.  `added` (or NULL) is the
+    one object the operation brings in: the list takes a new reference.  A
+    removed item's reference passes to the caller."""
+    cdef Py_ssize_t n = self._s.size, newsize = h.size, j
+    cdef ncl_array *a = self._s.array
+    cdef ncl_array *na
+    cdef Py_ssize_t cap = a.capacity if a != NULL else 0
+    cdef int lvl
+    cdef PyObject *o
+    if newsize > cap:
+        # Only a push grows (by one slot): fill a new, still private array
+        # with plain stores, then publish it (as _append_lh).
+        na = ncl_array_new(_grow_capacity(newsize))
+        if na == NULL:
+            raise MemoryError()
+        if n:
+            memcpy(&na.items[0], &a.items[0], <size_t>n * sizeof(PyObject *))
+        for lvl in range(NCL_HEAP_LEVELS):
+            if 0 <= h.lvl_pos[lvl] < newsize:
+                na.items[h.lvl_pos[lvl]] = h.lvl_obj[lvl]
+        if added != NULL:
+            Py_INCREF(<object>added)
+            _pub(self, added)
+        ncc_seq_write_begin(&self._s.version)
+        ncc_store_ssize_relaxed(&self._s.size, newsize)
+        self._publish_array(na)
+        ncc_seq_write_end(&self._s.version)
+        if a != NULL:
+            # After the release store that unpublished it.
+            ncc_retire(a, NCL_ARRAY_BYTES(a.capacity))
+        return 0
+    if added != NULL:
+        Py_INCREF(<object>added)
+        _pub(self, added)
+    ncc_seq_write_begin(&self._s.version)
+    # Atomic (release) slot stores; pair with readers' acquire slot loads.
+    if h.full != NULL:
+        for j in range(newsize):
+            if a.items[j] != h.full[j]:
+                ncc_slot_store(&a.items[j], h.full[j])
+    else:
+        for lvl in range(NCL_HEAP_LEVELS):
+            j = h.lvl_pos[lvl]
+            if 0 <= j < newsize:
+                ncc_slot_store(&a.items[j], h.lvl_obj[lvl])
+    for j in range(newsize, n):
+        ncc_slot_store(&a.items[j], NULL)
+    if newsize != n:
+        # Relaxed; readers validate it with the version.
+        ncc_store_ssize_relaxed(&self._s.size, newsize)
+    ncc_seq_write_end(&self._s.version)
+    if newsize < n and a != NULL and newsize < (a.capacity >> 2):
+        # A pop left the array mostly empty: let _replace_lh apply the
+        # list's shrink policy (a content-preserving resize, one more write).
+        o = NULL
+        self._replace_lh(newsize, newsize, NULL, 0, &o)
+    return 0
+
+
+cdef object _heap_op(ConcurrentList self, int kind, object item):
+    cdef _HeapView h
+    cdef uint64_t v0
+    cdef Py_ssize_t n0, j
+    cdef int restarts = 0, disturbed, cmp
+    cdef bint check_size
+    cdef PyObject *ret = NULL     # the item leaving the list (its reference)
+    cdef PyObject *drop = NULL    # an item heapq drops when a comparison raises
+    cdef PyObject *added = NULL
+    if kind != NCL_HEAP_POP and kind != NCL_HEAP_HEAPIFY:
+        added = <PyObject *>item
+    h.full = NULL
+    try:
+        with cython.critical_section(self):
+            while True:
+                for j in range(NCL_HEAP_LEVELS):
+                    h.lvl_pos[j] = -1
+                PyMem_RawFree(h.full)
+                h.full = NULL
+                n0 = self._s.size
+                if n0 == 0 and (kind == NCL_HEAP_POP or kind == NCL_HEAP_REPLACE):
+                    raise IndexError("index out of range")
+                if n0 == 0 and kind == NCL_HEAP_PUSHPOP:
+                    return item
+                if kind == NCL_HEAP_HEAPIFY:
+                    if n0 < 2:
+                        return None
+                    # Raw malloc: cannot suspend the critical section.
+                    h.full = <PyObject **>PyMem_RawMalloc(<size_t>n0 * sizeof(PyObject *))
+                    if h.full == NULL:
+                        raise MemoryError()
+                    memcpy(h.full, &self._s.array.items[0], <size_t>n0 * sizeof(PyObject *))
+                v0 = self._s.version
+                h.base = &self._s.array.items[0] if self._s.array != NULL else NULL
+                h.size = n0
+                ret = NULL
+                check_size = True
+                try:
+                    if kind == NCL_HEAP_PUSH:
+                        h.size = n0 + 1
+                        _hv_set(&h, n0, added)
+                        disturbed = _hv_siftdown(self, v0, &h, 0, n0)
+                    elif kind == NCL_HEAP_POP:
+                        h.size = n0 - 1
+                        ret = h.base[0]
+                        disturbed = 0
+                        if n0 > 1:
+                            _hv_set(&h, 0, h.base[n0 - 1])
+                            disturbed = _hv_siftup(self, v0, &h, 0)
+                    elif kind == NCL_HEAP_REPLACE:
+                        ret = h.base[0]
+                        _hv_set(&h, 0, added)
+                        disturbed = _hv_siftup(self, v0, &h, 0)
+                    elif kind == NCL_HEAP_PUSHPOP:
+                        cmp = _heap_lt(self, v0, h.base[0], added)
+                        if cmp == 0:
+                            return item
+                        if cmp == NCL_HEAP_DISTURBED:
+                            # heapq re-checks only for emptiness here.
+                            if self._s.size == 0:
+                                raise IndexError("index out of range")
+                            check_size = False
+                            disturbed = 1
+                        else:
+                            ret = h.base[0]
+                            _hv_set(&h, 0, added)
+                            disturbed = _hv_siftup(self, v0, &h, 0)
+                    else:
+                        disturbed = _hv_heapify(self, v0, &h)
+                except BaseException:
+                    # Checked after the exception was fetched (which may
+                    # allocate, and so suspend the critical section).
+                    if self._s.version == v0:
+                        # A comparison raised on an unchanged list: leave it
+                        # as heapq does, with the moves made so far (and
+                        # without the item heapq drops).
+                        _hv_publish(self, &h, added)
+                        drop = ret
+                    ret = NULL
+                    raise
+                if not disturbed:
+                    _hv_publish(self, &h, added)
+                    break
+                ret = NULL
+                if check_size and self._s.size != n0:
+                    raise RuntimeError("list changed size during iteration")
+                restarts += 1
+                if restarts > NCL_FIND_RESTARTS:
+                    raise RuntimeError("list changed during heap operation: gave up after "
+                                       f"{NCL_FIND_RESTARTS} restarts")
+    finally:
+        PyMem_RawFree(h.full)
+        if drop != NULL:
+            # Outside the critical section: the last reference may run __del__.
+            _decref(drop)
+    if kind == NCL_HEAP_PUSH or kind == NCL_HEAP_HEAPIFY:
+        return None
+    # The list's reference becomes the caller's.
+    return ncl_steal(ret)
 
 
 @cython.final

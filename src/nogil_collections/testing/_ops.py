@@ -445,6 +445,19 @@ def _list_update_run(obj: Any, i: int, fn: Fn) -> Any:
     return obj.update(i, fn)
 
 
+def _heapq_model(name: str) -> Callable[..., Any]:
+    """The sequential model of a heap method: heapq's function on the list."""
+    import heapq
+
+    func = getattr(heapq, name)
+
+    def model(state: list[Any], *args: Any) -> Any:
+        return func(state, *args)
+
+    model.__name__ = f"heapq_{name}"
+    return model
+
+
 LIST_OPS = OpTable(
     "list",
     (
@@ -477,6 +490,11 @@ LIST_OPS = OpTable(
         Op("compare_and_set", _a(_i, _v, _v), model=_list_cas_model),
         Op("update", _a(_i, _f), run=_list_update_run, model=_list_update_model,
            requires=("update",)),
+        Op("heappush", _a(_v), model=_heapq_model("heappush")),
+        Op("heappop", _no_args, model=_heapq_model("heappop")),
+        Op("heappushpop", _a(_v), model=_heapq_model("heappushpop")),
+        Op("heapreplace", _a(_v), model=_heapq_model("heapreplace")),
+        Op("heapify", _no_args, model=_heapq_model("heapify")),
         # Iteration is many steps, not one: kept for tests of iteration
         # guarantees, dropped by OpTable.linearizable().
         Op("iter", _no_args, run=_iter_list, mutates=False, linearizable=False,
