@@ -21,9 +21,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nogil_collections import ConcurrentList
-
 from _threads import run_threads
+from nogil_collections import ConcurrentList
 
 OPS = ("heappush", "heappop", "heappushpop", "heapreplace", "heapify")
 
