@@ -448,3 +448,14 @@ def test_blocking_lt_with_concurrent_writer() -> None:
     assert msg == "list changed size during iteration"
     assert [int(x) for x in cl2] == [1, 2, 99]
     cl2._check()
+
+
+def test_handle_forwards_the_heap_methods() -> None:
+    cl: ConcurrentList[int] = ConcurrentList([5, 3, 4])
+    h = cl.handle()
+    h.heapify()
+    h.heappush(1)
+    assert h.heappop() == 1
+    assert h.heappushpop(9) == 3
+    assert h.heapreplace(0) == 4
+    assert cl == [0, 5, 9]

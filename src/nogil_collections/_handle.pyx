@@ -644,6 +644,28 @@ cdef class ConcurrentListHandle(_Handle):
             return nch_call2(&_list_m[<int>L_UPDATE], self._cp, index, fn)
         return self._fwd("update", (index, fn))
 
+    # Heap methods: O(log n) comparisons each, so the container reference
+    # (as for sort) costs nothing that matters.
+    def heappush(self, item, /):
+        """lst.heappush(item) on the shared list.  Atomic."""
+        self._c.heappush(item)
+
+    def heappop(self):
+        """lst.heappop() on the shared list.  Atomic."""
+        return self._c.heappop()
+
+    def heappushpop(self, item, /):
+        """lst.heappushpop(item) on the shared list.  Atomic."""
+        return self._c.heappushpop(item)
+
+    def heapreplace(self, item, /):
+        """lst.heapreplace(item) on the shared list.  Atomic."""
+        return self._c.heapreplace(item)
+
+    def heapify(self):
+        """lst.heapify() on the shared list.  Atomic."""
+        self._c.heapify()
+
     def _layout(self):
         """The container's layout probe (tests)."""
         return self._c._layout()
