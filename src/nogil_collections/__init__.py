@@ -11,6 +11,7 @@ import collections.abc as _abc
 
 from nogil_collections._dict import ABSENT, ConcurrentDict
 from nogil_collections._handle import ConcurrentDictHandle, ConcurrentListHandle, _bind_types
+from nogil_collections._json import json_default
 from nogil_collections._list import ConcurrentList
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "ConcurrentList",
     "ConcurrentListHandle",
     "__version__",
+    "json_default",
 ]
 __version__ = "0.1.0"
 
