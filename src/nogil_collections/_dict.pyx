@@ -252,8 +252,10 @@ cdef class ConcurrentDict:
     {'a': 1, 'b': 2}
     """
 
-    # Cold fields first, then padding, then the fields every reader loads
-    # (docs/design.md, memory layout; checked by _check()).
+    # Cold fields first, then padding, then the shared words: the readers'
+    # on a 64-byte line of their own at offset 192, the writers' on the next
+    # line, in a 320-byte object (ncd_hot is 64-byte aligned: docs/design.md,
+    # memory layout; checked by _check() and tests/test_layout.py).
     @cython.final
     cdef object __weakref__
     @cython.final
@@ -984,7 +986,10 @@ cdef class ConcurrentDict:
         cdef ncd_entry *ep
         cdef int idx
         off = <char *>&self._h - <char *><PyObject *>self
-        assert off >= 96, f"hot fields at offset {off} share the header's cache line"
+        assert off >= 128, f"hot fields at offset {off} near the header's cache line"
+        assert off % 64 == 0, "reader words not at the start of a line"
+        assert type(self).__basicsize__ % 64 == 0 or type(self) is not ConcurrentDict, \
+            "ConcurrentDict's size is not a multiple of 64"
         # Reader words (tseq, table) and writer words (version, used) never
         # share a line: >= 64 bytes between the last byte of one group and
         # the first of the other.

@@ -85,14 +85,20 @@ typedef struct {
  *     (resize, clear) and a multi-key batch (update of >= 2 keys);
  *   - the WRITER words, stored by every write: `version` and `used`.  Only
  *     consistent copies (ncd_collect), len() and writers load them.
- * docs/design.md, "Readers: who disturbs whom". */
+ * docs/design.md, "Readers: who disturbs whom".
+ * Aligned to 64 bytes (so 128 bytes long): the reader words fill the first
+ * 16 bytes of a line of their own, the writer words sit in the next line,
+ * and the dict object's size is a multiple of 64 (320 bytes), which mimalloc
+ * serves from a size class whose blocks are 64-byte aligned, so no
+ * neighbouring heap object's header (reference counts other threads write)
+ * shares either line (docs/design.md, memory layout). */
 typedef struct {
     uint64_t tseq;            /* seqlock of table-wide changes (point readers) */
     ncd_table *table;         /* atomic; release-published inside a tseq window */
     char _gap[64];
     uint64_t version;         /* seqlock of every change (consistent copies) */
     Py_ssize_t used;          /* live entries (atomic, relaxed) */
-} ncd_hot;
+} __attribute__((aligned(64))) ncd_hot;
 
 static inline Py_ssize_t ncd_usable(Py_ssize_t size) { return (size << 1) / 3; }
 
