@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import machine, memory, report, scaling, single
+from benchmarks import machine, memory, realcode, report, scaling, single
 from benchmarks.registry import MAP, SEQ, Impl, gil_enabled, load_implementations
 from benchmarks.scaling import Case
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ALL_MIXES = (100, 99, 90, 50)
-SUITES = ("scaling", "single", "memory")
+SUITES = ("scaling", "single", "memory", "realcode")
 
 
 @dataclass
@@ -35,6 +35,10 @@ class Profile:
     single_repeats: int
     memory_n: int
     extra: dict[str, Any] = field(default_factory=dict)
+    # Real-code suite (realcode.py): {mix: access patterns}, repetitions, seconds.
+    real_plan: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    real_repeats: int = 3
+    real_target_time: float = 0.1
 
 
 def _matrix(
@@ -78,6 +82,15 @@ def profile(name: str) -> Profile:
             single_n=20_000,
             single_repeats=15,
             memory_n=10_000,
+            # Real code: every access pattern read-only; the write mixes through
+            # a local name and the thread-owned paths.
+            real_plan={
+                "read": realcode.ACCESSES,
+                "90/10": ("local", "partial", "handle"),
+                "churn": ("local", "partial", "handle"),
+            },
+            real_repeats=3,
+            real_target_time=0.08,
         )
     if name == "full":
         cases = _matrix(ALL_MIXES, ("str", "int"), ("immortal", "mortal"), ("local", "shared"))
@@ -92,6 +105,9 @@ def profile(name: str) -> Profile:
             single_n=50_000,
             single_repeats=25,
             memory_n=100_000,
+            real_plan={mix: realcode.ACCESSES for mix in realcode.MIXES},
+            real_repeats=5,
+            real_target_time=0.1,
         )
     if name == "smoke":
         # Tiny: only proves the harness runs end to end (tests/test_bench_smoke.py).
@@ -111,8 +127,22 @@ def profile(name: str) -> Profile:
             single_n=200,
             single_repeats=1,
             memory_n=200,
+            real_plan={"read": ("local", "handle"), "churn": ("partial",)},
+            real_repeats=1,
+            real_target_time=0.002,
         )
     raise ValueError(name)
+
+
+def _real_threads(threads: list[int], cpus: int) -> list[int]:
+    """Thread counts of the real-code suite: the profile's, and every power of
+    two up to the usable CPUs plus their number (1 and 2 on a 2-core machine)."""
+    counts = {t for t in threads if t <= max(2, cpus)} | {1, 2, cpus}
+    p = 4
+    while p < cpus:
+        counts.add(p)
+        p *= 2
+    return sorted(counts)
 
 
 def _ints(text: str) -> list[int]:
@@ -246,12 +276,18 @@ def main(argv: list[str] | None = None) -> int:
         total += single.count_steps(impls)
     if "memory" in suites:
         total += sum(1 for i in impls if i.available)
+    real_threads = _real_threads(prof.threads, cpus)
+    if "realcode" in suites:
+        total += realcode.count_loop_steps(ordered, prof.real_plan, real_threads, prof.real_repeats)
+        total += realcode.count_app_steps(real_threads, prof.real_repeats)
     bar = report.Progress(total, enabled=not args.no_progress)
 
     t0 = time.monotonic()
     points: list[scaling.Point] = []
     costs: list[single.Cost] = []
     fps: list[memory.Footprint] = []
+    loops: list[realcode.Result] = []
+    apps: list[realcode.AppResult] = []
     try:
         for case in scaling_cases:
             points += scaling.measure(
@@ -270,6 +306,24 @@ def main(argv: list[str] | None = None) -> int:
             )
         if "memory" in suites:
             fps = memory.measure(impls, prof.memory_n, progress=bar.step)
+        if "realcode" in suites:
+            loops = realcode.measure_loops(
+                ordered,
+                prof.real_plan,
+                real_threads,
+                prof.size,
+                prof.real_repeats,
+                prof.real_target_time,
+                cpus,
+                progress=bar.step,
+            )
+            apps = realcode.measure_apps(
+                real_threads,
+                prof.real_repeats,
+                prof.real_target_time * 2,
+                cpus,
+                progress=bar.step,
+            )
     finally:
         bar.close()
     duration = time.monotonic() - t0
@@ -283,8 +337,11 @@ def main(argv: list[str] | None = None) -> int:
         "chunk": scaling.CHUNK,
         "single_n": prof.single_n,
         "memory_n": prof.memory_n,
+        "realcode_threads": real_threads,
+        "realcode_repeats": prof.real_repeats,
+        "realcode_target_time_s": prof.real_target_time,
     }
-    print(report.render_text(env, impls, points, costs, fps))
+    print(report.render_text(env, impls, points, costs, fps, loops, apps))
     print(
         f"\nScaling cells: median / best of {prof.repeats} repetitions (Mops/s, all threads). "
         "spread* = (max - min) / median, worst over thread counts.\n"
@@ -316,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         "scaling": _scaling_json(points),
         "single_thread": [c.to_json() for c in costs],
         "memory": [f.to_json() for f in fps],
+        "realcode_loops": [r.to_json() for r in loops],
+        "realcode_apps": [a.to_json() for a in apps],
     }
     json_path = out / f"bench-{tag}-{prof.name}-{stamp}.json"
     json_path.write_text(json.dumps(result, indent=1) + "\n")
@@ -336,7 +395,9 @@ def main(argv: list[str] | None = None) -> int:
                 plot_prefix = os.path.relpath(args.publish_plots, REPO_ROOT / "docs") + "/"
             except ValueError:
                 plot_prefix = str(args.publish_plots) + "/"
-    md = report.render_markdown(env, impls, points, costs, fps, plots, plot_prefix, settings)
+    md = report.render_markdown(
+        env, impls, points, costs, fps, plots, plot_prefix, settings, loops, apps
+    )
     (out / "latest.md").write_text(md)
     (out / f"latest-{tag}.md").write_text(md)
     print(

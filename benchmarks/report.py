@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from benchmarks import realcode
 from benchmarks.memory import Footprint
 from benchmarks.registry import MAP, Impl
 from benchmarks.scaling import Case, Point
@@ -247,6 +248,8 @@ def render_text(
     points: list[Point],
     costs: list[Cost],
     fps: list[Footprint],
+    loops: list[Any] | None = None,
+    apps: list[Any] | None = None,
 ) -> str:
     out: list[str] = []
     it = env["interpreter"]
@@ -264,9 +267,17 @@ def render_text(
     if head:
         out += [
             "",
-            "== headline: median Mops/s (ratio to the builtin); str keys / int indices, "
-            "immortal values, thread-local keys",
+            "== headline (container only, C loop): median Mops/s (ratio to the builtin); "
+            "str keys / int indices, immortal values, thread-local keys",
             head,
+        ]
+    real = realcode.headline_table(loops or [])
+    if real:
+        out += [
+            "",
+            "== headline (real code, Python loop `x = c[k]`): median Mops/s, read-only, "
+            "str keys / int indices, container reached as a local name or a thread-owned path",
+            real,
         ]
     for case in sorted(scaling_groups(points), key=_case_order):
         pts = [p for p in points if p.case == case]
@@ -282,7 +293,23 @@ def render_text(
         out.append("")
         out.append("== memory per element (tracemalloc while filling one at a time; getsizeof)")
         out.append(memory_table(fps))
+    for mix in realcode.MIXES:
+        for family in (MAP, "seq"):
+            table = realcode.loop_table(loops or [], mix, family)
+            if table:
+                out += ["", f"== real code: {_REAL_TITLES[family]}, {_MIX_TITLES[mix]}", table]
+    table = realcode.app_table(apps or [])
+    if table:
+        out += ["", "== real code: applications, median M ops/s (result checked every run)", table]
     return "\n".join(out)
+
+
+_REAL_TITLES = {MAP: "`x = c[k]` str keys (M ops/s)", "seq": "`x = c[i]` (M ops/s)"}
+_MIX_TITLES = {
+    "read": "read-only",
+    "90/10": "90/10 (every 10th op `c[k] = v`)",
+    "churn": "90/10 churn (every 10th op `del c[k]; c[k] = v`)",
+}
 
 
 def render_markdown(
@@ -294,6 +321,8 @@ def render_markdown(
     plots: list[Path],
     plot_prefix: str,
     settings: dict[str, Any],
+    loops: list[Any] | None = None,
+    apps: list[Any] | None = None,
 ) -> str:
     it = env["interpreter"]
     m = env["machine"]
@@ -324,13 +353,27 @@ def render_markdown(
     if head:
         out += [
             "",
-            "#### Headline",
+            "#### Headline (container only: C loop)",
             "",
             "Median million ops/s summed over threads (ratio to the builtin at the same thread "
             "count). dict-like: str keys; list-like: `c[i]` with int indices; immortal values, "
             "thread-local keys.",
             "",
             head,
+        ]
+    real = realcode.headline_table(loops or [], markdown=True)
+    if real:
+        out += [
+            "",
+            "#### Headline (real code: Python loop)",
+            "",
+            "Median million reads per second summed over threads. Each thread runs a plain "
+            "Python loop `for k in ks: x = c[k]` (str keys; lists: `x = c[i]`), with `c` a "
+            "local name, or through a thread-owned path: our `handle()`, a "
+            "`functools.partial(operator.getitem, c)` for the others. On 3.13t every load of "
+            "`c` increfs the shared container; see docs/performance.md, real code.",
+            "",
+            real,
         ]
     for case in sorted(scaling_groups(points), key=_case_order):
         pts = [p for p in points if p.case == case]
@@ -346,6 +389,16 @@ def render_markdown(
     if fps:
         out += ["", "#### Memory per element", ""]
         out.append(memory_table(fps, markdown=True))
+    for mix in realcode.MIXES:
+        for family in (MAP, "seq"):
+            table = realcode.loop_table(loops or [], mix, family, markdown=True)
+            if table:
+                out += ["", f"#### Real code: {_REAL_TITLES[family]}, {_MIX_TITLES[mix]}", ""]
+                out.append(table)
+    table = realcode.app_table(apps or [], markdown=True)
+    if table:
+        out += ["", "#### Real code: applications (M ops/s, result checked every run)", ""]
+        out.append(table)
     return "\n".join(out) + "\n"
 
 

@@ -14,7 +14,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # `benchmarks` is a package at the repository root
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks import registry, scaling  # noqa: E402
+from benchmarks import realcode, registry, scaling  # noqa: E402
 
 
 def test_cli_smoke_writes_table_json_markdown_and_plots(tmp_path: Path) -> None:
@@ -69,6 +69,18 @@ def test_cli_smoke_writes_table_json_markdown_and_plots(tmp_path: Path) -> None:
     assert "| implementation | 1T med/best | 2T med/best |" in md
     assert "#### Headline" in md
     assert "== headline" in proc.stdout
+    # The real-code suite: labelled headline next to the C-loop one, loops, applications.
+    assert "== headline (container only, C loop)" in proc.stdout
+    assert "== headline (real code, Python loop" in proc.stdout
+    assert "#### Headline (real code: Python loop)" in md
+    assert "== real code: applications" in proc.stdout
+    loops = {(r["impl"], r["access"], r["mix"], r["threads"]) for r in result["realcode_loops"]}
+    assert {("ConcurrentDict", "handle", "read", 2), ("dict", "local", "read", 2),
+            ("ConcurrentList", "handle", "read", 1), ("tuple", "local", "read", 2)} <= loops
+    assert ("dict+Lock", "partial", "churn", 2) in loops
+    assert all(r["median_ops_per_s"] > 0 for r in result["realcode_loops"])
+    apps = {(a["workload"], a["threads"]) for a in result["realcode_apps"]}
+    assert {("memo cache", 1), ("memo cache", 2), ("word count", 1), ("word count", 2)} <= apps
     plots = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
     assert plots == ["throughput-100-0.png", "throughput-90-10.png"]
 
@@ -128,3 +140,54 @@ def test_local_copies_are_equal_but_distinct_objects(key: object) -> None:
     copy = scaling._local_copy(key)
     assert copy == key
     assert copy is not key
+
+
+@pytest.mark.parametrize(
+    ("access", "opname", "name"),
+    [("local", "LOAD_FAST", "c"), ("global", "LOAD_GLOBAL", "C"), ("attr", "LOAD_ATTR", "c"),
+     ("closure", "LOAD_DEREF", "c"), ("handle", "LOAD_FAST", "h")],
+)
+def test_real_code_loops_reach_the_container_as_named(access: str, opname: str, name: str) -> None:
+    import dis
+    import types
+
+    for mix in realcode.MIXES:
+        fn = realcode.compile_loop(access, mix, {"C": None})
+        code = fn.__code__
+        if access == "closure":
+            code = next(c for c in code.co_consts if isinstance(c, types.CodeType))
+        ops = list(dis.get_instructions(code))
+        assert any(i.opname.endswith("SUBSCR") for i in ops), (access, mix)
+        # 3.13 fuses two local loads (LOAD_FAST_LOAD_FAST, argval a tuple).
+        loads = [i for i in ops if i.opname.startswith(opname)
+                 and (i.argval == name or (isinstance(i.argval, tuple) and name in i.argval))]
+        assert loads, (access, mix, [(i.opname, i.argval) for i in ops])
+
+
+def test_real_code_loops_compute_with_every_mix() -> None:
+    impls = [i for i in registry.load_implementations() if i.name in ("dict", "ConcurrentDict")]
+    plan = {mix: realcode.ACCESSES for mix in realcode.MIXES}
+    results = realcode.measure_loops(impls, plan, [1, 2], 64, 1, 0.001, 2)
+    cells = {(r.cell.impl, r.cell.access, r.cell.mix) for r in results}
+    assert ("ConcurrentDict", "handle", "churn") in cells
+    assert ("dict", "handle", "read") not in cells  # handles are ours only
+    assert ("dict", "closure", "90/10") in cells
+
+
+def test_an_application_that_computes_a_wrong_answer_fails() -> None:
+    app = next(a for a in realcode.applications() if a.variant == "dict + Lock"
+               and a.workload == "word count")
+    assert realcode.run_app_once(app, 2, 1) > 0
+
+    def miscount(state: object, tid: int, reps: int) -> int:
+        ops = app.worker(state, tid, reps)
+        if reps:
+            state["d"]["w000"] += 1  # type: ignore[index]
+        return ops
+
+    wrong = realcode.App(app.workload, app.variant, app.role, app.setup, miscount, app.check)
+    with pytest.raises(AssertionError, match="word count"):
+        realcode.run_app_once(wrong, 2, 1)
+    memo = next(a for a in realcode.applications() if "handle" in a.variant
+                and a.workload == "memo cache")
+    assert realcode.run_app_once(memo, 2, 1) > 0

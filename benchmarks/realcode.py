@@ -1,0 +1,848 @@
+"""Real code: plain Python loops over a shared container, the way users write them.
+
+The scaling suite (scaling.py) drives every container through one C loop that
+never touches the container's reference count, to measure the containers
+themselves.  User code does not look like that.  It writes ``x = c[k]`` in a
+``for`` loop, with ``c`` a local variable, a module global, ``self.c`` or a
+closure variable; on free-threaded 3.13 each of those loads increfs the shared
+container (``LOAD_FAST``, ``LOAD_GLOBAL``, ``LOAD_ATTR``, ``LOAD_DEREF``) and
+bounces its header's cache line between cores.  This suite measures that:
+
+* **Access patterns** (:data:`ACCESSES`): the loop reaches the container as a
+  local, a module global, ``self.c`` (a thread-owned holder object), a closure
+  variable, through a thread-owned ``functools.partial`` (any container), or
+  through a per-thread ``handle()`` (ours).  Everything a thread uses except
+  the container is created in that thread, before the barrier.
+* **Mixes**: read-only; 90/10 (every tenth operation overwrites a present
+  key or index); churn (dicts: every tenth operation deletes one of the
+  thread's own churn keys and inserts it again).
+* **Applications** (:data:`APPS`): a memo cache with a hot working set
+  (``get_or_insert`` / ``setdefault`` / a lock), and a word count
+  (``update_item`` / a locked ``dict`` / a ``Counter`` under a lock / one
+  ``Counter`` per thread merged at the end).  Every application checks its
+  result after each repetition: a fast wrong answer fails the run.
+
+Threads start on a barrier; each times its own loop; the throughput of a
+repetition is all threads' operations over (last end - first start).  Work is
+calibrated at one thread to last ``target_time`` and split over the threads;
+repetitions are interleaved across variants, as in scaling.py.  The cyclic GC
+is off while timing.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import random
+import statistics
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks.registry import MAP, SEQ, Impl
+
+#: Access patterns, in table order.  "handle" applies to containers with .handle().
+ACCESSES = ("local", "global", "attr", "closure", "partial", "handle")
+ACCESS_LABELS = {
+    "local": "local name",
+    "global": "module global",
+    "attr": "self.c",
+    "closure": "closure variable",
+    "partial": "thread-owned partial",
+    "handle": "handle()",
+}
+MIXES = ("read", "90/10", "churn")
+BLOCK = 10  # a write mix has one write per BLOCK operations
+KEYS_PER_THREAD = 1000
+
+
+# ------------------------------------------------------------------ loop code
+# One template per mix; {setup}, {get}, {put}, {rm} name the container the way
+# the access pattern does.  The loops are generated (exec) so that each access
+# pattern runs exactly the bytecode a user would write, and nothing else.
+_READ = """
+def loop(container, ks, ws, cs, v, reps):
+    {setup}
+    for _ in range(reps):
+        for k in ks:
+            x = {get}(k)
+"""
+
+_MIXED = """
+def loop(container, ks, ws, cs, v, reps):
+    {setup}
+    for _ in range(reps):
+        for block, w in zip(ks, ws):
+            for k in block:
+                x = {get}(k)
+            {put}(w, v)
+"""
+
+_CHURN = """
+def loop(container, ks, ws, cs, v, reps):
+    {setup}
+    for _ in range(reps):
+        for block, ck in zip(ks, cs):
+            for k in block:
+                x = {get}(k)
+            {rm}(ck)
+            {put}(ck, v)
+"""
+
+# How each access pattern names the container.  "{c}" is the expression the
+# loop uses; subscription is spelled out below.
+_ACCESS_CODE = {
+    "local": ("c = container", "c"),
+    "global": ("", "C"),
+    "attr": ("self = _Holder(container)", "self.c"),
+    "partial": (
+        "get = _partial(_getitem, container); put = _partial(_setitem, container); "
+        "rm = _partial(_delitem, container)",
+        None,
+    ),
+    "handle": ("h = container.handle()", "h"),
+}
+
+
+class _Holder:
+    """What ``self`` is in ``self.c``: an application object holding the container."""
+
+    __slots__ = ("c",)
+
+    def __init__(self, c: Any) -> None:
+        self.c = c
+
+
+def _source(access: str, mix: str) -> str:
+    template = {"read": _READ, "90/10": _MIXED, "churn": _CHURN}[mix]
+    if access == "closure":
+        # The local-name loop as an inner function that reads the enclosing
+        # function's `c` (a cell: LOAD_DEREF on every access).
+        inner = _source("local", mix).replace(
+            "def loop(container, ks, ws, cs, v, reps):\n    c = container\n",
+            "def inner(ks, ws, cs, v, reps):\n    pass\n",
+        )
+        body = "\n".join("    " + line if line else line for line in inner.splitlines())
+        return (
+            "\ndef loop(container, ks, ws, cs, v, reps):\n    c = container\n"
+            + body
+            + "\n    return inner(ks, ws, cs, v, reps)\n"
+        )
+    setup, name = _ACCESS_CODE[access]
+    if name is None:  # partial
+        get, put, rm = "get", "put", "rm"
+        src = template.format(setup=setup or "pass", get=get, put=put, rm=rm)
+        return src
+    src = template.format(setup=setup or "pass", get="{GET}", put="{PUT}", rm="{RM}")
+    # Subscription syntax, not method calls: what users write.
+    src = src.replace("x = {GET}(k)", f"x = {name}[k]")
+    src = src.replace("{PUT}(w, v)", f"{name}[w] = v").replace("{PUT}(ck, v)", f"{name}[ck] = v")
+    src = src.replace("{RM}(ck)", f"del {name}[ck]")
+    return src
+
+
+def compile_loop(access: str, mix: str, namespace: dict[str, Any]) -> Callable[..., None]:
+    """The loop function of one access pattern and mix, compiled in ``namespace``
+    (whose ``C`` is the module global of the "global" pattern)."""
+    import functools
+    import operator
+
+    namespace.update(
+        _Holder=_Holder,
+        _partial=functools.partial,
+        _getitem=operator.getitem,
+        _setitem=operator.setitem,
+        _delitem=operator.delitem,
+    )
+    code = compile(_source(access, mix), f"<realcode {access} {mix}>", "exec")
+    exec(code, namespace)
+    fn: Callable[..., None] = namespace.pop("loop")
+    return fn
+
+
+# ------------------------------------------------------------------ data
+def _keys(family: str, n: int) -> list[Any]:
+    if family == MAP:
+        return [f"key:{i:07d}" for i in range(n)]
+    return list(range(n))
+
+
+def _own(k: Any) -> Any:
+    """An equal key object owned by the calling thread."""
+    return k[:1] + k[1:] if isinstance(k, str) else k
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One measured series: implementation, access pattern, mix."""
+
+    impl: str
+    role: str
+    family: str
+    access: str
+    mix: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.impl} ({ACCESS_LABELS[self.access]})"
+
+
+@dataclass
+class Result:
+    cell: Cell
+    threads: int
+    ops_per_rep: int
+    runs: list[float]  # ops/s per repetition
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.runs)
+
+    @property
+    def best(self) -> float:
+        return max(self.runs)
+
+    def to_json(self) -> dict[str, Any]:
+        c = self.cell
+        return {
+            "impl": c.impl,
+            "role": c.role,
+            "family": c.family,
+            "access": c.access,
+            "mix": c.mix,
+            "threads": self.threads,
+            "ops_per_rep": self.ops_per_rep,
+            "runs_ops_per_s": [round(r, 1) for r in self.runs],
+            "median_ops_per_s": round(self.median, 1),
+            "best_ops_per_s": round(self.best, 1),
+        }
+
+
+def applicable(impl: Impl, access: str, mix: str) -> bool:
+    if not impl.available or not impl.supports("getitem"):
+        return False
+    if mix != "read" and (impl.readonly or not impl.supports("setitem")):
+        return False
+    if mix == "churn" and (impl.family != MAP or not impl.supports("delitem")):
+        return False
+    if access == "handle":
+        return impl.role == "ours"
+    return True
+
+
+def cells_for(impls: list[Impl], accesses: dict[str, tuple[str, ...]]) -> list[tuple[Impl, Cell]]:
+    """Every (implementation, access, mix) of the plan ``{mix: accesses}``."""
+    out = []
+    for mix, acc in accesses.items():
+        for impl in impls:
+            for access in acc:
+                if applicable(impl, access, mix):
+                    out.append((impl, Cell(impl.name, impl.role, impl.family, access, mix)))
+    return out
+
+
+# ------------------------------------------------------------------ running
+def _prepare(impl: Impl, size: int) -> Any:
+    keys = _keys(impl.family, size)
+    if impl.family == MAP:
+        return impl.make([(k, i % 256) for i, k in enumerate(keys)])
+    return impl.make([i % 256 for i in range(size)])
+
+
+def _thread_data(
+    cell: Cell, size: int, tid: int, container: Any
+) -> tuple[list[Any], list[Any], list[Any], int]:
+    """Keys for one thread (built in that thread): the read keys (blocks of
+    BLOCK - 1 for the write mixes), the write keys and the churn keys."""
+    rng = random.Random(1000 + tid)
+    keys = _keys(cell.family, size)
+    own = [_own(keys[rng.randrange(size)]) for _ in range(KEYS_PER_THREAD)]
+    if cell.mix == "read":
+        return own, [], [], len(own)
+    blocks = [own[j : j + BLOCK - 1] for j in range(0, len(own), BLOCK - 1)]
+    writes = [_own(keys[rng.randrange(size)]) for _ in blocks]
+    churn: list[Any] = []
+    if cell.mix == "churn":
+        churn = [f"churn:{tid:03d}:{j:04d}" for j in range(len(blocks))]
+        for c in churn:
+            container[c] = 0
+    ops = sum(len(b) for b in blocks) + len(blocks)
+    return blocks, writes, churn, ops
+
+
+def run_once(
+    container: Any, cell: Cell, size: int, threads: int, reps_per_thread: int
+) -> tuple[float, int]:
+    """One repetition; returns (aggregate ops/s, ops)."""
+    namespace: dict[str, Any] = {"C": container}
+    barrier = threading.Barrier(threads)
+    starts = [0.0] * threads
+    ends = [0.0] * threads
+    ops = [0] * threads
+    errors: list[BaseException] = []
+
+    def body(tid: int) -> None:
+        try:
+            loop = compile_loop(cell.access, cell.mix, dict(namespace))
+            ks, ws, cs, n = _thread_data(cell, size, tid, container)
+            ops[tid] = n * reps_per_thread
+            loop(container, ks, ws, cs, 0, 1)  # warm up: first touch of everything
+            barrier.wait()
+            starts[tid] = time.perf_counter()
+            loop(container, ks, ws, cs, 0, reps_per_thread)
+            ends[tid] = time.perf_counter()
+            for c in cs:
+                del container[c]
+        except BaseException as exc:
+            errors.append(exc)
+            barrier.abort()
+
+    pool = [threading.Thread(target=body, args=(t,), name=f"realcode-{t}") for t in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    if errors:
+        raise errors[0]
+    return sum(ops) / (max(ends) - min(starts)), sum(ops)
+
+
+def _calibrate(container: Any, cell: Cell, size: int, target_time: float) -> int:
+    reps = 1
+    while True:
+        rate, ops = run_once(container, cell, size, 1, reps)
+        elapsed = ops / rate
+        if elapsed >= target_time / 8 or reps >= 1 << 16:
+            return max(1, round(reps * target_time / elapsed))
+        reps *= 4
+
+
+def measure_loops(
+    impls: list[Impl],
+    plan: dict[str, tuple[str, ...]],
+    thread_counts: list[int],
+    size: int,
+    repeats: int,
+    target_time: float,
+    cpus: int,
+    progress: Callable[[str], None] | None = None,
+) -> list[Result]:
+    """Every cell of ``plan`` at every thread count (repetitions interleaved)."""
+    cells = cells_for(impls, plan)
+    containers = {impl.name: _prepare(impl, size) for impl, _ in cells}
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        reps = {
+            cell: _calibrate(containers[cell.impl], cell, size, target_time) for _, cell in cells
+        }
+        runs: dict[tuple[Cell, int], list[float]] = {}
+        opcount: dict[tuple[Cell, int], int] = {}
+        for rep in range(repeats):
+            for threads in thread_counts:
+                if progress is not None:
+                    progress(f"real code x{threads} rep {rep + 1}")
+                for _, cell in cells:
+                    per_thread = max(1, round(reps[cell] * min(threads, cpus) / threads))
+                    rate, ops = run_once(containers[cell.impl], cell, size, threads, per_thread)
+                    runs.setdefault((cell, threads), []).append(rate)
+                    opcount[(cell, threads)] = ops
+        return [
+            Result(cell, t, opcount[(cell, t)], runs[(cell, t)])
+            for _, cell in cells
+            for t in thread_counts
+        ]
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def count_loop_steps(
+    impls: list[Impl], plan: dict[str, tuple[str, ...]], thread_counts: list[int], repeats: int
+) -> int:
+    return repeats * len(thread_counts) if cells_for(impls, plan) else 0
+
+
+# ------------------------------------------------------------------ applications
+@dataclass
+class App:
+    """One variant of an application workload."""
+
+    workload: str  # "memo cache" or "word count"
+    variant: str  # what the threads use
+    role: str
+    setup: Callable[[], Any]  # shared state, built before the threads
+    worker: Callable[[Any, int, int], int]  # (state, tid, reps) -> ops; runs in its thread
+    check: Callable[[Any, int, int], None]  # (state, threads, reps) raises if wrong
+
+
+# ---- memo cache: every thread looks up keys drawn from a skewed distribution
+# (90 % of the lookups hit a hot set of 64 keys out of 4096); a miss computes
+# the value and inserts it.  Correct: every cached value is f(key), and (where
+# the variant promises it) each key was computed once.
+MEMO_KEYS = 4096
+MEMO_HOT = 64
+MEMO_LOOKUPS = 2000
+
+
+def _memo_f(n: int) -> int:
+    return (n * 2654435761) % 1000003
+
+
+def _memo_stream(tid: int) -> list[str]:
+    rng = random.Random(77 + tid)
+    out = []
+    for _ in range(MEMO_LOOKUPS):
+        n = rng.randrange(MEMO_HOT) if rng.random() < 0.9 else rng.randrange(MEMO_KEYS)
+        out.append(f"memo:{n:05d}")
+    return out
+
+
+def _memo_check(state: Any, threads: int, reps: int) -> None:
+    cache, computed = state["cache"], state["computed"]
+    items = cache.snapshot() if hasattr(cache, "snapshot") else dict(cache)
+    for k, v in items.items():
+        if v != _memo_f(int(k[5:])):
+            raise AssertionError(f"memo cache: wrong value for {k}")
+    if state["once"] and any(n != 1 for n in computed.values()):
+        raise AssertionError("memo cache: a value was computed twice")
+    expected = set()
+    for t in range(threads):
+        expected.update(_memo_stream(t))
+    if set(items) != expected:
+        raise AssertionError("memo cache: keys missing or extra")
+
+
+def _memo_apps() -> list[App]:
+    from nogil_collections import ConcurrentDict
+
+    def fresh(cache: Any, once: bool) -> Callable[[], Any]:
+        return lambda: {"cache": cache(), "computed": Counter(), "once": once,
+                        "lock": threading.Lock()}
+
+    def counted(state: Any, k: str) -> Callable[[], int]:
+        def factory() -> int:
+            # Counter += under the state's lock: bookkeeping for the check only.
+            with state["lock"]:
+                state["computed"][k] += 1
+            return _memo_f(int(k[5:]))
+
+        return factory
+
+    def cd_local(state: Any, tid: int, reps: int) -> int:
+        stream = _memo_stream(tid)
+        cache = state["cache"]
+        total = 0
+        for _ in range(reps):
+            for k in stream:
+                v = cache.get(k)
+                if v is None:
+                    v = cache.get_or_insert(k, counted(state, k))
+                total += v
+        return reps * len(stream)
+
+    def cd_handle(state: Any, tid: int, reps: int) -> int:
+        stream = _memo_stream(tid)
+        cache = state["cache"].handle()
+        total = 0
+        for _ in range(reps):
+            for k in stream:
+                v = cache.get(k)
+                if v is None:
+                    v = cache.get_or_insert(k, counted(state, k))
+                total += v
+        return reps * len(stream)
+
+    def dict_setdefault(state: Any, tid: int, reps: int) -> int:
+        # The idiom on a builtin dict: may compute a value twice, stores one.
+        stream = _memo_stream(tid)
+        cache = state["cache"]
+        total = 0
+        for _ in range(reps):
+            for k in stream:
+                v = cache.get(k)
+                if v is None:
+                    v = cache.setdefault(k, counted(state, k)())
+                total += v
+        return reps * len(stream)
+
+    def dict_lock(state: Any, tid: int, reps: int) -> int:
+        stream = _memo_stream(tid)
+        cache = state["cache"]
+        lock = state["cache_lock"]
+        total = 0
+        for _ in range(reps):
+            for k in stream:
+                with lock:
+                    v = cache.get(k)
+                    if v is None:
+                        v = cache[k] = counted(state, k)()
+                total += v
+        return reps * len(stream)
+
+    def with_lock(make: Callable[[], Any]) -> Callable[[], Any]:
+        def build() -> Any:
+            s = make()
+            s["cache_lock"] = threading.Lock()
+            return s
+
+        return build
+
+    return [
+        App("memo cache", "ConcurrentDict get + get_or_insert (local)", "ours",
+            fresh(ConcurrentDict, True), cd_local, _memo_check),
+        App("memo cache", "ConcurrentDict get + get_or_insert (handle)", "ours",
+            fresh(ConcurrentDict, True), cd_handle, _memo_check),
+        App("memo cache", "dict get + setdefault", "builtin",
+            fresh(dict, False), dict_setdefault, _memo_check),
+        App("memo cache", "dict + Lock", "locked",
+            with_lock(fresh(dict, True)), dict_lock, _memo_check),
+    ]
+
+
+# ---- word count: every thread counts the words of its own text (a Zipf-like
+# vocabulary of 500 words) into one shared table.  Correct: the table equals
+# the Counter of all threads' texts (times the repetitions).
+WORDS = [f"w{i:03d}" for i in range(500)]
+WORDS_PER_THREAD = 2000
+
+
+def _text(tid: int) -> list[str]:
+    rng = random.Random(5 + tid)
+    weights = [1.0 / (i + 1) for i in range(len(WORDS))]
+    return [w[:1] + w[1:] for w in rng.choices(WORDS, weights, k=WORDS_PER_THREAD)]
+
+
+def _count_check(state: Any, threads: int, reps: int) -> None:
+    expected: Counter[str] = Counter()
+    for t in range(threads):
+        expected.update(_text(t))
+    for w in expected:
+        expected[w] *= reps
+    got = state["result"]()
+    if dict(got) != dict(expected):
+        raise AssertionError("word count: wrong totals")
+
+
+def _count_apps() -> list[App]:
+    from nogil_collections import ConcurrentDict
+
+    def inc(n: int) -> int:
+        return n + 1
+
+    def cd_state() -> Any:
+        d = ConcurrentDict()
+        return {"d": d, "result": d.snapshot}
+
+    def cd_local(state: Any, tid: int, reps: int) -> int:
+        words = _text(tid)
+        counts = state["d"]
+        for _ in range(reps):
+            for w in words:
+                counts.update_item(w, inc, 0)
+        return reps * len(words)
+
+    def cd_handle(state: Any, tid: int, reps: int) -> int:
+        words = _text(tid)
+        counts = state["d"].handle()
+        for _ in range(reps):
+            for w in words:
+                counts.update_item(w, inc, 0)
+        return reps * len(words)
+
+    def locked_state() -> Any:
+        d: dict[str, int] = {}
+        return {"d": d, "lock": threading.Lock(), "result": lambda: d}
+
+    def dict_lock(state: Any, tid: int, reps: int) -> int:
+        words = _text(tid)
+        counts, lock = state["d"], state["lock"]
+        for _ in range(reps):
+            for w in words:
+                with lock:
+                    counts[w] = counts.get(w, 0) + 1
+        return reps * len(words)
+
+    def counter_state() -> Any:
+        c: Counter[str] = Counter()
+        return {"c": c, "lock": threading.Lock(), "result": lambda: c}
+
+    def counter_lock(state: Any, tid: int, reps: int) -> int:
+        words = _text(tid)
+        counts, lock = state["c"], state["lock"]
+        for _ in range(reps):
+            for w in words:
+                with lock:
+                    counts[w] += 1
+        return reps * len(words)
+
+    def merge_state() -> Any:
+        total: Counter[str] = Counter()
+        lock = threading.Lock()
+        return {"total": total, "lock": lock, "result": lambda: total}
+
+    def per_thread_counter(state: Any, tid: int, reps: int) -> int:
+        # What a careful user does when only the final totals matter.
+        words = _text(tid)
+        mine: Counter[str] = Counter()
+        for _ in range(reps):
+            for w in words:
+                mine[w] += 1
+        with state["lock"]:
+            state["total"].update(mine)
+        return reps * len(words)
+
+    return [
+        App("word count", "ConcurrentDict.update_item (local)", "ours", cd_state, cd_local,
+            _count_check),
+        App("word count", "ConcurrentDict.update_item (handle)", "ours", cd_state, cd_handle,
+            _count_check),
+        App("word count", "dict + Lock", "locked", locked_state, dict_lock, _count_check),
+        App("word count", "Counter + Lock", "locked", counter_state, counter_lock, _count_check),
+        App("word count", "Counter per thread, merged", "builtin", merge_state,
+            per_thread_counter, _count_check),
+    ]
+
+
+def applications() -> list[App]:
+    """Every application variant (ConcurrentDict must be importable)."""
+    return _memo_apps() + _count_apps()
+
+
+def run_app_once(app: App, threads: int, reps: int) -> float:
+    state = app.setup()
+    barrier = threading.Barrier(threads)
+    starts = [0.0] * threads
+    ends = [0.0] * threads
+    ops = [0] * threads
+    errors: list[BaseException] = []
+
+    def body(tid: int) -> None:
+        try:
+            app.worker(state, tid, 0)  # builds its data: first touch, no ops
+            barrier.wait()
+            starts[tid] = time.perf_counter()
+            ops[tid] = app.worker(state, tid, reps)
+            ends[tid] = time.perf_counter()
+        except BaseException as exc:
+            errors.append(exc)
+            barrier.abort()
+
+    pool = [threading.Thread(target=body, args=(t,), name=f"app-{t}") for t in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    if errors:
+        raise errors[0]
+    app.check(state, threads, reps)
+    return sum(ops) / (max(ends) - min(starts))
+
+
+@dataclass
+class AppResult:
+    workload: str
+    variant: str
+    role: str
+    threads: int
+    runs: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.runs)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "workload": self.workload,
+            "variant": self.variant,
+            "role": self.role,
+            "threads": self.threads,
+            "runs_ops_per_s": [round(r, 1) for r in self.runs],
+            "median_ops_per_s": round(self.median, 1),
+        }
+
+
+def measure_apps(
+    thread_counts: list[int],
+    repeats: int,
+    target_time: float,
+    cpus: int,
+    progress: Callable[[str], None] | None = None,
+) -> list[AppResult]:
+    apps = applications()
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        reps = {}
+        for app in apps:
+            r = 1
+            while True:
+                t0 = time.perf_counter()
+                run_app_once(app, 1, r)
+                elapsed = time.perf_counter() - t0
+                if elapsed >= target_time / 4 or r >= 1 << 12:
+                    reps[app.variant, app.workload] = max(1, round(r * target_time / elapsed))
+                    break
+                r *= 4
+        runs: dict[tuple[str, str, int], list[float]] = {}
+        for rep in range(repeats):
+            for threads in thread_counts:
+                if progress is not None:
+                    progress(f"applications x{threads} rep {rep + 1}")
+                for app in apps:
+                    base = reps[app.variant, app.workload]
+                    n = max(1, round(base * min(threads, cpus) / threads))
+                    rate = run_app_once(app, threads, n)
+                    runs.setdefault((app.workload, app.variant, threads), []).append(rate)
+        return [
+            AppResult(app.workload, app.variant, app.role, t, runs[(app.workload, app.variant, t)])
+            for app in apps
+            for t in thread_counts
+        ]
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def count_app_steps(thread_counts: list[int], repeats: int) -> int:
+    return repeats * len(thread_counts)
+
+
+# ------------------------------------------------------------------ tables
+def _ratio(a: float | None, b: float | None) -> str:
+    if a is None or b is None or not b or math.isnan(a):
+        return "-"
+    return f"{a / b:.2f}x"
+
+
+def loop_table(results: list[Result], mix: str, family: str, markdown: bool = False) -> str | None:
+    """Rows: implementation x access; columns: median M ops/s per thread count,
+    scaling, and the ratio to the builtin read through a local name."""
+    from benchmarks.report import BUILTIN, _fmt_table, _impl_key
+
+    rs = [r for r in results if r.cell.mix == mix and r.cell.family == family]
+    if not rs:
+        return None
+    threads = sorted({r.threads for r in rs})
+    by = {(r.cell, r.threads): r for r in rs}
+    builtin = BUILTIN[family]
+    ref = {
+        r.threads: r for r in rs if r.cell.impl == builtin and r.cell.access == "local"
+    }
+    cells = sorted(
+        {r.cell for r in rs},
+        key=lambda c: (*_impl_key(c.role, c.impl), ACCESSES.index(c.access)),
+    )
+    headers = ["implementation (container reached as)"]
+    headers += [f"{t}T" for t in threads]
+    headers += [f"scaling {t}T" for t in threads if t != 1]
+    headers += [f"vs {builtin} local {t}T" for t in threads]
+    rows = []
+    for cell in cells:
+        name = f"**{cell.label}**" if markdown and cell.role == "ours" else cell.label
+        row = [name]
+        row += [f"{by[(cell, t)].median / 1e6:.2f}" if (cell, t) in by else "-" for t in threads]
+        one = by.get((cell, 1))
+        for t in threads:
+            if t != 1:
+                p = by.get((cell, t))
+                row.append(_ratio(p.median if p else None, one.median if one else None))
+        for t in threads:
+            p = by.get((cell, t))
+            row.append(_ratio(p.median if p else None, ref[t].median if t in ref else None))
+        rows.append(row)
+    return _fmt_table(headers, rows, markdown)
+
+
+def app_table(results: list[AppResult], markdown: bool = False) -> str | None:
+    from benchmarks.report import _fmt_table
+
+    if not results:
+        return None
+    threads = sorted({r.threads for r in results})
+    by = {(r.workload, r.variant, r.threads): r for r in results}
+    variants = list(dict.fromkeys((r.workload, r.variant, r.role) for r in results))
+    headers = ["workload", "variant"] + [f"{t}T" for t in threads]
+    headers += [f"scaling {t}T" for t in threads if t != 1]
+    rows = []
+    for workload, variant, role in variants:
+        name = f"**{variant}**" if markdown and role == "ours" else variant
+        row = [workload, name]
+        row += [f"{by[(workload, variant, t)].median / 1e6:.2f}" for t in threads]
+        one = by[(workload, variant, threads[0])] if threads[0] == 1 else None
+        for t in threads:
+            if t != 1:
+                row.append(_ratio(by[(workload, variant, t)].median, one.median if one else None))
+        rows.append(row)
+    return _fmt_table(headers, rows, markdown)
+
+
+def headline_table(results: list[Result], markdown: bool = False) -> str | None:
+    """Real-code headline: read-only loops ``x = c[k]`` (str keys) / ``x = c[i]``,
+    each container through a local name and through its best thread-owned
+    path (our handle; a partial for the others)."""
+    from benchmarks.report import BUILTIN, _fmt_table, _impl_key
+
+    rs = [r for r in results if r.cell.mix == "read"]
+    if not rs:
+        return None
+    threads = sorted({r.threads for r in rs})
+    by = {(r.cell, r.threads): r for r in rs}
+    cells = sorted(
+        {
+            r.cell
+            for r in rs
+            if r.cell.access == "local"
+            or (r.cell.access == "handle")
+            or (r.cell.access == "partial" and r.cell.role != "ours")
+        },
+        key=lambda c: (c.family != MAP, *_impl_key(c.role, c.impl), ACCESSES.index(c.access)),
+    )
+    ref = {
+        (r.cell.family, r.threads): r
+        for r in rs
+        if r.cell.impl == BUILTIN[r.cell.family] and r.cell.access == "local"
+    }
+    headers = ["implementation (container reached as)"] + [f"{t}T" for t in threads]
+    headers += [f"scaling {t}T" for t in threads if t != 1]
+    if threads[-1] != 1:
+        headers.append(f"vs builtin local {threads[-1]}T")
+    rows = []
+    for cell in cells:
+        name = f"**{cell.label}**" if markdown and cell.role == "ours" else cell.label
+        row = [name] + [f"{by[(cell, t)].median / 1e6:.2f}" for t in threads]
+        one = by.get((cell, 1))
+        for t in threads:
+            if t != 1:
+                row.append(_ratio(by[(cell, t)].median, one.median if one else None))
+        if threads[-1] != 1:
+            top = threads[-1]
+            r = ref.get((cell.family, top))
+            row.append(_ratio(by[(cell, top)].median, r.median if r else None))
+        rows.append(row)
+    return _fmt_table(headers, rows, markdown)
+
+
+__all__ = [
+    "ACCESSES",
+    "MIXES",
+    "SEQ",
+    "App",
+    "AppResult",
+    "Cell",
+    "Result",
+    "app_table",
+    "applications",
+    "compile_loop",
+    "count_app_steps",
+    "count_loop_steps",
+    "headline_table",
+    "loop_table",
+    "measure_apps",
+    "measure_loops",
+]
