@@ -30,6 +30,7 @@ from libc.string cimport memcpy
 
 from nogil_collections._core.atomics cimport (
     ncc_load_ptr_acquire, ncc_load_ptr_relaxed, ncc_store_ptr_release,
+    ncc_load_ssize_acquire, ncc_store_ssize_release,
     ncc_load_obj_acquire, ncc_load_ssize_relaxed, ncc_store_ssize_relaxed,
     ncc_load_uint64_relaxed, ncc_cpu_relax,
     ncc_load_uint32_relaxed, ncc_store_uint32_relaxed,
@@ -52,56 +53,55 @@ from nogil_collections._handle import ConcurrentListHandle as _Handle
 
 ncc_qsbr_import()
 
+cdef extern from "_list_array.h":
+    ctypedef struct ncl_array:
+        Py_ssize_t capacity
+        PyObject *items[1]
+    ctypedef struct ncl_state:
+        uint64_t version
+        Py_ssize_t size
+        ncl_array *array
+        uint32_t shared
+        uint64_t replace_seq
+    size_t NCL_ARRAY_BYTES(Py_ssize_t cap)
+    ncl_array *ncl_array_new(Py_ssize_t cap)
+    void ncl_array_free(ncl_array *a)
+    ncl_array *ncl_array_regrow(ncl_array *a, Py_ssize_t n, Py_ssize_t newcap)
+    Py_ssize_t ncl_grow_capacity(Py_ssize_t newsize, Py_ssize_t oldsize, int shared)
+    bint ncl_foreign(PyObject *op)
+    uintptr_t ncl_thread_id()
+    void ncl_reader_announce(PyObject *self, ncl_state *s)
+    bint ncl_inplace_begin(ncl_state *s)
+    int ncl_read_item(PyObject *self, ncl_state *s, Py_ssize_t i, PyObject **out)
+    Py_ssize_t ncl_read_run(PyObject *self, ncl_state *s, Py_ssize_t start, PyObject **buf,
+                            Py_ssize_t max, uint64_t *v_out, uint64_t *rv_out)
+    bint ncl_run_still_valid(ncl_state *s, uint64_t v, uint64_t rv)
+    Py_ssize_t ncl_iter_take_batch(ncl_iter_state *st, PyObject **out)
+    uint64_t ncl_read_version(ncl_state *s)
+    ctypedef struct ncl_iter_state:
+        Py_ssize_t index
+        uintptr_t owner
+        ncl_state *ls
+        Py_ssize_t bstart
+        Py_ssize_t bpos
+        Py_ssize_t blen
+        uint64_t bv
+        uint64_t brv
+        PyObject *buf[1]
+    enum:
+        NCL_ITER_BATCH
+    enum:
+        NCL_READ_OUT_OF_RANGE
+        NCL_READ_GOT
+        NCL_READ_LOCKED
+        NCL_MUTANT_NONE
+        NCL_MUTANT_SPECULATIVE_CAS
+    int ncl_mutant
+    void ncl_set_mutant(int m)
+    void ncl_mutant_spin(double seconds)
+
 cdef extern from *:
     """
-    #include <stddef.h>
-    /* The backing array.  Readers check an index against the capacity of the
-     * array they actually loaded (size and array are separate loads). */
-    typedef struct {
-        Py_ssize_t capacity;
-        PyObject *items[1];
-    } ncl_array;
-
-    #define NCL_ARRAY_BYTES(cap) \\
-        (offsetof(ncl_array, items) + (size_t)(cap) * sizeof(PyObject *))
-
-    /* Zeroed (slots at and beyond `size` are always NULL).  NULL on overflow
-     * or out of memory; never called with cap <= 0. */
-    static ncl_array *ncl_array_new(Py_ssize_t cap) {
-        if (cap > (Py_ssize_t)((PY_SSIZE_T_MAX - sizeof(ncl_array)) / sizeof(PyObject *))) {
-            return NULL;
-        }
-        ncl_array *a = (ncl_array *)PyMem_RawCalloc(1, NCL_ARRAY_BYTES(cap));
-        if (a != NULL) {
-            a->capacity = cap;
-        }
-        return a;
-    }
-    static void ncl_array_free(ncl_array *a) { PyMem_RawFree(a); }
-
-    /* The hot fields, kept together on their own cache line(s). */
-    typedef struct {
-        uint64_t version;      /* seqlock: odd while a writer changes state */
-        Py_ssize_t size;
-        ncl_array *array;      /* NULL when capacity is 0 */
-        /* Sticky: set once a thread other than the list's owner touches it.
-         * Until then writers skip ncc_publish (see _pub). */
-        uint32_t shared;
-    } ncl_state;
-
-    /* True if the calling thread does not own `op` (3.13t+: ob_tid).  On GIL
-     * builds no reader runs concurrently with a writer: never foreign. */
-    static inline int ncl_foreign(PyObject *op) {
-    #ifdef Py_GIL_DISABLED
-        /* Relaxed: ob_tid only changes from our id to 0 (merge) or was never
-         * ours; either way a stale value only makes us publish earlier. */
-        return (uintptr_t)ncc_load_ptr_relaxed((void **)&op->ob_tid) != _Py_ThreadId();
-    #else
-        (void)op;
-        return 0;
-    #endif
-    }
-
     /* Return a new reference unchanged: lets Cython take ownership of a
      * PyObject* that is already a new reference (no extra incref/decref
      * pair, which on 3.13t would be atomic ops on a shared refcount). */
@@ -167,6 +167,58 @@ cdef extern from *:
         return 0;
     }
 
+    /* The forward iterator buffers references in a C array: visit them, and
+     * drop them on tp_clear, chaining to Cython's slots; and its C fast path
+     * of next() goes in front of Cython's tp_iternext (the slow path). */
+    static Py_ssize_t ncl_iter_state_offset = -1;
+    static traverseproc ncl_iter_base_traverse = NULL;
+    static inquiry ncl_iter_base_clear = NULL;
+    static iternextfunc ncl_iter_base_next = NULL;
+
+    #define NCL_ITER_STATE(self) ((ncl_iter_state *)((char *)(self) + ncl_iter_state_offset))
+
+    static int ncl_iter_traverse(PyObject *self, visitproc visit, void *arg) {
+        ncl_iter_state *st = NCL_ITER_STATE(self);
+        for (Py_ssize_t j = st->bpos; j < st->blen; j++) {
+            Py_VISIT(st->buf[j]);
+        }
+        return ncl_iter_base_traverse != NULL ? ncl_iter_base_traverse(self, visit, arg) : 0;
+    }
+
+    static int ncl_iter_clear(PyObject *self) {
+        PyObject *tmp[NCL_ITER_BATCH];
+        /* Empty first, then release (a __del__ may reach this iterator). */
+        Py_ssize_t n = ncl_iter_take_batch(NCL_ITER_STATE(self), tmp);
+        for (Py_ssize_t j = 0; j < n; j++) {
+            Py_DECREF(tmp[j]);
+        }
+        return ncl_iter_base_clear != NULL ? ncl_iter_base_clear(self) : 0;
+    }
+
+    static PyObject *ncl_iter_next(PyObject *self) {
+        PyObject *r = ncl_iter_fast_next(NCL_ITER_STATE(self));
+        return r != NULL ? r : ncl_iter_base_next(self);
+    }
+
+    static int ncl_patch_iter(PyObject *type, Py_ssize_t state_offset) {
+        PyTypeObject *t = (PyTypeObject *)type;
+        if (!(t->tp_flags & Py_TPFLAGS_HAVE_GC) || t->tp_iternext == NULL) {
+            PyErr_SetString(PyExc_SystemError, "unexpected list iterator type");
+            return -1;
+        }
+        ncl_iter_state_offset = state_offset;
+        if (t->tp_traverse != ncl_iter_traverse) {
+            ncl_iter_base_traverse = t->tp_traverse;
+            ncl_iter_base_clear = t->tp_clear;
+            ncl_iter_base_next = t->tp_iternext;
+            t->tp_traverse = ncl_iter_traverse;
+            t->tp_clear = ncl_iter_clear;
+            t->tp_iternext = ncl_iter_next;
+            PyType_Modified(t);
+        }
+        return 0;
+    }
+
     /* After both operands' nb_add / nb_multiply return NotImplemented,
      * PyNumber_Add / PyNumber_Multiply fall back to sq_concat / sq_repeat:
      * that is where list raises "can only concatenate list ..." and "can't
@@ -205,20 +257,9 @@ cdef extern from *:
     #define ncl_cs_end(cs) ((void)(cs))
     #endif
     """
-    ctypedef struct ncl_array:
-        Py_ssize_t capacity
-        PyObject *items[1]
-    ctypedef struct ncl_state:
-        uint64_t version
-        Py_ssize_t size
-        ncl_array *array
-        uint32_t shared
-    bint ncl_foreign(PyObject *op)
-    size_t NCL_ARRAY_BYTES(Py_ssize_t cap)
-    ncl_array *ncl_array_new(Py_ssize_t cap)
-    void ncl_array_free(ncl_array *a)
     object ncl_steal(PyObject *o)
     Py_ssize_t ncl_exact_long_index(object o) except? -1
+    int ncl_patch_iter(object type, Py_ssize_t state_offset) except -1
     int ncl_patch_gc(object type, Py_ssize_t offset,
                      int (*items_clear)(PyObject *) noexcept) except -1
     # PyList_SET_ITEM: steals the reference.
@@ -234,6 +275,8 @@ cdef extern from *:
                       object (*irepeat)(object, Py_ssize_t)) except -1
 
 cdef extern from "Python.h":
+    # On borrowed PyObject* (no temporary references around the call).
+    int ncl_richcmp_bool "PyObject_RichCompareBool"(PyObject *a, PyObject *b, int op) except -1
     int Py_ReprEnter(object o) except -1
     void Py_ReprLeave(object o)
     bint PyIndex_Check(object o)
@@ -247,9 +290,9 @@ cdef extern from "Python.h":
     int PyTuple_CheckExact(object o)
     const Py_ssize_t PY_SSIZE_T_MAX
 
-# Optimistic attempts before a reader falls back to the lock.
+# Optimistic attempts before a multi-slot reader falls back to the lock
+# (single-item reads: NCL_READ_RETRIES in _list_array.h).
 cdef enum:
-    NCL_READ_RETRIES = 8
     NCL_SNAPSHOT_RETRIES = 4
     # Items copied per read region by multi-slot reads (keeps regions short).
     NCL_REGION_CHUNK = 1024
@@ -261,14 +304,9 @@ cdef enum:
 cdef bint _PY312 = _sys.version_info >= (3, 12)
 
 
-cdef inline Py_ssize_t _grow_capacity(Py_ssize_t newsize) noexcept:
-    # 1.5x growth (CPython uses ~1.125x with realloc; we copy on every
-    # resize and retire the old block, so fewer, larger steps pay off).
-    if newsize <= 0:
-        return 0
-    if newsize > PY_SSIZE_T_MAX // 2:
-        return newsize
-    return (newsize + (newsize >> 1) + 7) & ~(<Py_ssize_t>7)
+cdef struct _Stamp:
+    uint64_t changes
+    Py_ssize_t size
 
 
 cdef inline void _release(PyObject **items, Py_ssize_t n) noexcept:
@@ -355,21 +393,28 @@ cdef class ConcurrentList:
         cdef Py_ssize_t bufcap = 0, n, L, s0, s1, j, got, idx, last, chunk_end
         cdef int attempt
         cdef bint ok, refused
-        cdef uint64_t v
+        cdef uint64_t v, rv
         cdef ncl_array *a
         cdef ncl_array *a0
         cdef PyObject *o
         cdef PyObject *r
         cdef PyObject *drop
         cdef ncc_qsbr_thread *rec
+        ncl_reader_announce(<PyObject *>self, &self._s)
         for attempt in range(NCL_SNAPSHOT_RETRIES):
-            # Acquire; pairs with the release store in ncc_seq_write_end.
-            v = ncc_seq_read_begin(&self._s.version)
-            if ncc_seq_is_writing(v):
+            # seq_cst (includes acquire); pairs with the release store in
+            # ncc_seq_write_end and with the odd store of an in-place growth
+            # (see ncl_read_version).
+            v = ncl_read_version(&self._s)
+            # Acquire; pairs with the release store in ncc_seq_write_end of a
+            # value replacement: several slots must come from one state.
+            rv = ncc_seq_read_begin(&self._s.replace_seq)
+            if ncc_seq_is_writing(v) or ncc_seq_is_writing(rv):
                 ncc_cpu_relax()
                 continue
-            # Relaxed; validated by the seqlock.
-            n = ncc_load_ssize_relaxed(&self._s.size)
+            # Acquire; pairs with the release store of the size by an append
+            # (the slots below it are filled); otherwise validated by the seqlock.
+            n = ncc_load_ssize_acquire(&self._s.size)
             s0 = 0
             s1 = n
             L = n
@@ -425,7 +470,11 @@ cdef class ConcurrentList:
                 if drop != NULL:
                     _decref(drop)
                     drop = NULL
-            if ok and ncc_seq_read_validate(&self._s.version, v):
+            # The relaxed re-load of replace_seq is ordered by the acquire
+            # fence inside ncc_seq_read_validate; it pairs with the release
+            # fence in ncc_seq_write_begin of a value replacement.
+            if ok and ncc_seq_read_validate(&self._s.version, v) \
+                    and ncc_load_uint64_relaxed(&self._s.replace_seq) == rv:
                 outlen[0] = L
                 return buf
             _release(buf, got)
@@ -496,6 +545,22 @@ cdef class ConcurrentList:
         # _item_ref/_read_range: readers that see `a` see its filled slots.
         ncc_store_ptr_release(<void **>&self._s.array, <void *>a)
 
+    cdef inline void _replace_slot_lh(self, Py_ssize_t i, PyObject *o) noexcept:
+        """Value replacement: items[i] = o (o increfed and published by the
+        caller, who releases the old item after leaving the lock).  The
+        global version does not move: a single-item reader validates the
+        slot it read instead (ncl_read_item).  replace_seq, on its own cache
+        line, tells multi-slot readers that one slot changed."""
+        # Relaxed store + release fence (ncc_seq_write_begin); pairs with the
+        # acquire fence in the multi-slot readers' validation.
+        ncc_seq_write_begin(&self._s.replace_seq)
+        # Release; pairs with the readers' acquire slot load and their
+        # seq_cst re-check of the slot (ncl_read_item).
+        ncc_slot_store(&self._s.array.items[i], o)
+        # Release; pairs with the acquire load of replace_seq that starts a
+        # multi-slot read (_read_range, ncl_read_run).
+        ncc_seq_write_end(&self._s.replace_seq)
+
     cdef int _replace_lh(self, Py_ssize_t lo, Py_ssize_t hi, PyObject **src, Py_ssize_t k,
                          PyObject **garbage) except -1:
         """Replace items[lo:hi] by src[0:k] (borrowed; they are increfed and
@@ -509,9 +574,14 @@ cdef class ConcurrentList:
         cdef Py_ssize_t cap = old.capacity if old != NULL else 0
         cdef ncl_array *na = NULL
         cdef Py_ssize_t j
-        cdef bint swap = newsize > cap or newsize < (cap >> 2)
+        cdef bint swap
+        if lo == hi == n and k > 0:
+            # Appending (extend, extend(self)): slots stay where they are.
+            return self._append_many_lh(src, k)
+        # Shrink when less than half is used, as list_resize does.
+        swap = newsize > cap or newsize < (cap >> 1)
         if swap and newsize > 0:
-            na = ncl_array_new(_grow_capacity(newsize) if newsize > cap else newsize + (newsize >> 1))
+            na = ncl_array_new(ncl_grow_capacity(newsize, n, _is_shared(self)))
             if na == NULL:
                 raise MemoryError()
         for j in range(k):
@@ -569,27 +639,88 @@ cdef class ConcurrentList:
         ncc_seq_write_end(&self._s.version)
         return 0
 
+    cdef int _grow_lh(self, Py_ssize_t need) except -1:
+        """Make room for `need` items, keeping items[0:size] at their
+        indices.  An array no other thread can read (GIL build, or a list not
+        shared yet, checked inside the odd window: ncl_inplace_begin) is
+        realloc'ed in place; otherwise a copy is published and the old array
+        retired.  Either way the version moves: a reader inside the old array
+        retries."""
+        cdef Py_ssize_t n = self._s.size
+        cdef ncl_array *old = self._s.array
+        cdef ncl_array *na
+        cdef Py_ssize_t newcap
+        # A foreign writer marks the list shared first: the owner thread may
+        # be reading it lock-free and never announces itself.
+        _mark_shared(self)
+        if not _is_shared(self):
+            newcap = ncl_grow_capacity(need, n, False)
+            if ncl_inplace_begin(&self._s):
+                na = ncl_array_regrow(old, n, newcap)
+                if na != NULL:
+                    self._publish_array(na)
+                ncc_seq_write_end(&self._s.version)
+                if na == NULL:
+                    raise MemoryError()
+                return 0
+            # A reader announced itself meanwhile: copy instead.
+            ncc_seq_write_end(&self._s.version)
+        newcap = ncl_grow_capacity(need, n, True)
+        na = ncl_array_new(newcap)
+        if na == NULL:
+            raise MemoryError()
+        if n:
+            # Still private: plain copy.
+            memcpy(&na.items[0], &old.items[0], <size_t>n * sizeof(PyObject *))
+        ncc_seq_write_begin(&self._s.version)
+        self._publish_array(na)
+        ncc_seq_write_end(&self._s.version)
+        if old != NULL:
+            # After the release store that unpublished it.
+            ncc_retire(old, NCL_ARRAY_BYTES(old.capacity))
+        return 0
+
+    cdef int _append_many_lh(self, PyObject **src, Py_ssize_t k) except -1:
+        """Append src[0:k] (borrowed; increfed and published here).  `src`
+        may alias the current array's items[0:k] (extend(self)).  No version
+        bump unless the array grows: readers of existing indices are not
+        disturbed; the release store of the size publishes the new slots."""
+        cdef Py_ssize_t n = self._s.size
+        cdef ncl_array *a = self._s.array
+        cdef Py_ssize_t j
+        if a == NULL or n + k > a.capacity:
+            if n > PY_SSIZE_T_MAX - k:
+                raise MemoryError()
+            if a != NULL and src == &a.items[0]:
+                # extend(self): the source moves with the array.
+                self._grow_lh(n + k)
+                src = &self._s.array.items[0]
+            else:
+                self._grow_lh(n + k)
+            a = self._s.array
+        for j in range(k):
+            Py_INCREF(<object>src[j])
+            _pub(self, src[j])
+            # Release; pairs with readers' acquire slot loads.  Beyond the
+            # size, so no reader looks at it before the size store below.
+            ncc_slot_store(&a.items[n + j], src[j])
+        # Release; pairs with the readers' acquire load of the size
+        # (ncl_read_item, ncl_read_run, _read_range): the slots are filled.
+        ncc_store_ssize_release(&self._s.size, n + k)
+        return 0
+
     cdef int _append_lh(self, object x) except -1:
         cdef Py_ssize_t n = self._s.size
         cdef ncl_array *a = self._s.array
-        cdef ncl_array *old = NULL
         if a == NULL or n >= a.capacity:
-            old = a
-            a = ncl_array_new(_grow_capacity(n + 1))
-            if a == NULL:
-                raise MemoryError()
-            if n:
-                memcpy(&a.items[0], &old.items[0], <size_t>n * sizeof(PyObject *))
+            self._grow_lh(n + 1)
+            a = self._s.array
         Py_INCREF(x)
         _pub(self, <PyObject *>x)
-        ncc_seq_write_begin(&self._s.version)
+        # Release; beyond the size: see _append_many_lh.
         ncc_slot_store(&a.items[n], <PyObject *>x)
-        ncc_store_ssize_relaxed(&self._s.size, n + 1)
-        if old != NULL or self._s.array == NULL:
-            self._publish_array(a)
-        ncc_seq_write_end(&self._s.version)
-        if old != NULL:
-            ncc_retire(old, NCL_ARRAY_BYTES(old.capacity))
+        # Release; pairs with the readers' acquire load of the size.
+        ncc_store_ssize_release(&self._s.size, n + 1)
         return 0
 
     cdef int _items_clear(self) except -1:
@@ -658,9 +789,7 @@ cdef class ConcurrentList:
             old = self._s.array.items[i]
             Py_INCREF(value)
             _pub(self, o)
-            ncc_seq_write_begin(&self._s.version)
-            ncc_slot_store(&self._s.array.items[i], o)
-            ncc_seq_write_end(&self._s.version)
+            self._replace_slot_lh(i, o)
         ncl_cs_end(&cs)
         if old == NULL:
             raise IndexError("list assignment index out of range")
@@ -793,17 +922,40 @@ cdef class ConcurrentList:
         _decref(g[0])
 
     def __contains__(self, value):
-        cdef Py_ssize_t i = 0
+        # Items are read in runs (one read region and one validation per
+        # NCL_ITER_BATCH items), but each one is compared only while the run
+        # is still valid (no writer moved or replaced an item since it was
+        # read), so every comparison is against the item at that index at
+        # that moment, as the item-by-item scan promises.
+        cdef PyObject *buf[NCL_ITER_BATCH]
+        cdef Py_ssize_t i = 0, got, k
+        cdef uint64_t v = 0, rv = 0
+        cdef int cmp
         cdef PyObject *r
-        cdef object item
         while True:
-            r = _item_ref(self, i)
-            if r == NULL:
+            got = ncl_read_run(<PyObject *>self, &self._s, i, buf, NCL_ITER_BATCH, &v, &rv)
+            if got == 0:
                 return False
-            item = ncl_steal(r)
-            if PyObject_RichCompareBool(item, value, Py_EQ):
-                return True
-            i += 1
+            if got < 0:
+                r = _item_ref(self, i)
+                if r == NULL:
+                    return False
+                buf[0] = r
+                got = 1
+                v = ~(<uint64_t>0)   # odd: never "still valid"
+            k = 0
+            try:
+                while k < got:
+                    if k and not ncl_run_still_valid(&self._s, v, rv):
+                        break
+                    cmp = ncl_richcmp_bool(buf[k], <PyObject *>value, Py_EQ)
+                    _decref(buf[k])
+                    k += 1
+                    if cmp:
+                        return True
+            finally:
+                _release(&buf[k], got - k)
+            i += k
 
     def __iter__(self):
         return _ConcurrentListIterator.__new__(_ConcurrentListIterator, self)
@@ -909,7 +1061,7 @@ cdef class ConcurrentList:
             if not 0 <= index < n:
                 raise IndexError("pop index out of range")
             a = self._s.array
-            if index == n - 1 and (n - 1) >= (a.capacity >> 2):
+            if index == n - 1 and (n - 1) >= (a.capacity >> 1):
                 # Last item, no shrink: one slot store and a size store.
                 g[0] = a.items[index]
                 ncc_seq_write_begin(&self._s.version)
@@ -931,17 +1083,17 @@ cdef class ConcurrentList:
         from where it was, as list does."""
         cdef Py_ssize_t i = 0
         cdef int restarts = 0
-        cdef uint64_t v
+        cdef _Stamp v
         cdef object item
         cdef int cmp
         while i < self._s.size:
             item = <object>self._s.array.items[i]
             if item is value:
                 return i
-            v = self._s.version
+            v = _stamp(self)
             cmp = PyObject_RichCompareBool(item, value, Py_EQ)
             item = None
-            if self._s.version != v and restarts < NCL_FIND_RESTARTS:
+            if not _same(self, v) and restarts < NCL_FIND_RESTARTS:
                 restarts += 1
                 i = 0
                 continue
@@ -1045,22 +1197,22 @@ cdef class ConcurrentList:
         the list themselves) the sort is abandoned with
         ``ValueError("list modified during sort")`` and the list keeps those
         changes."""
-        cdef uint64_t v0
+        cdef _Stamp v0
         cdef list tmp
         # Validate the arguments exactly as list.sort does (an empty list
         # never calls key): same errors, same messages on every version.
         [].sort(*args, **kwargs)
         with cython.critical_section(self):
-            v0 = self._s.version
+            v0 = _stamp(self)
             tmp = self._locked_copy()
             try:
                 tmp.sort(**kwargs)
             except BaseException:
                 # list leaves a partially sorted list behind: do the same.
-                if self._s.version == v0:
+                if _same(self, v0):
                     self._publish_order(tmp)
                 raise
-            if self._s.version != v0:
+            if not _same(self, v0):
                 raise ValueError("list modified during sort")
             self._publish_order(tmp)
 
@@ -1089,6 +1241,17 @@ cdef class ConcurrentList:
             self._append_lh(x)
             return True
 
+    cdef void _mutant_speculative_store(self, Py_ssize_t i, object new) noexcept:
+        # NCL_MUTANT_SPECULATIVE_CAS: store `new`, hold it visible for 50 us
+        # (busy-waiting, the lock stays held), then put the old item back.
+        # No reference changes hands: the slot never owns `new`, and the
+        # caller holds a reference to it for the whole window.
+        cdef PyObject *cur = self._s.array.items[i]
+        _pub(self, <PyObject *>new)
+        self._replace_slot_lh(i, <PyObject *>new)
+        ncl_mutant_spin(50e-6)
+        self._replace_slot_lh(i, cur)
+
     def compare_and_set(self, Py_ssize_t index, expected, new, /):
         """If self[index] is expected, or == expected (as list.index
         matches), replace it by new and return True; else return False.
@@ -1098,7 +1261,7 @@ cdef class ConcurrentList:
         cdef Py_ssize_t n, i
         cdef int restarts = 0
         cdef int cmp
-        cdef uint64_t v
+        cdef _Stamp v
         cdef object cur
         cdef PyObject *old = NULL
         with cython.critical_section(self):
@@ -1108,15 +1271,19 @@ cdef class ConcurrentList:
                 if not 0 <= i < n:
                     raise IndexError("list assignment index out of range")
                 cur = <object>self._s.array.items[i]
+                if ncl_mutant == NCL_MUTANT_SPECULATIVE_CAS and restarts == 0:
+                    # Deliberately broken (tests only): `new` is visible to
+                    # readers before `expected` has been compared.
+                    self._mutant_speculative_store(i, new)
                 if cur is expected:
                     cmp = 1
                 elif restarts >= NCL_FIND_RESTARTS:
                     cmp = 0
                 else:
-                    v = self._s.version
+                    v = _stamp(self)
                     cmp = PyObject_RichCompareBool(cur, expected, Py_EQ)
                     cur = None
-                    if self._s.version != v:
+                    if not _same(self, v):
                         restarts += 1
                         continue
                 if not cmp:
@@ -1124,9 +1291,7 @@ cdef class ConcurrentList:
                 old = self._s.array.items[i]
                 Py_INCREF(new)
                 _pub(self, <PyObject *>new)
-                ncc_seq_write_begin(&self._s.version)
-                ncc_slot_store(&self._s.array.items[i], <PyObject *>new)
-                ncc_seq_write_end(&self._s.version)
+                self._replace_slot_lh(i, <PyObject *>new)
                 break
         cur = None
         _decref(old)
@@ -1141,7 +1306,7 @@ cdef class ConcurrentList:
         raises, the list is unchanged."""
         cdef Py_ssize_t n, i
         cdef int attempt
-        cdef uint64_t v
+        cdef _Stamp v
         cdef object cur, res
         cdef PyObject *old = NULL
         for attempt in range(NCL_UPDATE_ATTEMPTS):
@@ -1151,16 +1316,14 @@ cdef class ConcurrentList:
                 if not 0 <= i < n:
                     raise IndexError("list index out of range")
                 cur = <object>self._s.array.items[i]
-                v = self._s.version
+                v = _stamp(self)
                 res = fn(cur)
                 cur = None
-                if self._s.version == v:
+                if _same(self, v):
                     old = self._s.array.items[i]
                     Py_INCREF(res)
                     _pub(self, <PyObject *>res)
-                    ncc_seq_write_begin(&self._s.version)
-                    ncc_slot_store(&self._s.array.items[i], <PyObject *>res)
-                    ncc_seq_write_end(&self._s.version)
+                    self._replace_slot_lh(i, <PyObject *>res)
             if old != NULL:
                 _decref(old)
                 return res
@@ -1352,15 +1515,11 @@ cdef class ConcurrentList:
         return (_newobj, (type(self),), state, iter(self._snapshot_list()), None)
 
     def __sizeof__(self):
-        cdef ncc_qsbr_thread *rec
-        cdef ncl_array *a
         cdef Py_ssize_t cap = 0
-        rec = ncc_read_begin()
-        # Acquire; pairs with the release store in _publish_array.
-        a = <ncl_array *>ncc_load_ptr_acquire(<void **>&self._s.array)
-        if a != NULL:
-            cap = a.capacity
-        ncc_read_end(rec)
+        # Under the lock: rare, and it needs no protocol of its own.
+        with cython.critical_section(self):
+            if self._s.array != NULL:
+                cap = self._s.array.capacity
         return object.__sizeof__(self) + (<Py_ssize_t>NCL_ARRAY_BYTES(cap) if cap else 0)
 
     # ------------------------------------------------------------------
@@ -1378,6 +1537,8 @@ cdef class ConcurrentList:
             v = self._s.version
             if v & 1:
                 raise AssertionError(f"version {v} is odd outside a write")
+            if self._s.replace_seq & 1:
+                raise AssertionError(f"replace_seq {self._s.replace_seq} is odd outside a write")
             if n < 0:
                 raise AssertionError(f"negative size {n}")
             if a == NULL:
@@ -1397,6 +1558,11 @@ cdef class ConcurrentList:
         # header is at most 32 bytes; 96 bytes later is always another line.
         if off < 96:
             raise AssertionError(f"hot fields at offset {off} share the header's line")
+        # replace_seq (stored by every value replacement) never on the line
+        # of the fields every reader loads.
+        roff = <Py_ssize_t>(<char *>&self._s.replace_seq - <char *>&self._s)
+        if roff < 64 + 4 + <Py_ssize_t>(<char *>&self._s.shared - <char *>&self._s):
+            raise AssertionError(f"replace_seq at {roff} may share the readers' line")
 
     def _layout(self):
         """(offset of the hot fields, capacity) for tests."""
@@ -1407,53 +1573,37 @@ cdef class ConcurrentList:
 
 cdef inline PyObject *_item_ref(ConcurrentList self, Py_ssize_t i) noexcept:
     """New reference to self[i] (negative i counts from the end), or NULL
-    if out of range at the linearization point.  Never raises."""
-    cdef int attempt
-    cdef uint64_t v
-    cdef Py_ssize_t n, j
-    cdef ncl_array *a
-    cdef PyObject *o
-    cdef PyObject *r
-    cdef PyObject *drop
-    cdef ncc_qsbr_thread *rec
-    for attempt in range(NCL_READ_RETRIES):
-        # Acquire; pairs with the release store in ncc_seq_write_end.
-        v = ncc_seq_read_begin(&self._s.version)
-        if ncc_seq_is_writing(v):
-            ncc_cpu_relax()
-            continue
-        # Relaxed: validated by the seqlock (pairs with the relaxed size
-        # stores made inside a writer's odd window).
-        n = ncc_load_ssize_relaxed(&self._s.size)
-        j = i + n if i < 0 else i
-        if <size_t>j >= <size_t>n:
-            if ncc_seq_read_validate(&self._s.version, v):
-                return NULL
-            continue
-        r = NULL
-        drop = NULL
-        rec = ncc_read_begin()
-        # Acquire; pairs with the release store of the array pointer in
-        # _publish_array: the slots of the loaded array are initialised.
-        a = <ncl_array *>ncc_load_ptr_acquire(<void **>&self._s.array)
-        if a != NULL and j < a.capacity:
-            # Acquire; pairs with ncc_slot_store (release) by writers.
-            o = ncc_load_obj_acquire(&a.items[j])
-            r = ncc_try_getref_deferred(&a.items[j], o, &drop)
-        ncc_read_end(rec)
-        if drop != NULL:
-            _decref(drop)
-        if r != NULL:
-            if ncc_seq_read_validate(&self._s.version, v):
-                return r
-            _decref(r)
-        elif drop == NULL and ncc_seq_read_validate(&self._s.version, v):
-            # Nothing changed, yet try-incref refused: the item was stored
-            # before the list was shared, unpublished.  The locked read
-            # publishes it; retrying would fail the same way.
-            break
+    if out of range at the linearization point.  Never raises.  The
+    lock-free protocol is ncl_read_item (_list_array.h)."""
+    cdef PyObject *r = NULL
+    cdef int st = ncl_read_item(<PyObject *>self, &self._s, i, &r)
+    if st == NCL_READ_GOT:
+        return r
+    if st == NCL_READ_OUT_OF_RANGE:
+        return NULL
     _mark_shared(self)
     return self._item_ref_locked(i)
+
+
+cdef inline _Stamp _stamp(ConcurrentList self) noexcept:
+    # Writers (lock held): what identifies the list's state for a writer that
+    # must notice that the critical section was suspended (user code blocked)
+    # and another writer ran meanwhile.  Both counters only grow; an append
+    # moves neither, but it grows the size, and every shrink moves `version`.
+    cdef _Stamp st
+    st.changes = self._s.version + self._s.replace_seq
+    st.size = self._s.size
+    return st
+
+
+cdef inline bint _same(ConcurrentList self, _Stamp st) noexcept:
+    return self._s.version + self._s.replace_seq == st.changes and self._s.size == st.size
+
+
+cdef inline bint _is_shared(ConcurrentList self) noexcept:
+    # Relaxed: see _mark_shared.  Always false on GIL builds, where no reader
+    # runs while a writer holds the GIL.
+    return NCC_FREE_THREADED and ncc_load_uint32_relaxed(&self._s.shared) != 0
 
 
 cdef inline void _mark_shared(ConcurrentList self) noexcept:
@@ -1888,9 +2038,21 @@ cdef object _heap_op(ConcurrentList self, int kind, object item):
 @cython.final
 cdef class _ConcurrentListIterator:
     """Forward iterator: yields, for k = 0, 1, ..., the item at index k at the
-    moment it is read; stops at the first k >= len at that moment."""
+    moment it is yielded; stops at the first k >= len at that moment.
+
+    Items are read in runs of up to NCL_ITER_BATCH (ncl_read_run: one read
+    region, one validation), into a buffer of references that only the
+    thread that created the iterator uses.  A buffered item is yielded only
+    while the run is still valid (no structural change and no value
+    replacement since it was read; appends do not count), so it is the item
+    at that index at that moment, exactly as an item-by-item read; otherwise
+    the rest of the buffer is dropped and re-read.  Other threads that call
+    next() on the same iterator read item by item (a shared iterator may
+    yield an item twice, as CPython's list iterator on 3.13t).  The fast path
+    of next() is C (ncl_iter_fast_next, installed as tp_iternext in front
+    of __next__, which is the slow path)."""
     cdef ConcurrentList _lst  # None once exhausted (GIL builds only)
-    cdef Py_ssize_t _index   # -1 once exhausted
+    cdef ncl_iter_state _it
 
     def __cinit__(self, ConcurrentList lst):
         # An exhausted iterator drops the list, as list iterators do on GIL
@@ -1899,30 +2061,73 @@ cdef class _ConcurrentListIterator:
         # reading the field, so the reference is kept (as CPython 3.13t's
         # listiter does); the index alone marks exhaustion.
         self._lst = lst
-        self._index = 0
+        self._it.ls = &lst._s
+        self._it.index = 0
+        self._it.owner = ncl_thread_id()
+        self._it.bstart = 0
+        self._it.bpos = 0
+        self._it.blen = 0
+
+    def __dealloc__(self):
+        self._drop_batch()
+
+    cdef void _drop_batch(self) noexcept:
+        # Empty the buffer first, then release: a __del__ run by a decref may
+        # call next() on this very iterator.
+        cdef PyObject *tmp[NCL_ITER_BATCH]
+        _release(tmp, ncl_iter_take_batch(&self._it, tmp))
+
+    def _layout(self):
+        """Offset of the iterator state (for the C slots)."""
+        return <Py_ssize_t>(<char *>&self._it - <char *><PyObject *>self)
 
     def __iter__(self):
         return self
 
-    def __next__(self):
-        # Relaxed: a shared iterator may yield an item twice, never crash.
-        cdef Py_ssize_t i = ncc_load_ssize_relaxed(&self._index)
+    cdef PyObject *_next_batched(self, Py_ssize_t i) noexcept:
+        """New reference to the item at index i (NULL: out of range), from a
+        fresh run (the buffered case is ncl_iter_fast_next)."""
+        cdef Py_ssize_t got
         cdef PyObject *r
+        if self._it.blen:
+            self._drop_batch()
+        got = ncl_read_run(<PyObject *>self._lst, self._it.ls, i, self._it.buf, NCL_ITER_BATCH,
+                           &self._it.bv, &self._it.brv)
+        if got < 0:
+            return _item_ref(self._lst, i)   # disturbed: item by item, lock last
+        if got == 0:
+            return NULL
+        self._it.bstart = i
+        self._it.blen = got
+        self._it.bpos = 1
+        return self._it.buf[0]
+
+    def __next__(self):
+        # The slow path (the C fast path ncl_iter_fast_next runs first).
+        # Relaxed: a shared iterator may yield an item twice, never crash.
+        cdef Py_ssize_t i = ncc_load_ssize_relaxed(&self._it.index)
+        cdef PyObject *r
+        cdef bint owner = ncl_thread_id() == self._it.owner
         if i < 0:
             if not NCC_FREE_THREADED:
                 self._lst = None
             raise StopIteration
-        r = _item_ref(self._lst, i)
+        if owner:
+            r = self._next_batched(i)
+        else:
+            r = _item_ref(self._lst, i)
         if r == NULL:
-            ncc_store_ssize_relaxed(&self._index, -1)
+            ncc_store_ssize_relaxed(&self._it.index, -1)
+            if owner:
+                self._drop_batch()
             if not NCC_FREE_THREADED:
                 self._lst = None   # see __cinit__
             raise StopIteration
-        ncc_store_ssize_relaxed(&self._index, i + 1)
+        ncc_store_ssize_relaxed(&self._it.index, i + 1)
         return ncl_steal(r)
 
     def __length_hint__(self):
-        cdef Py_ssize_t i = ncc_load_ssize_relaxed(&self._index)
+        cdef Py_ssize_t i = ncc_load_ssize_relaxed(&self._it.index)
         if i < 0:
             return 0
         n = len(self._lst) - i if self._lst is not None else 0
@@ -1968,3 +2173,18 @@ cdef class _ConcurrentListReverseIterator:
             return 0
         n = len(self._lst) if self._lst is not None else 0
         return i + 1 if i < n else 0
+
+
+#: Deliberately broken variants for the race campaigns' sensitivity tests
+#: (tests/test_race_list.py); see _list_array.h.
+_MUTANTS = {"none": NCL_MUTANT_NONE, "speculative_cas": NCL_MUTANT_SPECULATIVE_CAS}
+
+
+def _set_mutant(str name):
+    """Tests only: switch a deliberately broken variant on ("none": off).
+    Call only while no other thread uses a ConcurrentList."""
+    ncl_set_mutant(_MUTANTS[name])
+
+
+ncl_patch_iter(_ConcurrentListIterator,
+               _ConcurrentListIterator.__new__(_ConcurrentListIterator, ConcurrentList())._layout())

@@ -1,0 +1,452 @@
+/* _list_array.h -- ConcurrentList's backing array and its lock-free reads.
+ *
+ * The symmetric counterpart of _dict_table.h.  docs/design.md ("ConcurrentList")
+ * states the invariants and the memory-ordering argument of every path; each
+ * atomic below names the operation it pairs with.
+ *
+ * Layout: one PyMem_RawMalloc'ed block per array, capacity header + slots.
+ * Slots at and beyond `size` are always NULL.  A reader bounds-checks an index
+ * against the capacity of the array it actually loaded.
+ *
+ * Two change counters, both seqlocks (seqlock.h), on different cache lines:
+ *   version      bumped by STRUCTURAL changes: anything that moves items
+ *                between indices, shrinks the list, or replaces the array
+ *                (insert, delete, pop, sort, reverse, slice assignment,
+ *                clear, a reallocating append/extend).  Every lock-free
+ *                reader validates it.
+ *   replace_seq  bumped by VALUE REPLACEMENTS (lst[i] = v, compare_and_set,
+ *                update): one slot changes in place.  Only readers that read
+ *                several slots as one state (slices, snapshot, copy,
+ *                comparisons, the batched iterator) validate it; a
+ *                single-item reader validates the slot it read instead
+ *                (try-incref, then re-check that the slot still holds it).
+ * An append/extend that fits in the array changes neither: it stores the new
+ * slots, then the size with a release store.
+ *
+ * In-place reallocation (the growth of an array nobody else reads):
+ * a writer may realloc() the array in place -- free the old block at once,
+ * without a QSBR grace period -- only while `shared` is 0.  A thread that is
+ * not the list's owner sets `shared` (seq_cst exchange) before its first
+ * lock-free read of the array (ncl_reader_announce), and the writer checks
+ * it (seq_cst load) after making the version odd with a seq_cst store; see
+ * docs/design.md, "In-place growth", for the argument.
+ */
+#ifndef NOGIL_COLLECTIONS_LIST_ARRAY_H
+#define NOGIL_COLLECTIONS_LIST_ARRAY_H
+
+#include <Python.h>
+#include <stddef.h>
+#include <string.h>
+#include <time.h>
+#include "atomics.h"
+#include "refcount.h"
+#include "seqlock.h"
+#include "qsbr.h"
+
+typedef struct {
+    Py_ssize_t capacity;
+    PyObject *items[1];
+} ncl_array;
+
+#define NCL_ARRAY_BYTES(cap) \
+    (offsetof(ncl_array, items) + (size_t)(cap) * sizeof(PyObject *))
+
+/* Optimistic attempts of a single-item read before it takes the lock. */
+#define NCL_READ_RETRIES 8
+
+/* Zeroed (slots at and beyond `size` are always NULL).  NULL on overflow or
+ * out of memory; never called with cap <= 0. */
+static ncl_array *ncl_array_new(Py_ssize_t cap) {
+    if (cap > (Py_ssize_t)((PY_SSIZE_T_MAX - sizeof(ncl_array)) / sizeof(PyObject *))) {
+        return NULL;
+    }
+    ncl_array *a = (ncl_array *)PyMem_RawCalloc(1, NCL_ARRAY_BYTES(cap));
+    if (a != NULL) {
+        a->capacity = cap;
+    }
+    return a;
+}
+
+static void ncl_array_free(ncl_array *a) { PyMem_RawFree(a); }
+
+/* realloc() an array that no reader can be inside (the caller proved it:
+ * unshared list, or a GIL build); `a` may be NULL.  Slots [n, newcap) are
+ * zeroed.  NULL on failure, `a` then unchanged. */
+static ncl_array *ncl_array_regrow(ncl_array *a, Py_ssize_t n, Py_ssize_t newcap) {
+    if (newcap > (Py_ssize_t)((PY_SSIZE_T_MAX - sizeof(ncl_array)) / sizeof(PyObject *))) {
+        return NULL;
+    }
+    ncl_array *na = (ncl_array *)PyMem_RawRealloc(a, NCL_ARRAY_BYTES(newcap));
+    if (na == NULL) {
+        return NULL;
+    }
+    if (a == NULL) {
+        n = 0;
+    }
+    memset(&na->items[n], 0, (size_t)(newcap - n) * sizeof(PyObject *));
+    na->capacity = newcap;
+    return na;
+}
+
+/* Growth, as CPython's list_resize (Objects/listobject.c): about 1.125x plus
+ * a constant, rounded to 4 slots.  `shared` lists grow by 1.25x instead:
+ * their growth copies the array (readers may be inside the old one) and
+ * retires the old block, so fewer steps pay off. */
+static inline Py_ssize_t ncl_grow_capacity(Py_ssize_t newsize, Py_ssize_t oldsize, int shared) {
+    if (newsize <= 0) {
+        return 0;
+    }
+    if (newsize > PY_SSIZE_T_MAX / 2) {
+        return newsize;
+    }
+    Py_ssize_t extra = shared ? (newsize >> 2) : (newsize >> 3);
+    Py_ssize_t cap = (newsize + extra + 6) & ~(Py_ssize_t)3;
+    /* A big jump (extend by many): no over-allocation beyond rounding. */
+    if (newsize - oldsize > cap - newsize) {
+        cap = (newsize + 3) & ~(Py_ssize_t)3;
+    }
+    return cap;
+}
+
+/* The hot fields.  Line A (version .. shared) is loaded by every reader and
+ * stored only by structural writers, appends (size) and reallocations;
+ * replace_seq, stored by every value replacement, is kept at least one
+ * cache line away so that a replacement never invalidates a reader's copy
+ * of line A. */
+typedef struct {
+    uint64_t version;      /* seqlock: structural changes */
+    Py_ssize_t size;
+    ncl_array *array;      /* NULL when capacity is 0 */
+    /* Sticky: set once a thread other than the list's owner reads or writes
+     * it.  Until then writers skip ncc_publish and may realloc in place. */
+    uint32_t shared;
+    char _pad_a[64];
+    uint64_t replace_seq;  /* seqlock: value replacements */
+} ncl_state;
+
+/* ---------------------------------------------------------------- mutants */
+/* Deliberately broken variants, switched on by tests only (the race
+ * campaigns must catch them; tests/test_race_list.py).  0 = correct code. */
+enum {
+    NCL_MUTANT_NONE = 0,
+    /* compare_and_set stores the new value into the slot before it has
+     * compared the old one, and puts the old one back if the comparison
+     * fails: harmless while every replacement bumped the global version
+     * (readers retried), visible now that a replacement does not. */
+    NCL_MUTANT_SPECULATIVE_CAS = 1,
+};
+static int ncl_mutant = NCL_MUTANT_NONE;
+/* Set only while no other thread uses any list (tests, between runs). */
+static void ncl_set_mutant(int m) { ncl_mutant = m; }
+
+/* Busy-wait (no detaching: the critical section stays held) to widen a
+ * mutant's window. */
+static void ncl_mutant_spin(double seconds) {
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        ncc_cpu_relax();
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((double)(t.tv_sec - t0.tv_sec) + 1e-9 * (double)(t.tv_nsec - t0.tv_nsec) < seconds);
+}
+
+/* ---------------------------------------------------------------- threads */
+
+/* An id of the calling thread, cheap on free-threaded builds. */
+static inline uintptr_t ncl_thread_id(void) {
+#ifdef Py_GIL_DISABLED
+    return _Py_ThreadId();
+#else
+    return (uintptr_t)PyThread_get_thread_ident();
+#endif
+}
+
+/* True if the calling thread does not own `op` (3.13t+: ob_tid).  On GIL
+ * builds no reader runs concurrently with a writer: never foreign. */
+static inline int ncl_foreign(PyObject *op) {
+#ifdef Py_GIL_DISABLED
+    /* Relaxed: ob_tid only changes from our id to 0 (merge) or was never
+     * ours; either way a stale value only makes us announce earlier. */
+    return (uintptr_t)ncc_load_ptr_relaxed((void **)&op->ob_tid) != _Py_ThreadId();
+#else
+    (void)op;
+    return 0;
+#endif
+}
+
+/* Readers: call before the first load of the version in every lock-free read.
+ * A foreign thread marks the list shared, so that no writer reallocates the
+ * array in place under it from then on. */
+static inline void ncl_reader_announce(PyObject *self, ncl_state *s) {
+#ifdef Py_GIL_DISABLED
+    /* seq_cst load (a plain load on x86); pairs with the seq_cst exchange
+     * below made by another foreign reader: see ncl_read_version. */
+    if (__builtin_expect(ncc_load_uint32(&s->shared) == 0, 0) && ncl_foreign(self)) {
+        /* seq_cst; pairs with the writer's seq_cst load of `shared` after its
+         * seq_cst odd-version store in ncl_inplace_allowed (store-buffering:
+         * the writer sees 1, or our next version load sees its odd value). */
+        ncc_exchange_uint32(&s->shared, 1);
+    }
+#else
+    (void)self;
+    (void)s;
+#endif
+}
+
+/* A reader's first load of the version.  seq_cst (a plain load on x86, ldar
+ * on arm64, the same as acquire): it pairs with the release store in
+ * ncc_seq_write_end like ncc_seq_read_begin, and, for in-place growth, with
+ * the writer's seq_cst odd store: in the single total order, writer's odd
+ * store < writer's load of `shared` (read 0) < the announcing exchange <=
+ * our seq_cst load of `shared` < this load, so it returns that odd value or
+ * a later one. */
+static inline uint64_t ncl_read_version(ncl_state *s) {
+    return ncc_load_uint64(&s->version);
+}
+
+/* Writers (lock held), before an in-place realloc: make the version odd with
+ * a seq_cst store and decide whether realloc is allowed.  The caller then
+ * ends the window with ncc_seq_write_end.  Returns 1 if no lock-free reader
+ * can be inside the array (GIL build, or `shared` still 0). */
+static inline int ncl_inplace_begin(ncl_state *s) {
+    uint64_t x = ncc_load_uint64_relaxed(&s->version);
+    /* seq_cst; pairs with the readers' seq_cst version load (ncl_read_version). */
+    ncc_store_uint64(&s->version, x + 1);
+    /* Release fence: the seqlock's writer side (as ncc_seq_write_begin). */
+    ncc_fence_release();
+#ifdef Py_GIL_DISABLED
+    /* seq_cst; pairs with the seq_cst exchange in ncl_reader_announce. */
+    return ncc_load_uint32(&s->shared) == 0;
+#else
+    return 1;
+#endif
+}
+
+/* ---------------------------------------------------------------- readers */
+
+enum { NCL_READ_OUT_OF_RANGE = 0, NCL_READ_GOT = 1, NCL_READ_LOCKED = -1 };
+
+/* Lock-free read of self[i] (negative i counts from the end).  Returns
+ * NCL_READ_GOT with a new reference in *out, NCL_READ_OUT_OF_RANGE, or
+ * NCL_READ_LOCKED when the caller must read under the lock (too many
+ * disturbed attempts, or an item that was stored unpublished).  Never raises,
+ * runs no Python code inside the read region.
+ *
+ * A value replacement of another slot does not disturb it (no counter it
+ * loads changes); a replacement of the same slot between the slot load and
+ * the re-check costs one retry; a structural change or reallocation that
+ * overlaps the read costs one retry.  Bound: NCL_READ_RETRIES attempts,
+ * then the lock. */
+static inline int ncl_read_item(PyObject *self, ncl_state *s, Py_ssize_t i, PyObject **out) {
+    ncl_reader_announce(self, s);
+    for (int attempt = 0; attempt < NCL_READ_RETRIES; attempt++) {
+        uint64_t v = ncl_read_version(s);
+        if (ncc_seq_is_writing(v)) {
+            ncc_cpu_relax();
+            continue;
+        }
+        /* Acquire; pairs with the release store of the size by an append
+         * (ncl_append_publish): the slots below the size we load are
+         * filled.  Structural size changes are also validated by `version`. */
+        Py_ssize_t n = ncc_load_ssize_acquire(&s->size);
+        Py_ssize_t j = i < 0 ? i + n : i;
+        if ((size_t)j >= (size_t)n) {
+            if (ncc_seq_read_validate(&s->version, v)) {
+                return NCL_READ_OUT_OF_RANGE;
+            }
+            continue;
+        }
+        PyObject *r = NULL, *drop = NULL;
+        int refused = 0;
+        ncc_qsbr_thread *rec = ncc_read_begin();
+        /* Acquire; pairs with the release store of the array pointer
+         * (ncl_publish_array): the slots of the array we load are filled. */
+        ncl_array *a = (ncl_array *)ncc_load_ptr_acquire((void **)&s->array);
+        if (a != NULL && j < a->capacity) {
+            /* Acquire; pairs with ncc_slot_store (release) by writers. */
+            PyObject *o = ncc_load_obj_acquire(&a->items[j]);
+            if (o != NULL) {
+                if (ncc_try_incref(o)) {
+                    /* seq_cst re-check (as _Py_TryIncrefCompare); pairs with
+                     * the release store that replaced `o` (ncc_slot_store):
+                     * ordered after the seq_cst CAS that took the reference,
+                     * so a replacement made before it is seen here. */
+                    if (ncc_load_obj(&a->items[j]) == o) {
+                        r = o;
+                    } else {
+                        drop = o;
+                    }
+                } else {
+                    /* Refused: dying (replaced meanwhile) or never published.
+                     * seq_cst load, as the re-check above. */
+                    refused = ncc_load_obj(&a->items[j]) == o;
+                }
+            }
+        }
+        ncc_read_end(rec);
+        if (drop != NULL) {
+            Py_DECREF(drop);   /* outside the region: may run __del__ */
+        }
+        if (r != NULL) {
+            if (ncc_seq_read_validate(&s->version, v)) {
+                *out = r;
+                return NCL_READ_GOT;
+            }
+            Py_DECREF(r);
+        } else if (refused && ncc_seq_read_validate(&s->version, v)) {
+            /* The slot still holds an object try-incref refuses: it was
+             * stored before the list was shared, unpublished.  The locked
+             * read publishes it; retrying would fail the same way. */
+            break;
+        }
+    }
+    return NCL_READ_LOCKED;
+}
+
+/* Lock-free read of a run of up to `max` items starting at index `start`
+ * (>= 0) into buf (new references), all checked against one structural
+ * version and one replacement sequence, which are returned in *v_out and
+ * *rv_out for the caller to re-check later.  Returns the number read (0: at
+ * or past the end at that moment), or -1 if the caller must fall back
+ * (disturbed, or an unpublished item).  One read region. */
+static inline Py_ssize_t ncl_read_run(PyObject *self, ncl_state *s, Py_ssize_t start,
+                                      PyObject **buf, Py_ssize_t max,
+                                      uint64_t *v_out, uint64_t *rv_out) {
+    ncl_reader_announce(self, s);
+    for (int attempt = 0; attempt < NCL_READ_RETRIES; attempt++) {
+        uint64_t v = ncl_read_version(s);
+        /* Acquire; pairs with the release store in ncc_seq_write_end of a
+         * value replacement. */
+        uint64_t rv = ncc_load_uint64_acquire(&s->replace_seq);
+        if (ncc_seq_is_writing(v) || ncc_seq_is_writing(rv)) {
+            ncc_cpu_relax();
+            continue;
+        }
+        /* Acquire; pairs with the release store of the size by an append. */
+        Py_ssize_t n = ncc_load_ssize_acquire(&s->size);
+        Py_ssize_t want = n - start;
+        if (want <= 0) {
+            if (ncc_seq_read_validate(&s->version, v)) {
+                *v_out = v;
+                *rv_out = rv;
+                return 0;
+            }
+            continue;
+        }
+        if (want > max) {
+            want = max;
+        }
+        Py_ssize_t got = 0;
+        PyObject *drop = NULL;
+        int refused = 0;
+        ncc_qsbr_thread *rec = ncc_read_begin();
+        /* Acquire; pairs with the release store in ncl_publish_array. */
+        ncl_array *a = (ncl_array *)ncc_load_ptr_acquire((void **)&s->array);
+        if (a != NULL && start + want <= a->capacity) {
+            PyObject **slot = &a->items[start];
+            for (; got < want; got++) {
+                /* Acquire; pairs with ncc_slot_store (release). */
+                PyObject *o = ncc_load_obj_acquire(&slot[got]);
+                if (o == NULL) {
+                    break;
+                }
+                if (!ncc_try_incref(o)) {
+                    refused = ncc_load_obj(&slot[got]) == o;
+                    break;
+                }
+                /* seq_cst re-check; pairs with ncc_slot_store (release), as
+                 * in ncl_read_item. */
+                if (ncc_load_obj(&slot[got]) != o) {
+                    drop = o;
+                    break;
+                }
+                buf[got] = o;
+            }
+        }
+        ncc_read_end(rec);
+        if (drop != NULL) {
+            Py_DECREF(drop);
+        }
+        if (got == want
+                && ncc_seq_read_validate(&s->version, v)
+                /* Relaxed after the acquire fence in the validation above:
+                 * pairs with the release fence in ncc_seq_write_begin of a
+                 * value replacement, as the version does. */
+                && ncc_load_uint64_relaxed(&s->replace_seq) == rv) {
+            *v_out = v;
+            *rv_out = rv;
+            return got;
+        }
+        for (Py_ssize_t k = 0; k < got; k++) {
+            Py_DECREF(buf[k]);
+        }
+        if (refused && ncc_seq_read_validate(&s->version, v)) {
+            break;
+        }
+    }
+    return -1;
+}
+
+/* True if neither counter moved since a run read with (v, rv): the items of
+ * that run are still at their indices now.  Acquire loads (this decides
+ * whether buffered references are still the list's current items). */
+static inline int ncl_run_still_valid(ncl_state *s, uint64_t v, uint64_t rv) {
+    /* Acquire; pair with the release stores in ncc_seq_write_end. */
+    return ncc_load_uint64_acquire(&s->version) == v
+        && ncc_load_uint64_acquire(&s->replace_seq) == rv;
+}
+
+/* ---------------------------------------------------------------- iterator */
+
+/* Items a forward iterator (and `in`) reads per validation. */
+#define NCL_ITER_BATCH 32
+
+/* The forward iterator's state (a field of _ConcurrentListIterator).  The
+ * batch fields are touched only by the thread that created the iterator
+ * (`owner`); `index` is shared (relaxed loads and stores: a shared iterator
+ * may yield an item twice, never crash). */
+typedef struct {
+    Py_ssize_t index;          /* next index; -1 once exhausted */
+    uintptr_t owner;
+    ncl_state *ls;             /* the list's state; the iterator holds the list */
+    Py_ssize_t bstart;         /* buf[j] holds the item read at index bstart + j */
+    Py_ssize_t bpos;           /* buf[0:bpos] handed out, buf[bpos:blen] owned */
+    Py_ssize_t blen;
+    uint64_t bv, brv;          /* the counters the run was validated against */
+    PyObject *buf[NCL_ITER_BATCH];
+} ncl_iter_state;
+
+/* The fast path of next(): a new reference to the buffered item at the
+ * current index if the calling thread owns the batch, the index is the next
+ * buffered one, and the run is still valid (ncl_run_still_valid: the item is
+ * the one at that index now); else NULL (the caller takes the slow path,
+ * which refills or raises). */
+static inline PyObject *ncl_iter_fast_next(ncl_iter_state *st) {
+    /* Relaxed; see the struct comment. */
+    Py_ssize_t i = ncc_load_ssize_relaxed(&st->index);
+    Py_ssize_t p = st->bpos;
+    if (i != st->bstart + p || p >= st->blen || st->owner != ncl_thread_id()
+            || !ncl_run_still_valid(st->ls, st->bv, st->brv)) {
+        return NULL;
+    }
+    st->bpos = p + 1;
+    ncc_store_ssize_relaxed(&st->index, i + 1);
+    return st->buf[p];
+}
+
+/* Owner thread only: empty the batch, moving the references it still owns
+ * into `out` (at least NCL_ITER_BATCH slots); returns their number.  The
+ * caller releases them once the state is consistent again (a __del__ may
+ * call next() on the same iterator). */
+static inline Py_ssize_t ncl_iter_take_batch(ncl_iter_state *st, PyObject **out) {
+    Py_ssize_t m = st->blen - st->bpos;
+    if (m > 0) {
+        memcpy(out, &st->buf[st->bpos], (size_t)m * sizeof(PyObject *));
+    } else {
+        m = 0;
+    }
+    st->bpos = st->blen = 0;
+    return m;
+}
+
+#endif /* NOGIL_COLLECTIONS_LIST_ARRAY_H */
