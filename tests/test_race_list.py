@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from hypothesis import strategies as st
 
-from nogil_collections import ConcurrentList
+from nogil_collections import ConcurrentList, _list
 from nogil_collections.testing import LIST_OPS, RaceReport, explore, find_race, race_test
 
 # Iteration (``iter``/``reversed``) is not one atomic step: ConcurrentList
@@ -34,6 +34,17 @@ WRITERS = ("append", "pop", "insert", "__delitem__", "__setitem__")
 CONTENDED = LIST_OPS.only(
     *COMPOUND, "append", "pop", "__setitem__", "insert", "remove"
 ).with_domain(values=st.integers(0, 1), indices=st.integers(-2, 1), max_initial=3)
+
+
+# Value replacements (which move no counter that single-item readers check)
+# next to inserts/deletes of neighbouring indices and appends/extends that
+# outgrow the array (initial lists of up to 4 items get a capacity of 4, so
+# growth happens mid-scenario): readers must see each slot's value or a
+# consistent whole, never a half-moved list or a stale array.
+REPLACE_VS_STRUCTURE = LIST_OPS.only(
+    "__getitem__", "__setitem__", "compare_and_set", "update", "insert", "__delitem__",
+    "append", "extend", "pop", "snapshot", "getslice", "__contains__", "count",
+).with_domain(values=st.integers(0, 3), indices=st.integers(-2, 2), max_initial=4)
 
 
 @pytest.mark.parametrize("op", ALL_OPS.names)
@@ -56,6 +67,20 @@ def test_race_list_mixed_operations(report: RaceReport) -> None:
            ops_per_thread=(1, 3), examples=40, repetitions=10)
 def test_race_list_compound_operations(report: RaceReport) -> None:
     assert not set(COMPOUND) & set(report.ops_skipped), report
+
+
+@race_test(factory=ConcurrentList, model=list, ops=REPLACE_VS_STRUCTURE, threads=(2, 3),
+           ops_per_thread=(1, 4), examples=40, repetitions=10)
+def test_race_list_value_replacement_next_to_structural_changes(report: RaceReport) -> None:
+    assert {"__setitem__", "insert", "__delitem__"} <= set(report.ops_seen), report
+
+
+@race_test(factory=ConcurrentList, model=list,
+           ops=REPLACE_VS_STRUCTURE.only("__getitem__", "__setitem__", "append", "extend",
+                                         "snapshot", "getslice"),
+           threads=(2, 3), ops_per_thread=(2, 4), examples=30, repetitions=10)
+def test_race_list_reads_during_growth_and_replacement(report: RaceReport) -> None:
+    assert {"append", "__getitem__"} <= set(report.ops_seen), report
 
 
 # --------------------------------------------------------------------------- sensitivity
@@ -124,3 +149,33 @@ def test_race_list_campaign_catches_unlocked_compound_op(mutant: type, op: str) 
                       threads=(2, 3), ops_per_thread=(1, 2), initial=initial, examples=60,
                       repetitions=10, shrink_seconds=0.5, budget="ci")
     assert op in str(found)
+
+
+# A broken *lock-free* path: compare_and_set that makes `new` visible in the
+# slot before it has compared `expected` (and puts the old item back when the
+# comparison fails).  While every replacement bumped the global version, such
+# a transient store was invisible (readers retried); now that a replacement
+# is one slot store, the campaign must see readers return a value the list
+# never held.  The mutant is a C switch (_list._set_mutant), so it runs the
+# real replacement path (_replace_slot_lh), with a 50 us busy window.
+@pytest.mark.free_threaded_only
+def test_race_list_campaign_catches_speculative_replacement() -> None:
+    table = LIST_OPS.only("compare_and_set", "__getitem__", "snapshot").with_domain(
+        values=st.integers(0, 2), indices=st.integers(0, 1), max_initial=3)
+    initial = st.lists(st.integers(0, 2), min_size=2, max_size=3)
+    _list._set_mutant("speculative_cas")
+    try:
+        found = find_race(ConcurrentList, table, list, focus="compare_and_set",
+                          threads=(2, 3), ops_per_thread=(1, 3), initial=initial,
+                          examples=60, repetitions=10, shrink_seconds=0.5, budget="ci")
+    finally:
+        _list._set_mutant("none")
+    assert "compare_and_set" in str(found)
+
+
+def test_mutant_switch_is_off_by_default_and_validated() -> None:
+    with pytest.raises(KeyError):
+        _list._set_mutant("no such mutant")
+    cl = ConcurrentList([1, 2])
+    assert cl.compare_and_set(0, 9, 5) is False
+    assert cl == [1, 2]

@@ -1242,15 +1242,21 @@ cdef class ConcurrentList:
             return True
 
     cdef void _mutant_speculative_store(self, Py_ssize_t i, object new) noexcept:
-        # NCL_MUTANT_SPECULATIVE_CAS: store `new`, hold it visible for 50 us
-        # (busy-waiting, the lock stays held), then put the old item back.
-        # No reference changes hands: the slot never owns `new`, and the
-        # caller holds a reference to it for the whole window.
+        # NCL_MUTANT_SPECULATIVE_CAS: inside ONE replacement window, store
+        # `new`, hold it for 50 us (busy-waiting, the lock stays held), then
+        # put the old item back.  Multi-slot readers see the odd replace_seq
+        # and retry; single-item readers, which validate the slot rather than
+        # a counter, can return `new`.  Under the previous design (every
+        # replacement inside a global-version window) the same mutant was
+        # invisible to every reader.  No reference changes hands: the slot
+        # never owns `new`, and the caller holds one for the whole window.
         cdef PyObject *cur = self._s.array.items[i]
         _pub(self, <PyObject *>new)
-        self._replace_slot_lh(i, <PyObject *>new)
+        ncc_seq_write_begin(&self._s.replace_seq)
+        ncc_slot_store(&self._s.array.items[i], <PyObject *>new)
         ncl_mutant_spin(50e-6)
-        self._replace_slot_lh(i, cur)
+        ncc_slot_store(&self._s.array.items[i], cur)
+        ncc_seq_write_end(&self._s.replace_seq)
 
     def compare_and_set(self, Py_ssize_t index, expected, new, /):
         """If self[index] is expected, or == expected (as list.index
