@@ -3,19 +3,27 @@
 # cython: binding = False
 """ConcurrentList: a drop-in thread-safe ``list`` with lock-free reads.
 
-Design (docs/design.md, "ConcurrentList"):
+Design (docs/design.md, "ConcurrentList"; the array, the hot state and the
+lock-free reads are in _list_array.h):
 
-* Writers hold the per-object critical section (``cython.critical_section``),
-  bump the seqlock ``version`` to odd, change slots / size / array with atomic
-  stores, and bump it back to even.  No Python code runs while the version is
-  odd: objects to release are collected and decref'ed after the version is even
-  again and after the critical section is left.
-* Readers take no lock: version (acquire) -> read region -> array (acquire) ->
-  slot (acquire) -> try-incref-and-recheck -> end region -> validate version.
-  After a bounded number of failed attempts they read under the lock.
-* The backing array (``ncl_array``: capacity header + slots) is never resized
-  in place: a resize fills a new array, publishes it with a release store and
-  retires the old one to the QSBR domain (``ncc_retire``).
+* Writers hold the per-object critical section (``cython.critical_section``).
+  A value replacement (``lst[i] = v``, compare_and_set, update) is one
+  release store of the slot inside a ``replace_seq`` window (its own cache
+  line); an append that fits stores the new slots, then the size (release);
+  structural changes (insert, delete, pop, sort, slice assignment, clear,
+  any reallocation) bump the seqlock ``version`` to odd, change slots / size
+  / array with atomic stores, and bump it back to even.  No Python code runs
+  inside a window: objects to release are decref'ed after it, and after the
+  critical section is left.
+* Single-item readers take no lock: version -> read region -> array
+  (acquire) -> slot (acquire) -> try-incref -> re-check the slot -> end
+  region -> validate version.  Multi-slot readers also validate
+  ``replace_seq``.  After a bounded number of failed attempts they read
+  under the lock.
+* A backing array that other threads may read is never resized in place: a
+  resize fills a new array, publishes it with a release store and retires
+  the old one to the QSBR domain (``ncc_retire``).  An array only its owner
+  thread has touched is realloc'ed in place, as ``list`` does.
 """
 
 cimport cython
@@ -1714,7 +1722,9 @@ ncl_patch_seq(ConcurrentList, _sq_concat, _sq_repeat, _sq_inplace_concat, _sq_in
 # push/pop touches, or a private copy of every slot for heapify) and the
 # result is published in one seqlock write.  Comparisons run with the
 # critical section held but can suspend it (a __lt__ that blocks) or mutate
-# the list themselves, so after every comparison the version is re-checked:
+# the list themselves, so after every comparison the list's stamp (_stamp:
+# both change counters and the size, so replacements and appends count too)
+# is re-checked:
 # * unchanged: carry on (the borrowed slot pointers are still owned by the
 #   list, nothing else can have run);
 # * the size changed: RuntimeError("list changed size during iteration"),
@@ -1783,7 +1793,7 @@ cdef inline void _hv_set(_HeapView *h, Py_ssize_t i, PyObject *o) noexcept:
     h.lvl_obj[lvl] = o
 
 
-cdef int _heap_lt(ConcurrentList self, uint64_t v0, PyObject *a, PyObject *b) except -1:
+cdef int _heap_lt(ConcurrentList self, _Stamp v0, PyObject *a, PyObject *b) except -1:
     """a < b as heapq compares (both held by a new reference meanwhile).
     NCL_HEAP_DISTURBED if the list changed while it ran.  Lock held."""
     cdef object x = <object>a
@@ -1792,12 +1802,12 @@ cdef int _heap_lt(ConcurrentList self, uint64_t v0, PyObject *a, PyObject *b) ex
     # Drop our references before the re-check: a decref can suspend too.
     x = None
     y = None
-    if self._s.version != v0:
+    if not _same(self, v0):
         return NCL_HEAP_DISTURBED
     return cmp
 
 
-cdef int _hv_siftdown(ConcurrentList self, uint64_t v0, _HeapView *h,
+cdef int _hv_siftdown(ConcurrentList self, _Stamp v0, _HeapView *h,
                       Py_ssize_t startpos, Py_ssize_t pos) except -1:
     """heapq's siftdown: move the item at pos up towards startpos.
     Returns 0, or 1 if the list changed during a comparison."""
@@ -1819,7 +1829,7 @@ cdef int _hv_siftdown(ConcurrentList self, uint64_t v0, _HeapView *h,
     return 0
 
 
-cdef int _hv_siftup(ConcurrentList self, uint64_t v0, _HeapView *h, Py_ssize_t pos) except -1:
+cdef int _hv_siftup(ConcurrentList self, _Stamp v0, _HeapView *h, Py_ssize_t pos) except -1:
     """heapq's siftup: move the smaller child up until a leaf, then siftdown.
     Returns 0, or 1 if the list changed during a comparison."""
     cdef Py_ssize_t endpos = h.size, startpos = pos, limit = h.size >> 1, childpos
@@ -1839,7 +1849,7 @@ cdef int _hv_siftup(ConcurrentList self, uint64_t v0, _HeapView *h, Py_ssize_t p
     return _hv_siftdown(self, v0, h, startpos, pos)
 
 
-cdef int _hv_heapify(ConcurrentList self, uint64_t v0, _HeapView *h) except -1:
+cdef int _hv_heapify(ConcurrentList self, _Stamp v0, _HeapView *h) except -1:
     """heapq's heapify, including its cache-friendly order above 2500 items
     (same heap either way, but a different comparison order)."""
     cdef Py_ssize_t n = h.size, i, j, m, mhalf, leftmost
@@ -1893,7 +1903,7 @@ cdef int _hv_publish(ConcurrentList self, _HeapView *h, PyObject *added) except 
     if newsize > cap:
         # Only a push grows (by one slot): fill a new, still private array
         # with plain stores, then publish it (as _append_lh).
-        na = ncl_array_new(_grow_capacity(newsize))
+        na = ncl_array_new(ncl_grow_capacity(newsize, n, True))
         if na == NULL:
             raise MemoryError()
         if n:
@@ -1929,10 +1939,11 @@ cdef int _hv_publish(ConcurrentList self, _HeapView *h, PyObject *added) except 
     for j in range(newsize, n):
         ncc_slot_store(&a.items[j], NULL)
     if newsize != n:
-        # Relaxed; readers validate it with the version.
-        ncc_store_ssize_relaxed(&self._s.size, newsize)
+        # Release (pairs with the readers' acquire size load); also
+        # validated by the version.
+        ncc_store_ssize_release(&self._s.size, newsize)
     ncc_seq_write_end(&self._s.version)
-    if newsize < n and a != NULL and newsize < (a.capacity >> 2):
+    if newsize < n and a != NULL and newsize < (a.capacity >> 1):
         # A pop left the array mostly empty: let _replace_lh apply the
         # list's shrink policy (a content-preserving resize, one more write).
         o = NULL
@@ -1942,7 +1953,7 @@ cdef int _hv_publish(ConcurrentList self, _HeapView *h, PyObject *added) except 
 
 cdef object _heap_op(ConcurrentList self, int kind, object item):
     cdef _HeapView h
-    cdef uint64_t v0
+    cdef _Stamp v0
     cdef Py_ssize_t n0, j
     cdef int restarts = 0, disturbed, cmp
     cdef bint check_size
@@ -1972,7 +1983,7 @@ cdef object _heap_op(ConcurrentList self, int kind, object item):
                     if h.full == NULL:
                         raise MemoryError()
                     memcpy(h.full, &self._s.array.items[0], <size_t>n0 * sizeof(PyObject *))
-                v0 = self._s.version
+                v0 = _stamp(self)
                 h.base = &self._s.array.items[0] if self._s.array != NULL else NULL
                 h.size = n0
                 ret = NULL
@@ -2012,7 +2023,7 @@ cdef object _heap_op(ConcurrentList self, int kind, object item):
                 except BaseException:
                     # Checked after the exception was fetched (which may
                     # allocate, and so suspend the critical section).
-                    if self._s.version == v0:
+                    if _same(self, v0):
                         # A comparison raised on an unchanged list: leave it
                         # as heapq does, with the moves made so far (and
                         # without the item heapq drops).
