@@ -403,9 +403,7 @@ def test_generated_c_never_increfs_the_container_on_hot_paths() -> None:
     text = c_file.read_text()
     for cls, methods in {
         "_Handle": ("__len__", "__contains__", "__getitem__", "__setitem__", "__delitem__"),
-        "ConcurrentDictHandle": ("get", "setdefault", "pop", "get_or_insert", "update_item",
-                                 "compare_and_set", "pop_if"),
-        "ConcurrentListHandle": ("append", "pop", "insert", "compare_and_set", "update"),
+        "ConcurrentDictHandle": ("update_item",),
     }.items():
         for method in methods:
             body = _function_body(text, cls, method)
@@ -413,8 +411,30 @@ def test_generated_c_never_increfs_the_container_on_hot_paths() -> None:
             refs = _container_refs(body)
             assert not refs, f"{cls}.{method} takes a reference to the container: {refs}"
     # The check can fail: the cold forwarding paths do take references.
-    assert _container_refs(_function_body(text, "ConcurrentDictHandle", "update"))
-    assert _container_refs(_function_body(text, "ConcurrentListHandle", "sort"))
+    assert _container_refs(_function_body(text, "ConcurrentDictHandle", "__ior__"))
+    assert _container_refs(_function_body(text, "ConcurrentListHandle", "__iadd__"))
+
+
+def _c_function(text: str, name: str) -> str:
+    m = re.search(rf"^    static [^\n]*\b{name}\(.*?^    }}", text, flags=re.S | re.M)
+    assert m, f"{name} not found"
+    return m.group(0)
+
+
+def test_forwarding_trampolines_take_no_reference_on_the_exact_path() -> None:
+    # The named methods (get, setdefault, pop, every list method...) are C
+    # trampolines installed at import (nch_install): their exact-type path is
+    # nch_invoke_kw, which must never take a reference to the container.
+    source = (SRC / "_handle.pyx").read_text()
+    invoke = _c_function(source, "nch_invoke_kw")
+    assert not re.findall(r"INCREF|NewRef|GetAttr|Py_XNewRef", invoke)
+    call = _c_function(source, "nch_tramp_call")
+    exact_path = call.split("bound = PyObject_GetAttr")[0]
+    assert "nch_invoke_kw" in exact_path and not re.findall(r"INCREF|NewRef", exact_path)
+    for name in ("get", "setdefault", "pop", "get_or_insert", "compare_and_set", "keys"):
+        assert type(ConcurrentDictHandle.__dict__[name]).__name__ == "method_descriptor", name
+    for name in ("append", "pop", "insert", "sort", "heappush", "_layout"):
+        assert type(ConcurrentListHandle.__dict__[name]).__name__ == "method_descriptor", name
 
 
 # --------------------------------------------------------------------------- threads

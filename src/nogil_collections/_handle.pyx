@@ -14,12 +14,17 @@ reaches the container through a pointer it stores, without taking a new
 reference to the container.  It holds exactly one strong reference to the
 container, taken once when it is created.
 
-Hot paths (``h[k]``, ``h[k] = v``, ``del h[k]``, ``k in h``, ``len(h)``,
-``h.get``, and the dict's and list's compound operations) call the
-container's C slots or its method objects with that stored pointer: the
-container's reference count is never touched (checked in the generated C;
-see tests/test_handle.py).  Everything else forwards through
-``getattr(container, name)``, which is correct but takes a reference.
+Hot paths: the slots (``h[k]``, ``h[k] = v``, ``del h[k]``, ``k in h``,
+``len(h)``) call the container's own slot functions with the stored pointer;
+every named method (``get``, ``setdefault``, ``pop``, ``get_or_insert``,
+``compare_and_set``, every list method, ...) is a C trampoline installed on
+the handle type at import (``nch_install``) that hands the caller's argument
+vector unchanged to the container's C function, with the stored pointer as
+``self``; ``update_item`` is the container's compare-and-set loop over those.
+None of them touches the container's reference count (tests/test_handle.py
+checks at run time and in the C).  The operators (``|``, ``+``, ``+=``,
+comparisons), iteration and ``fromkeys`` forward through the container
+object itself, which takes a reference, like code that uses the container.
 
 Semantics are exactly the container's: a handle adds no state, no caching
 and no lock.  Any thread may use any handle; only threads that own it (the
@@ -94,13 +99,17 @@ cdef extern from *:
         PyObject *callable;   /* borrowed: kept alive by the module */
         PyCFunction meth;
         int flags;
+        const char *doc;
     } nch_method;
 
+    /* 2: a C method with a calling convention called directly (m->meth set);
+     * 1: another C method (called through vectorcall); 0: not a C method. */
     static int nch_method_init(nch_method *m, PyObject *callable) {
         PyMethodDef *def = NULL;
         m->callable = callable;
         m->meth = NULL;
         m->flags = 0;
+        m->doc = NULL;
         if (PyObject_TypeCheck(callable, &PyMethodDescr_Type)) {
             def = ((PyMethodDescrObject *)callable)->d_method;
         } else if (PyCFunction_Check(callable)) {
@@ -113,47 +122,59 @@ cdef extern from *:
             if (n >= k && strcmp(name + n - k, "cython_function_or_method") == 0)
                 def = ((PyCFunctionObject *)callable)->m_ml;
         }
-        if (def != NULL) {
+        if (def == NULL) return 0;
+        m->doc = def->ml_doc;
+        {
             int flags = def->ml_flags & ~METH_COEXIST;
             if (flags == (METH_FASTCALL | METH_KEYWORDS) || flags == METH_FASTCALL
                     || flags == METH_O || flags == METH_NOARGS) {
                 m->meth = def->ml_meth;
                 m->flags = flags;
+                return 2;
             }
         }
-        return 0;
+        return (def->ml_flags & (METH_CLASS | METH_STATIC)) ? 0 : 1;
     }
 
-    static PyObject *nch_invoke(const nch_method *m, PyObject *c, PyObject *const *args,
-                                Py_ssize_t n) {
-        switch (m->meth ? m->flags : 0) {
-        case METH_FASTCALL | METH_KEYWORDS:
-            return ((nch_fast_kw)(void (*)(void))m->meth)(c, args, n, NULL);
-        case METH_FASTCALL:
-            return ((nch_fast)(void (*)(void))m->meth)(c, args, n);
-        case METH_O:
-            if (n == 1) return m->meth(c, args[0]);
-            break;
-        case METH_NOARGS:
-            if (n == 0) return m->meth(c, NULL);
-            break;
+    /* m(c, *args, **kw) with kwnames as in vectorcall. */
+    static PyObject *nch_invoke_kw(const nch_method *m, PyObject *c, PyObject *const *args,
+                                   Py_ssize_t n, PyObject *kwnames) {
+        Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+        if (m->meth != NULL && (nkw == 0 || m->flags == (METH_FASTCALL | METH_KEYWORDS))) {
+            switch (m->flags) {
+            case METH_FASTCALL | METH_KEYWORDS:
+                return ((nch_fast_kw)(void (*)(void))m->meth)(c, args, n, nkw ? kwnames : NULL);
+            case METH_FASTCALL:
+                return ((nch_fast)(void (*)(void))m->meth)(c, args, n);
+            case METH_O:
+                if (n == 1) return m->meth(c, args[0]);
+                break;
+            case METH_NOARGS:
+                if (n == 0) return m->meth(c, NULL);
+                break;
+            }
         }
         {
-            /* The interpreter's own arity errors, via the generic call. */
-            PyObject *stack[6];
-            Py_ssize_t j;
+            /* The generic call: the callee's own arity errors and keywords. */
+            PyObject *small[8];
+            PyObject **stack = small;
+            Py_ssize_t j, total = 1 + n + nkw;
+            PyObject *r;
+            if (total + 1 > 8) {
+                stack = (PyObject **)PyMem_Malloc((size_t)(total + 1) * sizeof(PyObject *));
+                if (stack == NULL) return PyErr_NoMemory();
+            }
             stack[1] = c;
-            for (j = 0; j < n && j < 4; j++) stack[j + 2] = args[j];
-            return PyObject_Vectorcall(m->callable, stack + 1,
-                                       (size_t)(n + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            for (j = 0; j < n + nkw; j++) stack[j + 2] = args[j];
+            r = PyObject_Vectorcall(m->callable, stack + 1,
+                                    (size_t)(n + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames);
+            if (stack != small) PyMem_Free(stack);
+            return r;
         }
     }
-    static inline PyObject *nch_call0(const nch_method *m, PyObject *c) {
-        return nch_invoke(m, c, NULL, 0);
-    }
-    static inline PyObject *nch_call1(const nch_method *m, PyObject *c, PyObject *a) {
-        PyObject *args[1] = {a};
-        return nch_invoke(m, c, args, 1);
+    static PyObject *nch_invoke(const nch_method *m, PyObject *c, PyObject *const *args,
+                                Py_ssize_t n) {
+        return nch_invoke_kw(m, c, args, n, NULL);
     }
     static inline PyObject *nch_call2(const nch_method *m, PyObject *c, PyObject *a,
                                       PyObject *b) {
@@ -164,6 +185,174 @@ cdef extern from *:
                                       PyObject *b, PyObject *d) {
         PyObject *args[3] = {a, b, d};
         return nch_invoke(m, c, args, 3);
+    }
+
+    /* Forwarding methods.  Every C method of the container type that the
+     * handle type does not define itself is installed on the handle type as
+     * a method whose C function is one of these trampolines: it passes the
+     * caller's argument vector (and keyword names) unchanged to the
+     * container's C function with the handle's stored container pointer as
+     * `self`.  No argument parsing of its own, no reference to the container,
+     * and the container's own error messages.  A handle of a subclass calls
+     * the subclass's bound method instead (overrides are honoured). */
+    #define NCH_NTRAMP 48
+    typedef struct {
+        nch_method m;          /* the exact container type's method */
+        PyObject *name;        /* its name (a strong reference) */
+    } nch_tramp_entry;
+    static nch_tramp_entry nch_tramp[NCH_NTRAMP];
+    static PyMethodDef nch_tramp_defs[NCH_NTRAMP];
+    static int nch_ntramp = 0;
+    /* Where a handle object keeps its container pointer and exactness. */
+    static Py_ssize_t nch_cp_offset = -1, nch_exact_offset = -1;
+
+    static PyObject *nch_tramp_call(int i, PyObject *self, PyObject *const *args,
+                                    size_t nargsf, PyObject *kwnames) {
+        PyObject *c = *(PyObject **)((char *)self + nch_cp_offset);
+        Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+        PyObject *bound, *r;
+        if (*(int *)((char *)self + nch_exact_offset))
+            return nch_invoke_kw(&nch_tramp[i].m, c, args, n, kwnames);
+        bound = PyObject_GetAttr(c, nch_tramp[i].name);
+        if (bound == NULL) return NULL;
+        r = PyObject_Vectorcall(bound, args, (size_t)n, kwnames);
+        Py_DECREF(bound);
+        return r;
+    }
+    #define NCH_T(i) \
+        static PyObject *nch_t##i(PyObject *self, PyObject *const *args, Py_ssize_t nargs, \
+                                  PyObject *kwnames) { \
+            return nch_tramp_call(i, self, args, (size_t)nargs, kwnames); \
+        }
+    NCH_T(0)
+    NCH_T(1)
+    NCH_T(2)
+    NCH_T(3)
+    NCH_T(4)
+    NCH_T(5)
+    NCH_T(6)
+    NCH_T(7)
+    NCH_T(8)
+    NCH_T(9)
+    NCH_T(10)
+    NCH_T(11)
+    NCH_T(12)
+    NCH_T(13)
+    NCH_T(14)
+    NCH_T(15)
+    NCH_T(16)
+    NCH_T(17)
+    NCH_T(18)
+    NCH_T(19)
+    NCH_T(20)
+    NCH_T(21)
+    NCH_T(22)
+    NCH_T(23)
+    NCH_T(24)
+    NCH_T(25)
+    NCH_T(26)
+    NCH_T(27)
+    NCH_T(28)
+    NCH_T(29)
+    NCH_T(30)
+    NCH_T(31)
+    NCH_T(32)
+    NCH_T(33)
+    NCH_T(34)
+    NCH_T(35)
+    NCH_T(36)
+    NCH_T(37)
+    NCH_T(38)
+    NCH_T(39)
+    NCH_T(40)
+    NCH_T(41)
+    NCH_T(42)
+    NCH_T(43)
+    NCH_T(44)
+    NCH_T(45)
+    NCH_T(46)
+    NCH_T(47)
+    static PyCFunction nch_tramp_funcs[NCH_NTRAMP] = {
+        (PyCFunction)(void (*)(void))nch_t0,
+        (PyCFunction)(void (*)(void))nch_t1,
+        (PyCFunction)(void (*)(void))nch_t2,
+        (PyCFunction)(void (*)(void))nch_t3,
+        (PyCFunction)(void (*)(void))nch_t4,
+        (PyCFunction)(void (*)(void))nch_t5,
+        (PyCFunction)(void (*)(void))nch_t6,
+        (PyCFunction)(void (*)(void))nch_t7,
+        (PyCFunction)(void (*)(void))nch_t8,
+        (PyCFunction)(void (*)(void))nch_t9,
+        (PyCFunction)(void (*)(void))nch_t10,
+        (PyCFunction)(void (*)(void))nch_t11,
+        (PyCFunction)(void (*)(void))nch_t12,
+        (PyCFunction)(void (*)(void))nch_t13,
+        (PyCFunction)(void (*)(void))nch_t14,
+        (PyCFunction)(void (*)(void))nch_t15,
+        (PyCFunction)(void (*)(void))nch_t16,
+        (PyCFunction)(void (*)(void))nch_t17,
+        (PyCFunction)(void (*)(void))nch_t18,
+        (PyCFunction)(void (*)(void))nch_t19,
+        (PyCFunction)(void (*)(void))nch_t20,
+        (PyCFunction)(void (*)(void))nch_t21,
+        (PyCFunction)(void (*)(void))nch_t22,
+        (PyCFunction)(void (*)(void))nch_t23,
+        (PyCFunction)(void (*)(void))nch_t24,
+        (PyCFunction)(void (*)(void))nch_t25,
+        (PyCFunction)(void (*)(void))nch_t26,
+        (PyCFunction)(void (*)(void))nch_t27,
+        (PyCFunction)(void (*)(void))nch_t28,
+        (PyCFunction)(void (*)(void))nch_t29,
+        (PyCFunction)(void (*)(void))nch_t30,
+        (PyCFunction)(void (*)(void))nch_t31,
+        (PyCFunction)(void (*)(void))nch_t32,
+        (PyCFunction)(void (*)(void))nch_t33,
+        (PyCFunction)(void (*)(void))nch_t34,
+        (PyCFunction)(void (*)(void))nch_t35,
+        (PyCFunction)(void (*)(void))nch_t36,
+        (PyCFunction)(void (*)(void))nch_t37,
+        (PyCFunction)(void (*)(void))nch_t38,
+        (PyCFunction)(void (*)(void))nch_t39,
+        (PyCFunction)(void (*)(void))nch_t40,
+        (PyCFunction)(void (*)(void))nch_t41,
+        (PyCFunction)(void (*)(void))nch_t42,
+        (PyCFunction)(void (*)(void))nch_t43,
+        (PyCFunction)(void (*)(void))nch_t44,
+        (PyCFunction)(void (*)(void))nch_t45,
+        (PyCFunction)(void (*)(void))nch_t46,
+        (PyCFunction)(void (*)(void))nch_t47
+    };
+
+    /* Install `callable` (a method of the exact container type) as `name` on
+     * the handle type `tp`.  1: installed; 0: not a C method (skipped);
+     * -1: error.  Runs at import, before any other thread can see `tp`; the
+     * type's dict is written directly because the type is immutable from
+     * Python (as Cython fills it in at type creation). */
+    static int nch_install(PyTypeObject *tp, PyObject *name, PyObject *callable) {
+        int i = nch_ntramp;
+        PyObject *descr;
+        if (i >= NCH_NTRAMP) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "nogil_collections._handle: raise NCH_NTRAMP (too many methods)");
+            return -1;
+        }
+        if (!nch_method_init(&nch_tramp[i].m, callable)) return 0;
+        nch_tramp[i].name = Py_NewRef(name);
+        nch_tramp_defs[i].ml_name = PyUnicode_AsUTF8(name);
+        if (nch_tramp_defs[i].ml_name == NULL) return -1;
+        nch_tramp_defs[i].ml_meth = nch_tramp_funcs[i];
+        nch_tramp_defs[i].ml_flags = METH_FASTCALL | METH_KEYWORDS;
+        nch_tramp_defs[i].ml_doc = nch_tramp[i].m.doc;
+        descr = PyDescr_NewMethod(tp, &nch_tramp_defs[i]);
+        if (descr == NULL) return -1;
+        if (PyDict_SetItem(tp->tp_dict, name, descr) < 0) {
+            Py_DECREF(descr);
+            return -1;
+        }
+        Py_DECREF(descr);
+        nch_ntramp = i + 1;
+        PyType_Modified(tp);
+        return 1;
     }
     """
     ctypedef struct nch_slots:
@@ -177,39 +366,20 @@ cdef extern from *:
     Py_ssize_t nch_len(const nch_slots *s, PyObject *c) except -1
     ctypedef struct nch_method:
         pass
-    int nch_method_init(nch_method *m, PyObject *callable) except -1
-    object nch_call0(const nch_method *m, PyObject *c)
-    object nch_call1(const nch_method *m, PyObject *c, object a)
+    int nch_method_init(nch_method *m, PyObject *callable)
     object nch_call2(const nch_method *m, PyObject *c, object a, object b)
     object nch_call3(const nch_method *m, PyObject *c, object a, object b, object d)
+    Py_ssize_t nch_cp_offset, nch_exact_offset
+    int nch_install(PyTypeObject *tp, object name, PyObject *callable) except -1
 
 
 # ----------------------------------------------------------------------
-# The container types' unbound methods, resolved once.  A handle of an exact
-# ConcurrentDict / ConcurrentList calls these with its stored pointer; a
-# handle of a subclass goes through getattr(container, name) instead, so an
-# override (even a staticmethod or a property) behaves as on the container.
+# Binding to the container types (done once, by the package's __init__).
 
-cdef enum:
-    D_GET, D_SETDEFAULT, D_POP, D_GET_OR_INSERT, D_UPDATE_ITEM, D_COMPARE_AND_SET,
-    D_POP_IF, D_SNAPSHOT, D_KEYS, D_VALUES, D_ITEMS, D_UPDATE, D_CLEAR, D_POPITEM,
-    D_COPY, D_NMETHODS
-
-cdef enum:
-    L_APPEND, L_POP, L_EXTEND, L_INSERT, L_REMOVE, L_INDEX, L_COUNT, L_CLEAR, L_COPY,
-    L_REVERSE, L_SNAPSHOT, L_APPEND_IF_ABSENT, L_COMPARE_AND_SET, L_UPDATE, L_NMETHODS
-
-_DICT_METHODS = ("get", "setdefault", "pop", "get_or_insert", "update_item",
-                 "compare_and_set", "pop_if", "snapshot", "keys", "values", "items",
-                 "update", "clear", "popitem", "copy")
-_LIST_METHODS = ("append", "pop", "extend", "insert", "remove", "index", "count", "clear",
-                 "copy", "reverse", "snapshot", "append_if_absent", "compare_and_set",
-                 "update")
-
-# Strong references (module lifetime) to the objects the tables point at.
+# Strong references (module lifetime) to what the C tables point at.
 cdef list _keep = []
-cdef nch_method _dict_m[D_NMETHODS]
-cdef nch_method _list_m[L_NMETHODS]
+cdef nch_method _dict_get
+cdef nch_method _dict_cas
 cdef nch_slots _dict_slots
 cdef nch_slots _list_slots
 cdef PyObject *_dict_type = NULL
@@ -217,23 +387,37 @@ cdef PyObject *_list_type = NULL
 cdef object _absent = None
 
 
+cdef int _install_forwarders(container_type, handle_type) except -1:
+    # Every C method of the container type that the handle type does not
+    # define itself (special methods excluded: those are the slots above).
+    cdef int n = 0
+    for name, f in list(container_type.__dict__.items()):
+        if name.startswith("__") or hasattr(handle_type, name):
+            continue
+        _keep.append(f)
+        n += nch_install(<PyTypeObject *>handle_type, name, <PyObject *>f)
+    return n
+
+
 def _bind_types(dict_type, list_type, absent):
     """Called once by the package (__init__) after both container modules
     are imported: they import this module, so it cannot import them."""
     global _dict_type, _list_type, _absent, _dict_slots, _list_slots
-    cdef int j
+    global nch_cp_offset, nch_exact_offset
+    cdef _Handle probe
     if _dict_type != NULL:
         return
-    assert len(_DICT_METHODS) == <int>D_NMETHODS and len(_LIST_METHODS) == <int>L_NMETHODS
-    for j, name in enumerate(_DICT_METHODS):
-        f = dict_type.__dict__[name]
-        _keep.append(f)
-        nch_method_init(&_dict_m[j], <PyObject *>f)
-    for j, name in enumerate(_LIST_METHODS):
-        f = list_type.__dict__[name]
-        _keep.append(f)
-        nch_method_init(&_list_m[j], <PyObject *>f)
+    probe = ConcurrentDictHandle.__new__(ConcurrentDictHandle)
+    nch_cp_offset = <char *>&probe._cp - <char *><PyObject *>probe
+    nch_exact_offset = <char *>&probe._exact - <char *><PyObject *>probe
     _keep.extend((dict_type, list_type))
+    _install_forwarders(dict_type, ConcurrentDictHandle)
+    _install_forwarders(list_type, ConcurrentListHandle)
+    get = dict_type.__dict__["get"]
+    cas = dict_type.__dict__["compare_and_set"]
+    _keep.extend((get, cas))
+    nch_method_init(&_dict_get, <PyObject *>get)
+    nch_method_init(&_dict_cas, <PyObject *>cas)
     _absent = absent
     _dict_slots = nch_slots_of(<PyTypeObject *>dict_type)
     _list_slots = nch_slots_of(<PyTypeObject *>list_type)
@@ -296,9 +480,11 @@ cdef class _Handle:
     # No __getattr__ forwarding: a type with one cannot have its method
     # loads specialised by the interpreter (LOAD_ATTR_METHOD_* needs the
     # generic tp_getattro), which made h.get(k) twice as slow as d.get(k).
-    # Every public method is spelled out below instead (tests/test_handle.py
-    # checks that none is missing); a subclass's own additions are reached
-    # through h.container.
+    # Instead _bind_types installs a forwarding method (a C trampoline, see
+    # nch_install) for every method of the container type that the handle
+    # types do not define below, so the handles follow the containers' API
+    # as it grows (tests/test_handle.py checks that none is missing).  A
+    # subclass's own additions are reached through h.container.
 
     cdef object _fwd(self, str name, tuple args):
         # The path of a subclass (or an unusual call): the container's own
@@ -306,10 +492,6 @@ cdef class _Handle:
         # out of the fast methods so that their generated C shows no
         # reference to the container (tests/test_handle.py checks).
         return getattr(self._c, name)(*args)
-
-    def _check(self):
-        """The container's internal consistency check."""
-        self._c._check()
 
     def __len__(self):
         return nch_len(self._slots, self._cp)
@@ -399,38 +581,12 @@ cdef class ConcurrentDictHandle(_Handle):
         h._owner = _get_ident()
         return h
 
-    def get(self, key, default=None, /):
-        """d.get(key, default) on the shared dict.  Lock-free, O(1)."""
-        if self._exact:
-            return nch_call2(&_dict_m[<int>D_GET], self._cp, key, default)
-        return self._fwd("get", (key, default))
-
-    def setdefault(self, key, default=None, /):
-        """d.setdefault(key, default) on the shared dict.  Atomic."""
-        if self._exact:
-            return nch_call2(&_dict_m[<int>D_SETDEFAULT], self._cp, key, default)
-        return self._fwd("setdefault", (key, default))
-
-    def pop(self, key, *default):
-        """d.pop(key[, default]) on the shared dict.  Atomic."""
-        if self._exact and len(default) == 0:
-            return nch_call1(&_dict_m[<int>D_POP], self._cp, key)
-        if self._exact and len(default) == 1:
-            return nch_call2(&_dict_m[<int>D_POP], self._cp, key, default[0])
-        return self._fwd("pop", (key,) + default)
-
-    def get_or_insert(self, key, factory):
-        """d.get_or_insert(key, factory) on the shared dict."""
-        if self._exact:
-            return nch_call2(&_dict_m[<int>D_GET_OR_INSERT], self._cp, key, factory)
-        return self._fwd("get_or_insert", (key, factory))
-
     def update_item(self, key, fn, *default):
         """d.update_item(key, fn[, default]) on the shared dict: the same
         compare-and-set retry loop (fn may run more than once under
         contention; one result per update is stored)."""
-        cdef const nch_method *get = &_dict_m[<int>D_GET]
-        cdef const nch_method *cas = &_dict_m[<int>D_COMPARE_AND_SET]
+        cdef const nch_method *get = &_dict_get
+        cdef const nch_method *cas = &_dict_cas
         if not self._exact or len(default) > 1:
             return self._fwd("update_item", (key, fn) + default)
         while True:
@@ -443,65 +599,6 @@ cdef class ConcurrentDictHandle(_Handle):
                 new = fn(cur)
             if nch_call3(cas, self._cp, key, cur, new):
                 return new
-
-    def compare_and_set(self, key, expected, new):
-        """d.compare_and_set(key, expected, new) on the shared dict.  Atomic."""
-        if self._exact:
-            return nch_call3(&_dict_m[<int>D_COMPARE_AND_SET], self._cp, key, expected, new)
-        return self._fwd("compare_and_set", (key, expected, new))
-
-    def pop_if(self, key, expected):
-        """d.pop_if(key, expected) on the shared dict.  Atomic."""
-        if self._exact:
-            return nch_call2(&_dict_m[<int>D_POP_IF], self._cp, key, expected)
-        return self._fwd("pop_if", (key, expected))
-
-    def snapshot(self):
-        """d.snapshot(): a builtin dict copy of a consistent point in time."""
-        if self._exact:
-            return nch_call0(&_dict_m[<int>D_SNAPSHOT], self._cp)
-        return self._fwd("snapshot", ())
-
-    def keys(self):
-        """The shared dict's live keys view."""
-        if self._exact:
-            return nch_call0(&_dict_m[<int>D_KEYS], self._cp)
-        return self._fwd("keys", ())
-
-    def values(self):
-        """The shared dict's live values view."""
-        if self._exact:
-            return nch_call0(&_dict_m[<int>D_VALUES], self._cp)
-        return self._fwd("values", ())
-
-    def items(self):
-        """The shared dict's live items view."""
-        if self._exact:
-            return nch_call0(&_dict_m[<int>D_ITEMS], self._cp)
-        return self._fwd("items", ())
-
-    def update(self, *args, **kwargs):
-        """d.update(...) on the shared dict.  Atomic."""
-        self._c.update(*args, **kwargs)
-
-    def clear(self):
-        """d.clear() on the shared dict.  Atomic."""
-        if self._exact:
-            nch_call0(&_dict_m[<int>D_CLEAR], self._cp)
-        else:
-            self._fwd("clear", ())
-
-    def popitem(self):
-        """d.popitem() on the shared dict.  Atomic."""
-        if self._exact:
-            return nch_call0(&_dict_m[<int>D_POPITEM], self._cp)
-        return self._fwd("popitem", ())
-
-    def copy(self):
-        """d.copy(): a new ConcurrentDict (not a handle)."""
-        if self._exact:
-            return nch_call0(&_dict_m[<int>D_COPY], self._cp)
-        return self._fwd("copy", ())
 
     def fromkeys(self, iterable, value=None, /):
         """type(d).fromkeys(iterable, value): a new dict (not a handle)."""
@@ -547,128 +644,6 @@ cdef class ConcurrentListHandle(_Handle):
         h._slots = &_list_slots if h._exact else &nch_generic_slots
         h._owner = _get_ident()
         return h
-
-    def append(self, x, /):
-        """lst.append(x) on the shared list.  Atomic."""
-        if self._exact:
-            nch_call1(&_list_m[<int>L_APPEND], self._cp, x)
-        else:
-            self._fwd("append", (x,))
-
-    def pop(self, *index):
-        """lst.pop([index]) on the shared list.  Atomic."""
-        if self._exact and len(index) == 0:
-            return nch_call0(&_list_m[<int>L_POP], self._cp)
-        if self._exact and len(index) == 1:
-            return nch_call1(&_list_m[<int>L_POP], self._cp, index[0])
-        return self._fwd("pop", index)
-
-    def extend(self, iterable, /):
-        """lst.extend(iterable) on the shared list.  Atomic."""
-        if self._exact:
-            nch_call1(&_list_m[<int>L_EXTEND], self._cp, iterable)
-        else:
-            self._fwd("extend", (iterable,))
-
-    def insert(self, index, x, /):
-        """lst.insert(index, x) on the shared list.  Atomic."""
-        if self._exact:
-            nch_call2(&_list_m[<int>L_INSERT], self._cp, index, x)
-        else:
-            self._fwd("insert", (index, x))
-
-    def remove(self, value, /):
-        """lst.remove(value) on the shared list.  Atomic."""
-        if self._exact:
-            nch_call1(&_list_m[<int>L_REMOVE], self._cp, value)
-        else:
-            self._fwd("remove", (value,))
-
-    def index(self, *args):
-        """lst.index(value[, start[, stop]]) on the shared list."""
-        if self._exact and len(args) == 1:
-            return nch_call1(&_list_m[<int>L_INDEX], self._cp, args[0])
-        return self._fwd("index", args)
-
-    def count(self, value, /):
-        """lst.count(value) on the shared list."""
-        if self._exact:
-            return nch_call1(&_list_m[<int>L_COUNT], self._cp, value)
-        return self._fwd("count", (value,))
-
-    def clear(self):
-        """lst.clear() on the shared list.  Atomic."""
-        if self._exact:
-            nch_call0(&_list_m[<int>L_CLEAR], self._cp)
-        else:
-            self._fwd("clear", ())
-
-    def copy(self):
-        """lst.copy(): a new ConcurrentList (not a handle)."""
-        if self._exact:
-            return nch_call0(&_list_m[<int>L_COPY], self._cp)
-        return self._fwd("copy", ())
-
-    def reverse(self):
-        """lst.reverse() on the shared list.  Atomic."""
-        if self._exact:
-            nch_call0(&_list_m[<int>L_REVERSE], self._cp)
-        else:
-            self._fwd("reverse", ())
-
-    def sort(self, *args, **kwargs):
-        """lst.sort(...) on the shared list.  Atomic."""
-        self._c.sort(*args, **kwargs)
-
-    def snapshot(self):
-        """lst.snapshot(): a builtin list copy of a consistent point in time."""
-        if self._exact:
-            return nch_call0(&_list_m[<int>L_SNAPSHOT], self._cp)
-        return self._fwd("snapshot", ())
-
-    def append_if_absent(self, x, /):
-        """lst.append_if_absent(x) on the shared list.  Atomic."""
-        if self._exact:
-            return nch_call1(&_list_m[<int>L_APPEND_IF_ABSENT], self._cp, x)
-        return self._fwd("append_if_absent", (x,))
-
-    def compare_and_set(self, index, expected, new, /):
-        """lst.compare_and_set(index, expected, new) on the shared list."""
-        if self._exact:
-            return nch_call3(&_list_m[<int>L_COMPARE_AND_SET], self._cp, index, expected, new)
-        return self._fwd("compare_and_set", (index, expected, new))
-
-    def update(self, index, fn, /):
-        """lst.update(index, fn) on the shared list.  Atomic."""
-        if self._exact:
-            return nch_call2(&_list_m[<int>L_UPDATE], self._cp, index, fn)
-        return self._fwd("update", (index, fn))
-
-    # Heap methods: O(log n) comparisons each, so the container reference
-    # (as for sort) costs nothing that matters.
-    def heappush(self, item, /):
-        """lst.heappush(item) on the shared list.  Atomic."""
-        self._c.heappush(item)
-
-    def heappop(self):
-        """lst.heappop() on the shared list.  Atomic."""
-        return self._c.heappop()
-
-    def heappushpop(self, item, /):
-        """lst.heappushpop(item) on the shared list.  Atomic."""
-        return self._c.heappushpop(item)
-
-    def heapreplace(self, item, /):
-        """lst.heapreplace(item) on the shared list.  Atomic."""
-        return self._c.heapreplace(item)
-
-    def heapify(self):
-        """lst.heapify() on the shared list.  Atomic."""
-        self._c.heapify()
-
-    def _layout(self):
-        """The container's layout probe (tests)."""
-        return self._c._layout()
 
     def __add__(self, other):
         return self._c + _unwrap(other)
