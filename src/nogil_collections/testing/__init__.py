@@ -1,6 +1,7 @@
 """Race testing with a linearizability checker.
 
-Generate concurrent scenarios with hypothesis, run them on real threads,
+Generate concurrent scenarios with hypothesis, run them on real threads or
+under the controlled executor (one thread at a time, replayable schedules),
 record histories with invocation/response stamps, and decide whether some
 sequential order of the same calls explains every observed result
 (linearizability: Herlihy & Wing 1990), with the search of Wing & Gong and
@@ -28,6 +29,7 @@ from nogil_collections.testing._checker import (
     freeze,
     partition_history,
 )
+from nogil_collections.testing._controlled import Deadlock, Segment, replay
 from nogil_collections.testing._executor import (
     ExecutorError,
     gil_enabled,
@@ -53,12 +55,14 @@ from nogil_collections.testing._race import (
     RaceReport,
     check_scenario,
     current_budget,
+    default_executor,
     explore,
     find_race,
     race_test,
     set_budget,
 )
 from nogil_collections.testing._scenario import Scenario, Step, scenarios
+from nogil_collections.testing._schedule import Schedule, Strategy
 from nogil_collections.testing._stamps import STAMP_COUNTER_KIND, make_stamp_counter, stamp
 
 __all__ = [
@@ -71,6 +75,7 @@ __all__ = [
     "Budget",
     "Call",
     "CheckResult",
+    "Deadlock",
     "Domain",
     "ExecutorError",
     "Fn",
@@ -81,13 +86,17 @@ __all__ = [
     "OpTable",
     "RaceReport",
     "Scenario",
+    "Schedule",
+    "Segment",
     "Step",
+    "Strategy",
     "as_model",
     "check_histories",
     "check_history",
     "check_scenario",
     "container_absent",
     "current_budget",
+    "default_executor",
     "explore",
     "find_race",
     "format_timeline",
@@ -98,6 +107,7 @@ __all__ = [
     "partition_history",
     "race_test",
     "register_table",
+    "replay",
     "run_scenario",
     "scenarios",
     "set_budget",

@@ -40,10 +40,18 @@ class Call:
 
 @dataclass
 class History:
-    """The calls of one execution, plus the state the container started from."""
+    """The calls of one execution, plus the state the container started from.
+
+    Histories from the controlled executor also carry the ``schedule`` that
+    produced them (a :class:`~nogil_collections.testing.Schedule`, for
+    :func:`~nogil_collections.testing.replay`) and its ``segments``: which
+    thread ran how many switch points, and where it stopped.
+    """
 
     initial: Any
     calls: list[Call] = field(default_factory=list)
+    schedule: Any = None
+    segments: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.calls)

@@ -7,19 +7,30 @@ from __future__ import annotations
 
 import functools
 import os
+import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 from nogil_collections.testing._checker import CheckResult, Model, as_model, check_history
-from nogil_collections.testing._executor import ExecutorError, run_scenario
+from nogil_collections.testing._controlled import (
+    Deadlock,
+    controlled_runs,
+    replay,
+    scenario_seed,
+)
+from nogil_collections.testing._executor import ExecutorError, gil_enabled, run_scenario
+from nogil_collections.testing._history import History
 from nogil_collections.testing._ops import OpTable
 from nogil_collections.testing._scenario import Scenario, scenarios
+from nogil_collections.testing._schedule import Schedule, Strategy
+from nogil_collections.testing._shrink import shrink_schedule
 
 __all__ = [
     "Budget",
@@ -27,6 +38,7 @@ __all__ = [
     "RaceReport",
     "check_scenario",
     "current_budget",
+    "default_executor",
     "explore",
     "find_race",
     "race_test",
@@ -44,7 +56,8 @@ class Budget:
     """How hard a campaign tries: 'ci' keeps each test's own numbers.
 
     ``deep`` multiplies examples by 10 and repetitions by 5 (``make race``);
-    an integer sets the number of examples and keeps the repetitions.
+    an integer sets the number of examples and keeps the repetitions.  The
+    controlled executor's schedules per scenario scale like repetitions.
     """
 
     name: str = "ci"
@@ -94,19 +107,45 @@ def current_budget() -> Budget:
 
 
 class NotLinearizable(AssertionError):
-    """A scenario produced a history that no sequential order explains."""
+    """A scenario produced a history that no sequential order explains.
 
-    def __init__(self, scenario: Scenario, result: CheckResult, runs: int) -> None:
+    From the controlled executor, ``schedule`` is the schedule that produced
+    ``history``; :meth:`replay` runs it again.
+    """
+
+    def __init__(self, scenario: Scenario, result: CheckResult, runs: int,
+                 history: History | None = None, schedule: Schedule | None = None,
+                 replayer: Callable[[Schedule], History] | None = None) -> None:
         self.scenario = scenario
         self.result = result
         self.runs = runs
+        self.history = history
+        self.schedule = schedule
+        self._replayer = replayer
         super().__init__(self._message())
 
+    def replay(self) -> History:
+        """Run the failing schedule again (controlled executor only): the same history."""
+        if self.schedule is None or self._replayer is None:
+            raise ValueError("only failures found by the controlled executor can be replayed")
+        return self._replayer(self.schedule)
+
     def _message(self) -> str:
-        return (
-            f"non-linearizable history after {self.runs} run(s) of this scenario:\n"
-            f"{self.scenario}\n\n{self.result.report()}"
-        )
+        what = "run(s)" if self.schedule is None else "schedule(s)"
+        parts = [f"non-linearizable history after {self.runs} {what} of this scenario:\n"
+                 f"{self.scenario}\n"]
+        if self.schedule is not None:
+            parts.append(
+                f"schedule ({self.schedule.switches} switch(es); "
+                f"nogil_collections.testing.replay(Schedule.parse(...), scenario, factory, ops) "
+                f"reproduces it): {self.schedule}")
+            if self.history is not None and self.history.segments:
+                parts.append("per-thread timeline of the schedule (switch points run, and "
+                             "where each thread stopped):")
+                parts.extend(f"  {seg}" for seg in self.history.segments)
+            parts.append("")
+        parts.append(self.result.report())
+        return "\n".join(parts)
 
 
 @dataclass
@@ -120,14 +159,34 @@ class RaceReport:
     seconds: float = 0.0
     ops_seen: set[str] = field(default_factory=set)
     ops_skipped: list[str] = field(default_factory=list)
+    executor: str = "threads"
 
     def __str__(self) -> str:
+        runs = "runs" if self.executor == "threads" else "schedules"
         return (
-            f"{self.scenarios} scenarios, {self.runs} runs, {self.calls} calls, "
+            f"{self.scenarios} scenarios, {self.runs} {runs}, {self.calls} calls, "
             f"{self.check_steps} search steps in {self.seconds:.2f} s; "
             f"ops covered: {len(self.ops_seen)}; skipped (missing on target): "
             f"{self.ops_skipped or 'none'}"
         )
+
+
+EXECUTORS = ("threads", "controlled")
+
+
+def default_executor() -> str:
+    """``$NOGIL_RACE_EXECUTOR``, else ``threads`` on free-threaded builds, else ``controlled``.
+
+    With the GIL, real threads interleave only at the interpreter's switch
+    interval, so races a few bytecodes wide are found by luck; the controlled
+    executor chooses every interleaving itself.
+    """
+    env = os.environ.get("NOGIL_RACE_EXECUTOR")
+    if env:
+        if env not in EXECUTORS:
+            raise ValueError(f"NOGIL_RACE_EXECUTOR must be one of {EXECUTORS}, not {env!r}")
+        return env
+    return "controlled" if gil_enabled() else "threads"
 
 
 def check_scenario(
@@ -139,12 +198,37 @@ def check_scenario(
     repetitions: int = 10,
     timeout: float = 10.0,
     report: RaceReport | None = None,
+    executor: str | None = None,
+    strategy: str = "pct",
+    granularity: str = "opcode",
+    seed: int | str | None = 0,
 ) -> None:
-    """Run ``scenario`` ``repetitions`` times; raise :class:`NotLinearizable` on a bad run."""
+    """Run ``scenario`` ``repetitions`` times (real threads) or under ``repetitions``
+    schedules (controlled executor); raise :class:`NotLinearizable` on a bad history.
+
+    With the controlled executor the schedules come from ``strategy``
+    (``pct``, ``random`` or ``exhaustive``) seeded from ``seed`` and the
+    scenario, so the same seed gives the same schedules, and checking stops
+    at the first failing one.  A deadlock raises
+    :class:`~nogil_collections.testing.Deadlock`.
+    """
     __tracebackhide__ = True
     m = as_model(model, ops)
-    histories = run_scenario(scenario, factory, ops, repetitions=repetitions, timeout=timeout)
-    for i, h in enumerate(histories, 1):
+    kind = executor or default_executor()
+    if kind == "threads":
+        histories: Iterator[tuple[History, Schedule | None]] = (
+            (h, None) for h in run_scenario(scenario, factory, ops, repetitions=repetitions,
+                                            timeout=timeout))
+    elif kind == "controlled":
+        plan = Strategy(strategy, scenario_seed(seed, scenario))
+        histories = ((r.history, r.schedule) for r in controlled_runs(
+            scenario, factory, ops, schedules=repetitions, strategy=plan,
+            granularity=granularity, timeout=timeout))
+    else:
+        raise ValueError(f"executor must be one of {EXECUTORS}, not {kind!r}")
+    if report is not None:
+        report.executor = kind
+    for i, (h, schedule) in enumerate(histories, 1):
         result = check_history(h, ops, m)
         if report is not None:
             report.runs += 1
@@ -157,7 +241,46 @@ def check_scenario(
                 f"ops per thread\n{scenario}"
             )
         if not result:
-            raise NotLinearizable(scenario, result, i)
+            replayer = None
+            if schedule is not None:
+                replayer = functools.partial(_replay_for, scenario, factory, ops, timeout)
+            raise NotLinearizable(scenario, result, i, h, schedule, replayer)
+
+
+def _replay_for(scenario: Scenario, factory: Callable[[Any], Any], ops: OpTable,
+                timeout: float, schedule: Schedule) -> History:
+    return replay(schedule, scenario, factory, ops, timeout=timeout)
+
+
+def _shrunk(error: NotLinearizable | Deadlock, factory: Callable[[Any], Any], ops: OpTable,
+            model: Model, timeout: float, seconds: float) -> NotLinearizable | Deadlock:
+    """The same failure under the smallest schedule found in ``seconds`` (fewer switches,
+    earlier switch points); ``error`` itself when nothing smaller fails."""
+    scenario = error.scenario
+    if error.schedule is None or scenario is None:
+        return error
+    found: dict[Schedule, NotLinearizable | Deadlock] = {}
+
+    def fails(candidate: Schedule) -> Schedule | None:
+        try:
+            h = replay(candidate, scenario, factory, ops, timeout=timeout)
+        except Deadlock as d:
+            if not isinstance(error, Deadlock) or d.schedule is None:
+                return None
+            found[d.schedule] = d
+            return d.schedule
+        if isinstance(error, Deadlock):
+            return None
+        result = check_history(h, ops, model)
+        if result or result.ok is None or h.schedule is None:
+            return None
+        found[h.schedule] = NotLinearizable(
+            scenario, result, 1, h, h.schedule,
+            functools.partial(_replay_for, scenario, factory, ops, timeout))
+        return h.schedule  # type: ignore[no-any-return]
+
+    best = shrink_schedule(error.schedule, fails, seconds)
+    return found.get(best, error)
 
 
 def _target_of(factory: Callable[[Any], Any], table: OpTable) -> object | None:
@@ -187,6 +310,11 @@ def explore(
     filter_ops: bool = True,
     shrink_seconds: float = 10.0,
     hypothesis_settings: settings | None = None,
+    executor: str | None = None,
+    schedules: int | None = None,
+    strategy: str = "pct",
+    granularity: str = "opcode",
+    seed: int | None = None,
 ) -> RaceReport:
     """Search for a non-linearizable execution of ``factory``'s containers.
 
@@ -205,12 +333,28 @@ def explore(
     pass by luck), so it is bounded: ``shrink_seconds`` after the first
     failure, new candidates are no longer run (they count as passing) and the
     smallest failing scenario found so far is reported.
+
+    ``executor`` is ``"threads"`` (real threads, ``repetitions`` runs per
+    scenario) or ``"controlled"`` (one thread at a time, ``schedules`` per
+    scenario, default ``repetitions``, chosen by ``strategy`` at every
+    ``granularity`` switch point: see :func:`check_scenario`); default
+    :func:`default_executor`.  With the controlled executor a campaign is
+    deterministic for a given ``seed`` (scenarios and schedules alike; no
+    seed: a random one, printed in the failure), a failure carries its
+    schedule, and after hypothesis has shrunk the scenario the schedule is
+    shrunk too (fewer switches, earlier switch points), within another
+    ``shrink_seconds``.
     """
+    kind = executor or default_executor()
+    if kind not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}, not {kind!r}")
+    campaign_seed = seed if seed is not None else random.getrandbits(32)
     b = current_budget() if budget is None else (
         budget if isinstance(budget, Budget) else Budget.parse(budget))
-    n_examples, n_reps = b.apply(examples, repetitions)
+    n_examples, n_reps = b.apply(examples, repetitions if kind == "threads" or schedules is None
+                                 else schedules)
     table = ops
-    report = RaceReport()
+    report = RaceReport(executor=kind)
     target = _target_of(factory, ops) if filter_ops else None
     if target is not None:
         report.ops_skipped = ops.missing_on(target)
@@ -222,6 +366,7 @@ def explore(
     m = as_model(model, table)
     failures: dict[str, tuple[Exception, TracebackType | None]] = {}
     first_failure = [0.0]
+    first: list[tuple[Scenario, Schedule | None, int]] = []
 
     base = settings(
         hypothesis_settings,  # parent: None means the active profile
@@ -232,6 +377,7 @@ def explore(
         database=None,
     )
 
+    @hypothesis_seed(campaign_seed)
     @base
     @given(scenarios(table, threads=threads, ops_per_thread=ops_per_thread, initial=initial,
                      focus=focus))
@@ -252,10 +398,12 @@ def explore(
         reps = n_reps * 2 if failures else n_reps
         try:
             check_scenario(scenario, factory, table, m, repetitions=reps, timeout=timeout,
-                           report=report)
+                           report=report, executor=kind, strategy=strategy,
+                           granularity=granularity, seed=campaign_seed)
         except (NotLinearizable, ExecutorError) as e:
             if not failures:
                 first_failure[0] = time.perf_counter()
+                first.append((scenario, getattr(e, "schedule", None), report.runs))
             failures[key] = (e, e.__traceback__)
             raise
 
@@ -263,6 +411,19 @@ def explore(
     start = time.perf_counter()
     try:
         campaign()
+    except (NotLinearizable, Deadlock) as e:
+        # For the record: the first failure, before any shrinking (deterministic
+        # for a given seed with the controlled executor), and the campaign so far.
+        e.first_failure = first[0] if first else None  # type: ignore[union-attr]
+        e.report = report  # type: ignore[union-attr]
+        if kind != "controlled" or e.schedule is None:
+            raise
+        shrunk = _shrunk(e, factory, table, m, timeout, shrink_seconds)
+        shrunk.first_failure = e.first_failure  # type: ignore[union-attr]
+        shrunk.report = report  # type: ignore[union-attr]
+        shrunk.args = (f"{shrunk.args[0]}\n(controlled executor, strategy {strategy}, "
+                       f"seed={campaign_seed})",)
+        raise shrunk from None
     finally:
         report.seconds = time.perf_counter() - start
     return report
@@ -285,7 +446,10 @@ def find_race(
     Raises AssertionError when every campaign passes.
     """
     reports = []
-    for _ in range(attempts):
+    seed = options.pop("seed", None)
+    for attempt in range(attempts):
+        if seed is not None:
+            options["seed"] = seed + attempt
         try:
             reports.append(explore(factory, ops, model, **options))
         except NotLinearizable as e:
