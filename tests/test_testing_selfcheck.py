@@ -362,7 +362,7 @@ def test_controlled_executor_catches_one_window_races(factory: Any, ops: OpTable
     found = _campaign(factory, ops, model, seed=1)
     first = found.first_failure  # type: ignore[attr-defined]
     assert first is not None
-    scenario, schedule, schedules_before = first
+    _scenario, schedule, schedules_before = first
     # Within 1,000 schedules on GIL builds (the target for the stale-cache
     # race; the count covers every scenario of the campaign, racy or not;
     # 3.13t's bytecode differs, so its schedules do too), with the schedule

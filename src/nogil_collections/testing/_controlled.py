@@ -24,12 +24,13 @@ Every run yields its :class:`~nogil_collections.testing._schedule.Schedule`;
 from __future__ import annotations
 
 import _thread
+import contextlib
 import linecache
 import os
 import sys
 import threading
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -58,7 +59,7 @@ from nogil_collections.testing._schedule import (
     default_choice,
 )
 
-__all__ = ["Deadlock", "Segment", "controlled_runs", "replay", "scenario_seed"]
+__all__ = ["Deadlock", "Replayer", "Segment", "controlled_runs", "replay", "scenario_seed"]
 
 MAX_STEPS = 200_000
 """Switch points per run before it is reported as a livelock (a spin loop that never ends)."""
@@ -145,8 +146,10 @@ class _Worker:
 class _Run:
     """The scheduler state of one run.  Only the token holder touches it."""
 
-    def __init__(self, workers: list[_Worker], chooser: Chooser, done: Any) -> None:
+    def __init__(self, workers: list[_Worker], chooser: Chooser, done: Any,
+                 max_steps: int = MAX_STEPS) -> None:
         self.workers = workers
+        self.max_steps = max_steps
         self.chooser = chooser
         self.done = done  # released when the run is over
         self.runnable = [w.index for w in workers]
@@ -184,9 +187,9 @@ class _Run:
         self.steps += 1
         if self.failure is not None:
             return  # unwinding an aborted run: no more scheduling
-        if self.steps > MAX_STEPS:
+        if self.steps > self.max_steps:
             self.abort(ExecutorError(
-                f"a run exceeded {MAX_STEPS} switch points (livelock: a thread spinning "
+                f"a run exceeded {self.max_steps} switch points (livelock: a thread spinning "
                 f"on a condition only another thread can change?)"))
             raise _Abort
         runnable = self.runnable
@@ -332,6 +335,112 @@ def _find_cycle(edges: dict[int, int]) -> list[int]:
 _OPCODE_EVENT = {"opcode": "opcode", "line": "line"}
 
 
+def _package_dir(module: str) -> str | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.origin:
+        return None
+    return os.path.dirname(os.path.realpath(spec.origin))
+
+
+_STDLIB_DIR = os.path.dirname(os.path.realpath(threading.__file__))
+_FRAMEWORK_DIRS = tuple(d for d in map(_package_dir, ("hypothesis", "_pytest", "pluggy"))
+                        if d is not None)
+
+
+def untraced(filename: str) -> bool:
+    """True for code that is never a switch point: the standard library (outside
+    site-packages), the test framework, and this package's machinery.  Their Python
+    code runs atomically, like C code; code under test they call back is traced."""
+    if is_library(filename) or filename.startswith("<frozen"):
+        return True
+    real = os.path.realpath(filename)
+    if real.startswith(_STDLIB_DIR + os.sep) and "-packages" + os.sep not in real:
+        return True
+    return real.startswith(_FRAMEWORK_DIRS)
+
+
+USE_MONITORING = sys.version_info >= (3, 12)
+"""How switch points are delivered: ``sys.monitoring`` (3.12+) or ``sys.settrace`` (3.11).
+
+On 3.12+ ``sys.settrace`` is built on ``sys.monitoring`` and instruments a code
+object lazily: measured on 3.13t, the first traced execution of a function
+delivers about half the opcode events of later ones (17 vs 32 for a small
+method), so a schedule recorded on a first execution would not replay.
+``sys.monitoring`` with events set globally delivers the same events from the
+first execution on (interleave-test makes the same choice, for the same reason).
+"""
+
+
+def _mon() -> Any:
+    return sys.monitoring  # type: ignore[attr-defined,unused-ignore]
+
+
+class _Monitor:
+    """The ``sys.monitoring`` tool shared by every live pool (3.12+).
+
+    Events are global (every thread, every code object): the callback returns
+    ``DISABLE`` for untraced code, which switches the event off at that code
+    location for good, and ignores other threads' code under test.
+    """
+
+    def __init__(self) -> None:
+        self.users = 0
+        self.tool = -1
+        self.event = 0
+        self.workers: dict[int, tuple[_Pool, _Worker]] = {}
+        self.skip: dict[str, bool] = {}
+
+    def acquire(self, granularity: str) -> None:
+        mon = _mon()
+        event = mon.events.INSTRUCTION if granularity == "opcode" else mon.events.LINE
+        if self.users:
+            if event != self.event:
+                raise ValueError("controlled runs of both granularities cannot overlap")
+            self.users += 1
+            return
+        for tool in (4, 3, 5, 2, 1, 0):  # prefer ids no debugger/coverage/profiler claims
+            if mon.get_tool(tool) is None:
+                break
+        else:
+            raise ExecutorError("no free sys.monitoring tool id (6 tools already in use)")
+        mon.use_tool_id(tool, "nogil_collections.testing")
+        mon.register_callback(tool, event, self._callback)
+        mon.set_events(tool, event)
+        self.tool, self.event, self.users = tool, event, 1
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users:
+            return
+        mon = _mon()
+        mon.set_events(self.tool, 0)
+        mon.register_callback(self.tool, self.event, None)
+        mon.free_tool_id(self.tool)
+        self.tool = -1
+
+    def _callback(self, code: Any, where: int) -> Any:
+        name = code.co_filename
+        skip = self.skip.get(name)
+        if skip is None:
+            skip = self.skip[name] = untraced(name)
+        if skip:
+            return _mon().DISABLE  # by path, so right for every thread
+        entry = self.workers.get(_thread.get_ident())
+        if entry is None:
+            return None  # code under test run by another thread (the factory, a check)
+        pool, w = entry
+        if w.active:
+            run = pool.run
+            if run is not None:
+                run.step(w.index, sys._getframe(1))
+        return None
+
+
+_MONITOR = _Monitor()
+
+
 class _Pool:
     """One parked worker thread per scenario thread, reused for every schedule of a scenario."""
 
@@ -347,6 +456,8 @@ class _Pool:
             [] for _ in range(self.n)]
         self.stop = False
         self.broken = False
+        if USE_MONITORING:
+            _MONITOR.acquire(granularity)
         self.threads = [threading.Thread(target=self._worker, args=(w,), daemon=True,
                                          name=f"controlled-{w.index}")
                         for w in self.workers]
@@ -372,7 +483,7 @@ class _Pool:
             name = frame.f_code.co_filename
             lib = skip.get(name)
             if lib is None:
-                lib = skip[name] = is_library(name)
+                lib = skip[name] = untraced(name)
             if lib:
                 return None
             if opcodes:
@@ -384,7 +495,10 @@ class _Pool:
 
     def _worker(self, w: _Worker) -> None:
         w.slot = register_thread(w.index)
-        sys.settrace(self._tracer(w))
+        if USE_MONITORING:
+            _MONITOR.workers[_thread.get_ident()] = (self, w)
+        else:
+            sys.settrace(self._tracer(w))
         try:
             while True:
                 w.gate.acquire()
@@ -403,7 +517,10 @@ class _Pool:
                 w.slot[0] = None
                 run.finish(w.index)
         finally:
-            sys.settrace(None)
+            if USE_MONITORING:
+                _MONITOR.workers.pop(_thread.get_ident(), None)
+            else:
+                sys.settrace(None)
             unregister_thread()
 
     def _run_ops(self, run: _Run, t: int) -> None:
@@ -425,13 +542,13 @@ class _Pool:
             resp = run.tick()
             out.append((op, inv, resp, result, exc))
 
-    def execute(self, obj: Any, chooser: Chooser, timeout: float) -> _Run:
+    def execute(self, obj: Any, chooser: Chooser, timeout: float, max_steps: int) -> _Run:
         for r in self.raw:
             r.clear()
         self.obj = obj
         done = _thread.allocate_lock()
         done.acquire()
-        run = _Run(self.workers, chooser, done)
+        run = _Run(self.workers, chooser, done, max_steps)
         self.run = run
         self.workers[0].gate.release()  # thread 0 starts; its first switch point decides
         if not done.acquire(True, timeout):
@@ -445,13 +562,17 @@ class _Pool:
         return run
 
     def close(self) -> None:
-        if self.broken:
-            return  # a worker is stuck for good: leave the daemon threads behind
-        self.stop = True
-        for w in self.workers:
-            w.gate.release()
-        for th in self.threads:
-            th.join(5)
+        try:
+            if self.broken:
+                return  # a worker is stuck for good: leave the daemon threads behind
+            self.stop = True
+            for w in self.workers:
+                w.gate.release()
+            for th in self.threads:
+                th.join(5)
+        finally:
+            if USE_MONITORING:
+                _MONITOR.release()
 
 
 @dataclass
@@ -514,8 +635,9 @@ def controlled_runs(
     strategy: Strategy | None = None,
     granularity: str = "opcode",
     timeout: float = 10.0,
-    choosers: Sequence[Chooser] | None = None,
-) -> Iterator[ControlledRun]:
+    choosers: Iterable[Chooser] | None = None,
+    max_steps: int = MAX_STEPS,
+) -> Generator[ControlledRun, None, None]:
     """Run ``scenario`` under up to ``schedules`` controlled schedules, yielding each outcome.
 
     The schedules come from ``strategy`` (default: PCT seeded from the
@@ -524,7 +646,9 @@ def controlled_runs(
     during the factory call and the run.  Raises :class:`Deadlock` when a
     schedule deadlocks and :class:`ExecutorError` on a livelock, a hang
     outside the scheduler's control or a harness failure.  Stop iterating
-    early to stop running schedules.
+    early to stop running schedules, and close the generator then (the
+    worker threads keep tracing enabled until it is closed, and on 3.12+
+    tracing in any thread slows every thread down).
     """
     if granularity not in GRANULARITIES:
         raise ValueError(f"granularity must be one of {GRANULARITIES}, not {granularity!r}")
@@ -543,7 +667,7 @@ def controlled_runs(
             chooser = _TrackingChooser(inner)
             with modelled_primitives():
                 obj = factory(scenario.initial_copy())
-                run = pool.execute(obj, chooser, timeout)
+                run = pool.execute(obj, chooser, timeout, max_steps)
             strategy.observed(run.steps)
             schedule = _trimmed(chooser, run, granularity)
             if run.failure is not None:
@@ -557,6 +681,40 @@ def controlled_runs(
                                 segments, run.steps)
     finally:
         pool.close()
+
+
+class Replayer:
+    """Replays many schedules of one scenario on one set of worker threads (for shrinking:
+    starting threads and switching tracing on and off per replay is slow on 3.13t)."""
+
+    def __init__(self, scenario: Scenario, factory: Callable[[Any], Any], table: OpTable,
+                 granularity: str, timeout: float = 10.0) -> None:
+        self._args = (scenario, factory, table, granularity, timeout)
+        self._feed: list[Chooser] = []
+        self._runs: Generator[ControlledRun, None, None] | None = None
+
+    def _source(self) -> Iterator[Chooser]:
+        while self._feed:
+            yield self._feed.pop()
+
+    def run(self, schedule: Schedule) -> ControlledRun:
+        """The outcome of ``schedule``; raises :class:`Deadlock` if it deadlocks."""
+        scenario, factory, table, granularity, timeout = self._args
+        if self._runs is None:
+            self._runs = controlled_runs(scenario, factory, table, schedules=sys.maxsize,
+                                         granularity=granularity, timeout=timeout,
+                                         choosers=self._source())
+        self._feed.append(GuidedChooser(schedule.decisions))
+        try:
+            return next(self._runs)
+        except BaseException:
+            self._runs = None  # the generator has finished (and closed its pool)
+            raise
+
+    def close(self) -> None:
+        if self._runs is not None:
+            self._runs.close()
+            self._runs = None
 
 
 def replay(
@@ -575,8 +733,9 @@ def replay(
     """
     if isinstance(schedule, str):
         schedule = Schedule.parse(schedule)
-    for outcome in controlled_runs(scenario, factory, table, schedules=1,
-                                   granularity=schedule.granularity, timeout=timeout,
-                                   choosers=[GuidedChooser(schedule.decisions)]):
-        return outcome.history
+    with contextlib.closing(controlled_runs(
+            scenario, factory, table, schedules=1, granularity=schedule.granularity,
+            timeout=timeout, choosers=[GuidedChooser(schedule.decisions)])) as runs:
+        for outcome in runs:
+            return outcome.history
     raise AssertionError("unreachable: one schedule was requested")

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import random
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 from nogil_collections.testing._checker import CheckResult, Model, as_model, check_history
 from nogil_collections.testing._controlled import (
     Deadlock,
+    Replayer,
     controlled_runs,
     replay,
     scenario_seed,
@@ -215,20 +217,30 @@ def check_scenario(
     __tracebackhide__ = True
     m = as_model(model, ops)
     kind = executor or default_executor()
-    if kind == "threads":
-        histories: Iterator[tuple[History, Schedule | None]] = (
-            (h, None) for h in run_scenario(scenario, factory, ops, repetitions=repetitions,
-                                            timeout=timeout))
-    elif kind == "controlled":
-        plan = Strategy(strategy, scenario_seed(seed, scenario))
-        histories = ((r.history, r.schedule) for r in controlled_runs(
-            scenario, factory, ops, schedules=repetitions, strategy=plan,
-            granularity=granularity, timeout=timeout))
-    else:
+    if kind not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, not {kind!r}")
     if report is not None:
         report.executor = kind
-    for i, (h, schedule) in enumerate(histories, 1):
+    runs: Iterator[tuple[History, Schedule | None]]
+    if kind == "threads":
+        runs = iter([(h, None) for h in run_scenario(scenario, factory, ops,
+                                                    repetitions=repetitions, timeout=timeout)])
+        _check_runs(scenario, factory, ops, m, runs, timeout, report)
+        return
+    plan = Strategy(strategy, scenario_seed(seed, scenario))
+    # Closed explicitly: the worker threads trace until then (see controlled_runs).
+    with contextlib.closing(controlled_runs(scenario, factory, ops, schedules=repetitions,
+                                            strategy=plan, granularity=granularity,
+                                            timeout=timeout)) as controlled:
+        _check_runs(scenario, factory, ops, m, ((r.history, r.schedule) for r in controlled),
+                    timeout, report)
+
+
+def _check_runs(scenario: Scenario, factory: Callable[[Any], Any], ops: OpTable, m: Model,
+                runs: Iterator[tuple[History, Schedule | None]], timeout: float,
+                report: RaceReport | None) -> None:
+    __tracebackhide__ = True
+    for i, (h, schedule) in enumerate(runs, 1):
         result = check_history(h, ops, m)
         if report is not None:
             report.runs += 1
@@ -260,10 +272,11 @@ def _shrunk(error: NotLinearizable | Deadlock, factory: Callable[[Any], Any], op
     if error.schedule is None or scenario is None:
         return error
     found: dict[Schedule, NotLinearizable | Deadlock] = {}
+    replayer = Replayer(scenario, factory, ops, error.schedule.granularity, timeout)
 
     def fails(candidate: Schedule) -> Schedule | None:
         try:
-            h = replay(candidate, scenario, factory, ops, timeout=timeout)
+            h = replayer.run(candidate).history
         except Deadlock as d:
             if not isinstance(error, Deadlock) or d.schedule is None:
                 return None
@@ -279,7 +292,10 @@ def _shrunk(error: NotLinearizable | Deadlock, factory: Callable[[Any], Any], op
             functools.partial(_replay_for, scenario, factory, ops, timeout))
         return h.schedule  # type: ignore[no-any-return]
 
-    best = shrink_schedule(error.schedule, fails, seconds)
+    try:
+        best = shrink_schedule(error.schedule, fails, seconds)
+    finally:
+        replayer.close()
     return found.get(best, error)
 
 
