@@ -105,3 +105,19 @@ def test_docs_example_fixed_passes() -> None:
     report = explore(make(LockedHitCounter), HIT_OPS, SPEC, examples=30, repetitions=5,
                      budget="ci")
     assert report.ops_seen == {"hit", "count"}
+
+
+def test_docs_example_unmodified_is_caught_by_the_controlled_executor() -> None:
+    # No YieldingDict: the window between the two dict calls is a few bytecodes.
+    found = find_race(HitCounter, HIT_OPS, SPEC, attempts=1, examples=50, repetitions=50,
+                      budget="ci", shrink_seconds=2, executor="controlled", seed=0)
+    assert found.schedule is not None and found.history is not None
+    assert "per-thread timeline of the schedule" in str(found)
+    assert "HitCounter.hit" in str(found)
+    assert found.replay().calls == found.history.calls
+
+
+def test_docs_example_fixed_passes_under_the_controlled_executor() -> None:
+    report = explore(LockedHitCounter, HIT_OPS, SPEC, examples=20, repetitions=50,
+                     budget="ci", executor="controlled", seed=0)
+    assert report.ops_seen == {"hit", "count"}

@@ -292,14 +292,12 @@ PAIR_OPS = OpTable(
 
 
 class LazyTotalCounter:
-    """Keeps a cached total and a dirty flag; ``total`` recomputes lazily.
+    """A cached total with a dirty flag; ``total`` recomputes when the flag is set.
 
-    ``add`` appends under the lock then marks the cache dirty; ``total``
-    clears the flag *before* summing, outside the lock, so an ``add`` landing
-    between the sum and the store of the cache is lost from every later
-    ``total`` (the flag was already cleared and is set again only by the
-    next ``add``... which cleared nothing).  A classic of "invalidate, then
-    recompute" caches.
+    Two threads can recompute at once: the slower one stores its older sum
+    after the faster one has stored a newer sum and the flag is clear, so
+    the cache keeps a total that misses a finished ``add`` until the next
+    ``add`` (a lost update of the cache itself).
     """
 
     def __init__(self, initial: int = 0) -> None:
