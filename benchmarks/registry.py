@@ -3,8 +3,8 @@
 Every implementation is an :class:`Impl`: a name, a family (``"map"`` or
 ``"seq"``), a factory that builds a populated instance from items, and the
 set of operations it supports.  Support is *probed* on a small instance, never
-declared by hand, so a peer that lacks ``len()`` (``ft_utils.ConcurrentDict``)
-or ``in`` (``cereggii.AtomicDict``) shows as "n/a" instead of crashing a run.
+declared by hand, so a peer that lacks ``len()`` (``ft_utils.ConcurrentDict``
+before 0.2.0) or ``in`` (``cereggii.AtomicDict``) shows as "n/a" instead of crashing a run.
 
 An implementation that cannot be imported, or that imports but does not work
 (for example the placeholder ``ConcurrentList`` class that exists until the

@@ -19,7 +19,9 @@ names=(build test bench)
 groups=()
 for g in "${names[@]}"; do groups+=(--group "$g"); done
 say "$venv: dependency groups ${names[*]} (pinned in pyproject.toml)"
-quiet_pip install -q --only-binary=:all: "${groups[@]}"
+# Wheels only, except ft-utils: its newest release (0.2.0, the benchmark
+# peer) has no wheel for free-threaded 3.13, and its sdist builds in seconds.
+quiet_pip install -q --only-binary=:all: --no-binary=ft-utils "${groups[@]}"
 if [[ "$kind" == "free-threaded" ]]; then
     bash "$(dirname "$0")/install_cereggii.sh" "$venv" || say "cereggii could not be installed: benchmarks will skip it"
 fi
