@@ -14,6 +14,7 @@ from nogil_collections import (
     ConcurrentDictHandle,
     ConcurrentList,
     ConcurrentListHandle,
+    json_default,
 )
 
 
@@ -37,6 +38,11 @@ def list_api() -> None:
     assert_type(lst.append_if_absent(3), bool)
     assert_type(lst.compare_and_set(0, 7, 8), bool)
     lst.update(0, lambda x: x + 1)
+    lst.heapify()
+    lst.heappush(0)
+    assert_type(lst.heappop(), int)
+    assert_type(lst.heappushpop(5), int)
+    assert_type(lst.heapreplace(6), int)
     assert_type(len(lst), int)
     assert_type(7 in lst, bool)
     for item in lst:
@@ -104,6 +110,15 @@ def handle_api() -> None:
     assert_type(g.pop(), int)
     assert_type(g.append_if_absent(3), bool)
     assert_type(g.update(0, lambda x: x + 1), int)
+    g.heappush(1)
+    assert_type(g.heappop(), int)
     assert_type(len(g), int)
     assert_type(g.handle(), ConcurrentListHandle[int])
     g += [4]
+
+
+def json_api() -> None:
+    import json
+
+    d: ConcurrentDict[str, int] = ConcurrentDict(a=1)
+    assert_type(json.dumps(d, default=json_default), str)
