@@ -61,7 +61,8 @@ def profile(name: str) -> Profile:
         # The headline: read-only and 90/10, str keys, thread-local keys,
         # immortal values; the dict's write mixes (90/10 churn: delete +
         # re-insert; 50/50); the shared-key read-only case shows the refcount
-        # collapse; list reads with thread-local indices.
+        # collapse; list reads with thread-local indices, and list 90/10 value
+        # replacement.
         cases = [
             Case(MAP, 100, "str", "immortal", "local"),
             Case(MAP, 90, "str", "immortal", "local"),
@@ -69,6 +70,8 @@ def profile(name: str) -> Profile:
             Case(MAP, 50, "str", "immortal", "local"),
             Case(MAP, 100, "str", "immortal", "shared"),
             Case(SEQ, 100, "int", "immortal", "local"),
+            # The list's write mix: 10 % value replacements (lst[i] = v).
+            Case(SEQ, 90, "int", "immortal", "local"),
         ]
         return Profile(
             "quick",
@@ -81,7 +84,8 @@ def profile(name: str) -> Profile:
             # scheduler time slice, so that best-of-R finds an uninterrupted one.
             single_n=20_000,
             single_repeats=15,
-            memory_n=10_000,
+            # The size the memory targets are stated for (issue 15).
+            memory_n=100_000,
             # Real code: every access pattern read-only; the write mixes through
             # a local name and the thread-owned paths.
             real_plan={

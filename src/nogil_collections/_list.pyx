@@ -85,6 +85,8 @@ cdef extern from "_list_array.h":
                             Py_ssize_t max, uint64_t *v_out, uint64_t *rv_out)
     bint ncl_run_still_valid(ncl_state *s, uint64_t v, uint64_t rv)
     Py_ssize_t ncl_iter_take_batch(ncl_iter_state *st, PyObject **out)
+    int ncl_contains(PyObject *self, ncl_state *s, PyObject *value,
+                     PyObject *(*item_ref)(PyObject *, Py_ssize_t) noexcept) except -1
     uint64_t ncl_read_version(ncl_state *s)
     ctypedef struct ncl_iter_state:
         Py_ssize_t index
@@ -934,36 +936,8 @@ cdef class ConcurrentList:
         # NCL_ITER_BATCH items), but each one is compared only while the run
         # is still valid (no writer moved or replaced an item since it was
         # read), so every comparison is against the item at that index at
-        # that moment, as the item-by-item scan promises.
-        cdef PyObject *buf[NCL_ITER_BATCH]
-        cdef Py_ssize_t i = 0, got, k
-        cdef uint64_t v = 0, rv = 0
-        cdef int cmp
-        cdef PyObject *r
-        while True:
-            got = ncl_read_run(<PyObject *>self, &self._s, i, buf, NCL_ITER_BATCH, &v, &rv)
-            if got == 0:
-                return False
-            if got < 0:
-                r = _item_ref(self, i)
-                if r == NULL:
-                    return False
-                buf[0] = r
-                got = 1
-                v = ~(<uint64_t>0)   # odd: never "still valid"
-            k = 0
-            try:
-                while k < got:
-                    if k and not ncl_run_still_valid(&self._s, v, rv):
-                        break
-                    cmp = ncl_richcmp_bool(buf[k], <PyObject *>value, Py_EQ)
-                    _decref(buf[k])
-                    k += 1
-                    if cmp:
-                        return True
-            finally:
-                _release(&buf[k], got - k)
-            i += k
+        # that moment, as the item-by-item scan promises (ncl_contains).
+        return ncl_contains(<PyObject *>self, &self._s, <PyObject *>value, _item_ref_fallback)
 
     def __iter__(self):
         return _ConcurrentListIterator.__new__(_ConcurrentListIterator, self)
@@ -1597,6 +1571,11 @@ cdef inline PyObject *_item_ref(ConcurrentList self, Py_ssize_t i) noexcept:
         return NULL
     _mark_shared(self)
     return self._item_ref_locked(i)
+
+
+cdef PyObject *_item_ref_fallback(PyObject *self, Py_ssize_t i) noexcept:
+    # For C code (ncl_contains): _item_ref on a borrowed pointer.
+    return _item_ref(<ConcurrentList>self, i)
 
 
 cdef inline _Stamp _stamp(ConcurrentList self) noexcept:

@@ -449,4 +449,52 @@ static inline Py_ssize_t ncl_iter_take_batch(ncl_iter_state *st, PyObject **out)
     return m;
 }
 
+/* `value in list`: 1, 0, or -1 with an exception set (from __eq__).  Reads
+ * runs (ncl_read_run) and compares each item only while its run is still
+ * valid, so every comparison is against the item at that index at that
+ * moment, as an item-by-item scan.  `item_ref(self, i)` is the item-by-item
+ * read with the locked fallback (new reference, or NULL: out of range; never
+ * raises), used when a run cannot be read.  No region is held while __eq__
+ * runs. */
+static int ncl_contains(PyObject *self, ncl_state *s, PyObject *value,
+                        PyObject *(*item_ref)(PyObject *, Py_ssize_t)) {
+    PyObject *buf[NCL_ITER_BATCH];
+    Py_ssize_t i = 0;
+    uint64_t v = 0, rv = 0;
+    for (;;) {
+        Py_ssize_t got = ncl_read_run(self, s, i, buf, NCL_ITER_BATCH, &v, &rv);
+        if (got == 0) {
+            return 0;
+        }
+        if (got < 0) {
+            PyObject *r = item_ref(self, i);
+            if (r == NULL) {
+                return 0;
+            }
+            buf[0] = r;
+            got = 1;
+        }
+        Py_ssize_t k = 0;
+        int cmp = 0;
+        while (k < got) {
+            if (k > 0 && !ncl_run_still_valid(s, v, rv)) {
+                break;   /* changed: re-read from index i + k */
+            }
+            cmp = PyObject_RichCompareBool(buf[k], value, Py_EQ);
+            Py_DECREF(buf[k]);
+            k++;
+            if (cmp != 0) {
+                break;
+            }
+        }
+        for (Py_ssize_t j = k; j < got; j++) {
+            Py_DECREF(buf[j]);
+        }
+        if (cmp != 0) {
+            return cmp;
+        }
+        i += k;
+    }
+}
+
 #endif /* NOGIL_COLLECTIONS_LIST_ARRAY_H */
