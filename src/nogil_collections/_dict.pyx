@@ -1,4 +1,5 @@
 # cython: freethreading_compatible = True
+# cython: binding = False
 """ConcurrentDict: a drop-in thread-safe ``dict`` with lock-free lookups.
 
 Design (docs/design.md, "ConcurrentDict"): a compact insertion-ordered hash
@@ -236,6 +237,88 @@ cdef class _Scratch:
         if self.buf != NULL:
             _free_entries(self.buf, self.n)
             PyMem_RawFree(self.buf)
+
+
+cdef enum:
+    _ITER_KEYS = 0
+    _ITER_VALUES = 1
+    _ITER_ITEMS = 2
+
+
+@cython.final
+cdef class _SnapshotIter:
+    """Iterator over a consistent snapshot (a _Scratch of new references).
+
+    Each step hands out the reference the snapshot took (no list in
+    between, no second incref), so iterating costs one try-incref per
+    element at the start and nothing per step but the hand-over.  Entries
+    not reached yet are released with the snapshot."""
+
+    cdef _Scratch s
+    cdef Py_ssize_t pos, end   # next index (forward: pos up to end; reversed: end down to pos)
+    cdef int kind
+    cdef bint backwards
+
+    @staticmethod
+    cdef _SnapshotIter of(_Scratch s, int kind, bint backwards):
+        cdef _SnapshotIter it = _SnapshotIter.__new__(_SnapshotIter)
+        it.s = s
+        it.pos = 0
+        it.end = s.n
+        it.kind = kind
+        it.backwards = backwards
+        return it
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        cdef Py_ssize_t j
+        cdef ncd_entry *ep
+        cdef object pair
+        if self.pos >= self.end:
+            raise StopIteration
+        if self.backwards:
+            self.end -= 1
+            j = self.end
+        else:
+            j = self.pos
+            self.pos += 1
+        ep = &self.s.buf[j]
+        if self.kind == _ITER_KEYS:
+            pair = ncd_steal(ep.key)
+            ep.key = NULL
+            return pair
+        if self.kind == _ITER_VALUES:
+            pair = ncd_steal(ep.value)
+            ep.value = NULL
+            return pair
+        pair = PyTuple_New(2)
+        ncd_tuple_set_steal(pair, 0, ep.key)
+        ncd_tuple_set_steal(pair, 1, ep.value)
+        ep.key = NULL
+        ep.value = NULL
+        return pair
+
+    def __length_hint__(self):
+        return self.end - self.pos
+
+    def __reduce__(self):
+        # Pickles like the list iterator over the remaining elements.
+        cdef Py_ssize_t j
+        cdef ncd_entry *ep
+        rest = []
+        for j in range(self.pos, self.end):
+            ep = &self.s.buf[j]
+            if self.kind == _ITER_KEYS:
+                rest.append(<object>ep.key)
+            elif self.kind == _ITER_VALUES:
+                rest.append(<object>ep.value)
+            else:
+                rest.append((<object>ep.key, <object>ep.value))
+        if self.backwards:
+            rest.reverse()
+        return (iter, (rest,))
 
 
 cdef class ConcurrentDict:
@@ -772,10 +855,17 @@ cdef class ConcurrentDict:
 
     def __iter__(self):
         # Iterates a consistent snapshot of the keys (docs/guarantees.md).
-        return iter(self._keys_list())
+        return _SnapshotIter.of(self._collect(NCD_WANT_KEYS), _ITER_KEYS, False)
 
     def __reversed__(self):
-        return reversed(self._keys_list())
+        return _SnapshotIter.of(self._collect(NCD_WANT_KEYS), _ITER_KEYS, True)
+
+    @cython.final
+    cdef _SnapshotIter _iter_of(self, int kind, bint backwards):
+        return _SnapshotIter.of(
+            self._collect(NCD_WANT_VALUES if kind == _ITER_VALUES else
+                          NCD_WANT_KEYS | NCD_WANT_VALUES if kind == _ITER_ITEMS else
+                          NCD_WANT_KEYS), kind, backwards)
 
     def keys(self):
         """A live set-like view of the keys."""
@@ -1084,10 +1174,10 @@ class ConcurrentDictValues(_ConcurrentDictView, _ValuesView):
     __slots__ = ()
 
     def __iter__(self):
-        return iter((<ConcurrentDict?>self._mapping)._values_list())
+        return (<ConcurrentDict?>self._mapping)._iter_of(_ITER_VALUES, False)
 
     def __reversed__(self):
-        return reversed((<ConcurrentDict?>self._mapping)._values_list())
+        return (<ConcurrentDict?>self._mapping)._iter_of(_ITER_VALUES, True)
 
 
 class ConcurrentDictItems(_ConcurrentDictView, _ItemsView):
@@ -1103,10 +1193,10 @@ class ConcurrentDictItems(_ConcurrentDictView, _ItemsView):
         return v is not _ABSENT and (v is value or v == value)
 
     def __iter__(self):
-        return iter((<ConcurrentDict?>self._mapping)._items_list())
+        return (<ConcurrentDict?>self._mapping)._iter_of(_ITER_ITEMS, False)
 
     def __reversed__(self):
-        return reversed((<ConcurrentDict?>self._mapping)._items_list())
+        return (<ConcurrentDict?>self._mapping)._iter_of(_ITER_ITEMS, True)
 
 
 # ----------------------------------------------------------------------
