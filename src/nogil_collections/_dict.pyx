@@ -228,6 +228,18 @@ cdef void _drop_table(ncd_table *old, bint owns_live, bint exclusive,
 
 
 @cython.final
+cdef class _WriterLock:
+    """The object whose critical section every writer of one ConcurrentDict
+    holds (docs/design.md, "Object layout").  A PyMutex lives in an object's
+    header, on the cache line from which every call on the object loads
+    ob_type; locking the dict's own header would make each write cost every
+    reader of the dict a cache miss.  128 bytes (a mimalloc size class of
+    its own), so no other object shares the mutex's line."""
+
+    cdef char _pad[96]
+
+
+@cython.final
 cdef class _Scratch:
     # Owns a PyMem_RawMalloc'ed buffer of entries holding references.
     cdef ncd_entry *buf
@@ -343,6 +355,8 @@ cdef class ConcurrentDict:
     cdef object __weakref__
     @cython.final
     cdef object _factory_lock
+    @cython.final
+    cdef _WriterLock _wlock     # writers' critical section: see _WriterLock
     cdef char _pad[128]
     cdef ncd_hot _h
 
@@ -350,7 +364,9 @@ cdef class ConcurrentDict:
     __class_getitem__ = classmethod(_GenericAlias)
 
     def __cinit__(self, *args, **kwargs):
-        cdef ncd_table *t = ncd_table_new(3, 1)
+        cdef ncd_table *t
+        self._wlock = _WriterLock.__new__(_WriterLock)
+        t = ncd_table_new(3, 1)
         if t == NULL:
             raise MemoryError()
         self._h.tseq = 0
@@ -403,7 +419,7 @@ cdef class ConcurrentDict:
     cdef int _lookup_locked(self, object key, Py_hash_t h, PyObject **out) except -1:
         cdef ncd_probe p
         cdef int r
-        with cython.critical_section(self):
+        with cython.critical_section(self._wlock):
             r = self._find_locked(key, h, &p)
             if r == NCD_FOUND:
                 if out != NULL:
@@ -578,7 +594,7 @@ cdef class ConcurrentDict:
         cdef ncd_probe p
         cdef PyObject *old = NULL
         cdef Py_hash_t h = _hash(key)
-        with cython.critical_section(self):
+        with cython.critical_section(self._wlock):
             while True:
                 if self._find_locked(key, h, &p) == NCD_FOUND:
                     old = self._replace_value(p.ix, value)
@@ -593,7 +609,7 @@ cdef class ConcurrentDict:
         cdef Py_hash_t h = _hash(key)
         cdef PyObject *okey = NULL
         cdef PyObject *oval = NULL
-        with cython.critical_section(self):
+        with cython.critical_section(self._wlock):
             if self._find_locked(key, h, &p) == NCD_FOUND:
                 self._delete_at(&p, &okey, &oval)
         if oval == NULL:
@@ -609,7 +625,7 @@ cdef class ConcurrentDict:
         cdef Py_hash_t h = _hash(key)
         if self._lookup(key, h, &v):
             return ncd_steal(v)
-        with cython.critical_section(self):
+        with cython.critical_section(self._wlock):
             while True:
                 if self._find_locked(key, h, &p) == NCD_FOUND:
                     v = self._h.table.entries[p.ix].value
@@ -625,7 +641,7 @@ cdef class ConcurrentDict:
         cdef Py_hash_t h = _hash(key)
         cdef PyObject *okey = NULL
         cdef PyObject *oval = NULL
-        with cython.critical_section(self):
+        with cython.critical_section(self._wlock):
             if self._find_locked(key, h, &p) == NCD_FOUND:
                 self._delete_at(&p, &okey, &oval)
         if oval != NULL:
@@ -643,7 +659,7 @@ cdef class ConcurrentDict:
         cdef Py_ssize_t ix
         cdef PyObject *okey = NULL
         cdef PyObject *oval = NULL
-        with cython.critical_section(self):
+        with cython.critical_section(self._wlock):
             t = self._h.table
             ix = t.live_end - 1
             while ix >= 0 and t.entries[ix].value == NULL:
@@ -749,7 +765,7 @@ cdef class ConcurrentDict:
         keys = list(tmp)
         values = list(tmp.values())
         del tmp
-        with cython.critical_section(self):
+        with cython.critical_section(self._wlock):
             self._apply_batch(keys, values)
 
     def clear(self):
@@ -760,7 +776,7 @@ cdef class ConcurrentDict:
     cdef int _clear_impl(self) except -1:
         cdef ncd_table *old = NULL
         cdef ncd_table *new
-        with cython.critical_section(self):
+        with cython.critical_section(self._wlock):
             if self._h.table.nentries != 0:
                 new = ncd_table_new(3, 1)
                 if new == NULL:
@@ -794,7 +810,7 @@ cdef class ConcurrentDict:
             if tries < READ_RETRIES:
                 r = ncd_collect(&self._h, s.buf, cap, &count, want)
             else:
-                with cython.critical_section(self):
+                with cython.critical_section(self._wlock):
                     r = ncd_collect(&self._h, s.buf, cap, &count, want)
             if r == NCD_FOUND:
                 s.n = count
@@ -928,7 +944,7 @@ cdef class ConcurrentDict:
         cdef uint64_t version
         cdef object cur, removed = None
         cdef int eq
-        with cython.critical_section(self):
+        with cython.critical_section(self._wlock):
             while True:
                 if self._find_locked(key, h, &p) == NCD_MISS:
                     if expected is not _ABSENT:
@@ -969,7 +985,7 @@ cdef class ConcurrentDict:
         cdef Py_hash_t h = _hash(key)
         if self._lookup(key, h, &v):
             return ncd_steal(v)
-        with cython.critical_section(self):
+        with cython.critical_section(self._wlock):
             if self._factory_lock is None:
                 self._factory_lock = _RLock()
             lock = self._factory_lock
@@ -1061,7 +1077,7 @@ cdef class ConcurrentDict:
     def __sizeof__(self):
         cdef ncd_table *t
         cdef Py_ssize_t n
-        with cython.critical_section(self):
+        with cython.critical_section(self._wlock):
             t = self._h.table
             n = t.nbytes
         return object.__sizeof__(self) + n
@@ -1085,7 +1101,7 @@ cdef class ConcurrentDict:
         # the first of the other.
         gap = <char *>&self._h.version - (<char *>&self._h.table + sizeof(void *))
         assert gap >= 64, f"writer words {gap} bytes after the reader words"
-        with cython.critical_section(self):
+        with cython.critical_section(self._wlock):
             assert self._h.version % 2 == 0, "odd version outside a write"
             assert self._h.tseq % 2 == 0, "odd tseq outside a write"
             t = self._h.table
