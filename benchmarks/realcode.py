@@ -403,7 +403,10 @@ def _memo_stream(tid: int) -> list[str]:
 
 
 def _memo_check(state: Any, threads: int, reps: int) -> None:
-    cache, computed = state["cache"], state["computed"]
+    cache = state["cache"]
+    computed: Counter[str] = Counter()
+    for part in state["computed"]:
+        computed.update(part)
     items = cache.snapshot() if hasattr(cache, "snapshot") else dict(cache)
     for k, v in items.items():
         if v != _memo_f(int(k[5:])):
@@ -413,7 +416,7 @@ def _memo_check(state: Any, threads: int, reps: int) -> None:
     expected = set()
     for t in range(threads):
         expected.update(_memo_stream(t))
-    if set(items) != expected:
+    if set(items) != expected or set(computed) != expected:
         raise AssertionError("memo cache: keys missing or extra")
 
 
@@ -421,39 +424,46 @@ def _memo_apps() -> list[App]:
     from nogil_collections import ConcurrentDict
 
     def fresh(cache: Any, once: bool) -> Callable[[], Any]:
-        return lambda: {"cache": cache(), "computed": Counter(), "once": once,
-                        "lock": threading.Lock()}
+        return lambda: {"cache": cache(), "computed": [], "once": once}
 
-    def counted(state: Any, k: str) -> Callable[[], int]:
-        def factory() -> int:
-            # Counter += under the state's lock: bookkeeping for the check only.
-            with state["lock"]:
-                state["computed"][k] += 1
-            return _memo_f(int(k[5:]))
+    def counter(state: Any) -> Callable[[str], Callable[[], int]]:
+        # Bookkeeping for the check: how often each value was computed, in a
+        # Counter owned by the calling thread (no shared lock in the timing).
+        mine: Counter[str] = Counter()
+        state["computed"].append(mine)
 
-        return factory
+        def counted(k: str) -> Callable[[], int]:
+            def factory() -> int:
+                mine[k] += 1
+                return _memo_f(int(k[5:]))
+
+            return factory
+
+        return counted
 
     def cd_local(state: Any, tid: int, reps: int) -> int:
         stream = _memo_stream(tid)
         cache = state["cache"]
+        counted = counter(state)
         total = 0
         for _ in range(reps):
             for k in stream:
                 v = cache.get(k)
                 if v is None:
-                    v = cache.get_or_insert(k, counted(state, k))
+                    v = cache.get_or_insert(k, counted(k))
                 total += v
         return reps * len(stream)
 
     def cd_handle(state: Any, tid: int, reps: int) -> int:
         stream = _memo_stream(tid)
         cache = state["cache"].handle()
+        counted = counter(state)
         total = 0
         for _ in range(reps):
             for k in stream:
                 v = cache.get(k)
                 if v is None:
-                    v = cache.get_or_insert(k, counted(state, k))
+                    v = cache.get_or_insert(k, counted(k))
                 total += v
         return reps * len(stream)
 
@@ -461,12 +471,13 @@ def _memo_apps() -> list[App]:
         # The idiom on a builtin dict: may compute a value twice, stores one.
         stream = _memo_stream(tid)
         cache = state["cache"]
+        counted = counter(state)
         total = 0
         for _ in range(reps):
             for k in stream:
                 v = cache.get(k)
                 if v is None:
-                    v = cache.setdefault(k, counted(state, k)())
+                    v = cache.setdefault(k, counted(k)())
                 total += v
         return reps * len(stream)
 
@@ -474,13 +485,14 @@ def _memo_apps() -> list[App]:
         stream = _memo_stream(tid)
         cache = state["cache"]
         lock = state["cache_lock"]
+        counted = counter(state)
         total = 0
         for _ in range(reps):
             for k in stream:
                 with lock:
                     v = cache.get(k)
                     if v is None:
-                        v = cache[k] = counted(state, k)()
+                        v = cache[k] = counted(k)()
                 total += v
         return reps * len(stream)
 
