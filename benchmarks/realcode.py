@@ -820,10 +820,15 @@ def headline_table(results: list[Result], markdown: bool = False) -> str | None:
         for r in rs
         if r.cell.impl == BUILTIN[r.cell.family] and r.cell.access == "local"
     }
+    ceiling = {
+        r.threads: r for r in rs if r.cell.impl == "tuple" and r.cell.access == "partial"
+    }
     headers = ["implementation (container reached as)"] + [f"{t}T" for t in threads]
     headers += [f"scaling {t}T" for t in threads if t != 1]
     if threads[-1] != 1:
         headers.append(f"vs builtin local {threads[-1]}T")
+        if threads[-1] in ceiling:
+            headers.append(f"vs tuple partial {threads[-1]}T")
     rows = []
     for cell in cells:
         name = f"**{cell.label}**" if markdown and cell.role == "ours" else cell.label
@@ -836,6 +841,8 @@ def headline_table(results: list[Result], markdown: bool = False) -> str | None:
             top = threads[-1]
             r = ref.get((cell.family, top))
             row.append(_ratio(by[(cell, top)].median, r.median if r else None))
+            if top in ceiling:
+                row.append(_ratio(by[(cell, top)].median, ceiling[top].median))
         rows.append(row)
     return _fmt_table(headers, rows, markdown)
 
