@@ -237,7 +237,10 @@ enum { NCL_READ_OUT_OF_RANGE = 0, NCL_READ_GOT = 1, NCL_READ_LOCKED = -1 };
  * the re-check costs one retry; a structural change or reallocation that
  * overlaps the read costs one retry.  Bound: NCL_READ_RETRIES attempts,
  * then the lock. */
-static inline int ncl_read_item(PyObject *self, ncl_state *s, Py_ssize_t i, PyObject **out) {
+/* always_inline: the hottest read path (`lst[i]`); a call with six saved
+ * registers cost ~2 ns against the builtin's inline list_get_item_ref. */
+static inline __attribute__((always_inline))
+int ncl_read_item(PyObject *self, ncl_state *s, Py_ssize_t i, PyObject **out) {
     ncl_reader_announce(self, s);
     for (int attempt = 0; attempt < NCL_READ_RETRIES; attempt++) {
         uint64_t v = ncl_read_version(s);
