@@ -18,8 +18,8 @@ Strategies decide, one schedule after another:
     highest-priority runnable thread always runs, and at ``d - 1`` random
     steps the running thread drops below every other.  A bug of depth ``d``
     is found by one schedule with probability at least ``1 / (n k^(d-1))``
-    (n threads, k steps).  Successive schedules cycle ``d`` through
-    ``1 .. depth``;
+    (n threads, k steps).  The first schedule uses ``d = 1`` (threads one
+    after another), later ones cycle ``d`` through ``2 .. depth``;
 ``exhaustive``
     depth-first enumeration of every schedule with at most
     ``max_preemptions`` preemptions (CHESS-style iterative context bounding,
@@ -225,7 +225,9 @@ class Strategy:
         elif self.kind == "pct":
             i = 0
             while True:
-                depth = 1 + i % self.depth
+                # d = 1 (no change point) runs the threads one after another: one
+                # such schedule is enough; then cycle d = 2 .. depth.
+                depth = 1 if i == 0 or self.depth == 1 else 2 + (i - 1) % (self.depth - 1)
                 i += 1
                 yield PCTChooser(random.Random(self._rng.random()), n_threads, depth,
                                  self._steps_seen or 1)
