@@ -189,6 +189,27 @@ def test_catches_non_atomic_counter_increment(executor: str) -> None:
     assert "Counter model" in verdict
 
 
+@pytest.mark.parametrize(("factory", "ops", "model"), [
+    pytest.param(CheckThenActSetdefaultDict, SMALL_DICT.without("__setitem__"), dict,
+                 id="setdefault"),
+    pytest.param(LenThenPopList, LIST_OPS.only("append", "pop", "insert").with_domain(
+        values=st.integers(0, 2)), list, id="pop"),
+    pytest.param(RacyCounter, COUNTER_OPS, Counter, id="counter"),
+])
+def test_controlled_first_failure_is_deterministic(factory: Any, ops: OpTable,
+                                                    model: Any) -> None:
+    # Same seed, same first failing scenario and schedule (no shrinking: only
+    # the first failure is compared).
+    firsts = []
+    for _ in range(2):
+        found = find_race(factory, ops, model, attempts=1, threads=(2, 3),
+                          ops_per_thread=(1, 2), examples=60, repetitions=10, budget="ci",
+                          shrink_seconds=0, executor="controlled", seed=3)
+        firsts.append(found.first_failure)  # type: ignore[attr-defined]
+    assert firsts[0] is not None and firsts[0][1] is not None
+    assert firsts[0] == firsts[1]
+
+
 @pytest.mark.parametrize("executor", EXECUTORS)
 def test_correct_versions_pass(executor: str) -> None:
     report = explore(LockedCounter, COUNTER_OPS, Counter, threads=(2, 3),

@@ -3,7 +3,8 @@
 Load it with ``pytest_plugins = ["nogil_collections.testing.pytest_plugin"]``.
 ``--race-budget=ci`` (default) runs each ``@race_test`` with its own numbers,
 ``deep`` runs 10x the examples and 5x the repetitions (``make race``), and an
-integer sets the number of examples per test.
+integer sets the number of examples per test.  The controlled executor's
+schedules per scenario scale like repetitions.
 """
 
 from __future__ import annotations
