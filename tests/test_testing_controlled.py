@@ -262,7 +262,7 @@ def test_explore_shrinks_the_schedule() -> None:
                 repetitions=50, executor="controlled", strategy="random", seed=5,
                 shrink_seconds=5)
     e = exc.value
-    first = e.first_failure  # type: ignore[attr-defined]
+    first = e.first_failure
     assert first is not None and first[1] is not None
     assert e.schedule is not None and e.history is not None
     assert e.schedule.switches <= 2 < first[1].switches  # random schedules switch a lot

@@ -379,7 +379,7 @@ def _campaign(factory: Any, ops: OpTable, model: Any, seed: int) -> NotLineariza
 def test_controlled_executor_catches_one_window_races(factory: Any, ops: OpTable,
                                                        model: Any) -> None:
     found = _campaign(factory, ops, model, seed=1)
-    first = found.first_failure  # type: ignore[attr-defined]
+    first = found.first_failure
     assert first is not None
     _scenario, schedule, schedules_before = first
     # Within 1,000 schedules on GIL builds (the target for the stale-cache
@@ -389,7 +389,7 @@ def test_controlled_executor_catches_one_window_races(factory: Any, ops: OpTable
     # scenario and schedule.
     assert schedules_before < (1000 if gil_enabled() else 2000), schedules_before
     assert schedule is not None
-    again = _campaign(factory, ops, model, seed=1).first_failure  # type: ignore[attr-defined]
+    again = _campaign(factory, ops, model, seed=1).first_failure
     assert again == first
     # The reported (shrunk) failure replays to the very same history.
     assert found.schedule is not None and found.history is not None

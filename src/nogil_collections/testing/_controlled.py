@@ -72,7 +72,15 @@ class _Abort(BaseException):
 
 
 class Deadlock(ExecutorError):
-    """Every unfinished scenario thread waits on a modelled primitive."""
+    """Every unfinished scenario thread waits on a modelled primitive.
+
+    Like :class:`~nogil_collections.testing.NotLinearizable`, it carries the
+    ``scenario`` and ``schedule``, and after :func:`explore` its
+    ``first_failure`` and ``report``.
+    """
+
+    first_failure: Any = None
+    report: Any = None
 
     def __init__(self, message: str, scenario: Scenario | None = None,
                  schedule: Schedule | None = None) -> None:

@@ -112,8 +112,14 @@ class NotLinearizable(AssertionError):
     """A scenario produced a history that no sequential order explains.
 
     From the controlled executor, ``schedule`` is the schedule that produced
-    ``history``; :meth:`replay` runs it again.
+    ``history``; :meth:`replay` runs it again.  :func:`explore` also sets
+    ``first_failure`` (the campaign's first failure before any shrinking:
+    scenario, schedule or None, and how many runs/schedules came before it)
+    and ``report`` (the campaign so far).
     """
+
+    first_failure: tuple[Scenario, Schedule | None, int] | None = None
+    report: RaceReport | None = None
 
     def __init__(self, scenario: Scenario, result: CheckResult, runs: int,
                  history: History | None = None, schedule: Schedule | None = None,
@@ -430,13 +436,13 @@ def explore(
     except (NotLinearizable, Deadlock) as e:
         # For the record: the first failure, before any shrinking (deterministic
         # for a given seed with the controlled executor), and the campaign so far.
-        e.first_failure = first[0] if first else None  # type: ignore[union-attr]
-        e.report = report  # type: ignore[union-attr]
+        e.first_failure = first[0] if first else None
+        e.report = report
         if kind != "controlled" or e.schedule is None:
             raise
         shrunk = _shrunk(e, factory, table, m, timeout, shrink_seconds)
-        shrunk.first_failure = e.first_failure  # type: ignore[union-attr]
-        shrunk.report = report  # type: ignore[union-attr]
+        shrunk.first_failure = e.first_failure
+        shrunk.report = report
         shrunk.args = (f"{shrunk.args[0]}\n(controlled executor, strategy {strategy}, "
                        f"seed={campaign_seed})",)
         raise shrunk from None
