@@ -1736,18 +1736,27 @@ cdef struct _HeapView:
     PyObject **base           # the list's slots at version v0 (borrowed)
     PyObject **full           # heapify: private copy of every slot, else NULL
     Py_ssize_t size           # size of the heap being built
+    int nlev                  # levels in use: positions 0..n0 (n0 = size at the start)
     Py_ssize_t lvl_pos[NCL_HEAP_LEVELS]   # overlay: position written at each level
     PyObject *lvl_obj[NCL_HEAP_LEVELS]    # ... and its object (borrowed)
 
 
-cdef inline int _heap_level(Py_ssize_t i) noexcept:
-    """Tree level of position i (0 for the root)."""
-    cdef size_t x = <size_t>i + 1
-    cdef int lvl = 0
-    while x > 1:
-        x >>= 1
-        lvl += 1
-    return lvl
+cdef extern from *:
+    """
+    /* Tree level of heap position i (0 for the root): floor(log2(i + 1)).
+     * Called for every overlay access, so one instruction where possible. */
+    static inline int ncl_heap_level(Py_ssize_t i) {
+    #if defined(__GNUC__) || defined(__clang__)
+        return 63 - __builtin_clzll((unsigned long long)i + 1ULL);
+    #else
+        unsigned long long x = (unsigned long long)i + 1ULL;
+        int lvl = 0;
+        while (x > 1) { x >>= 1; lvl++; }
+        return lvl;
+    #endif
+    }
+    """
+    int _heap_level "ncl_heap_level"(Py_ssize_t i) noexcept
 
 
 cdef inline PyObject *_hv_get(_HeapView *h, Py_ssize_t i) noexcept:
@@ -1887,7 +1896,7 @@ cdef int _hv_publish(ConcurrentList self, _HeapView *h, PyObject *added) except 
             raise MemoryError()
         if n:
             memcpy(&na.items[0], &a.items[0], <size_t>n * sizeof(PyObject *))
-        for lvl in range(NCL_HEAP_LEVELS):
+        for lvl in range(h.nlev):
             if 0 <= h.lvl_pos[lvl] < newsize:
                 na.items[h.lvl_pos[lvl]] = h.lvl_obj[lvl]
         if added != NULL:
@@ -1911,7 +1920,7 @@ cdef int _hv_publish(ConcurrentList self, _HeapView *h, PyObject *added) except 
             if a.items[j] != h.full[j]:
                 ncc_slot_store(&a.items[j], h.full[j])
     else:
-        for lvl in range(NCL_HEAP_LEVELS):
+        for lvl in range(h.nlev):
             j = h.lvl_pos[lvl]
             if 0 <= j < newsize:
                 ncc_slot_store(&a.items[j], h.lvl_obj[lvl])
@@ -1945,11 +1954,14 @@ cdef object _heap_op(ConcurrentList self, int kind, object item):
     try:
         with cython.critical_section(self):
             while True:
-                for j in range(NCL_HEAP_LEVELS):
-                    h.lvl_pos[j] = -1
                 PyMem_RawFree(h.full)
                 h.full = NULL
                 n0 = self._s.size
+                # Every position an operation touches is <= n0 (a push's new
+                # slot is n0): only these levels can be used.
+                h.nlev = _heap_level(n0) + 1
+                for j in range(h.nlev):
+                    h.lvl_pos[j] = -1
                 if n0 == 0 and (kind == NCL_HEAP_POP or kind == NCL_HEAP_REPLACE):
                     raise IndexError("index out of range")
                 if n0 == 0 and kind == NCL_HEAP_PUSHPOP:
