@@ -17,9 +17,9 @@ PYTEST_ARGS ?=
 PIP_VERSION := 26.2.1
 
 # Everything the compiled package is built from.
-PKG_SOURCES := setup.py pyproject.toml $(shell find src -type f \( -name '*.pyx' -o -name '*.pxd' -o -name '*.h' -o -name '*.py' -o -name '*.pyi' -o -name 'qsbr_domain.c' -o -name 'py.typed' \) 2>/dev/null)
+PKG_SOURCES := setup.py pyproject.toml $(shell find src -type f \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.h' -o -name '*.py' -o -name '*.pyi' -o -name 'qsbr_domain.c' -o -name 'py.typed' \) 2>/dev/null)
 
-.PHONY: help test test-ft test-gil bench bench-full race lint typecheck clean distclean build sdist wheel env tsan tsan-ci asan debug-build
+.PHONY: help test test-ft test-gil bench bench-full race lint typecheck clean distclean build sdist wheel env tsan tsan-ci asan debug-build fault-injection fault-injection-ci test-big
 
 help:  ## list the targets
 	@echo "nogil_collections make targets:"
@@ -100,6 +100,15 @@ tsan-ci:  ## bounded TSAN subset (core, qsbr, one list and one dict race test)
 
 asan:  ## whole suite under AddressSanitizer + UBSan (builds an ASAN CPython once)
 	@bash tools/run_sanitized.sh address $(if $(PYTEST_ARGS),-- $(PYTEST_ARGS))
+
+fault-injection:  ## threaded, race and fuzz tests with every suspension point forced (.venv-fault)
+	@NOGIL_COLLECTIONS_FUZZ_BUDGET=$${NOGIL_COLLECTIONS_FUZZ_BUDGET:-deep} bash tools/run_sanitized.sh fault $(if $(PYTEST_ARGS),-- $(PYTEST_ARGS))
+
+fault-injection-ci:  ## bounded fault-injection subset (CI)
+	@bash tools/run_sanitized.sh fault --ci
+
+test-big: $(FT_VENV)/.stamp-pkg  ## the 10^7-element resource tests (about 1 GB, free-threaded)
+	@NOGIL_COLLECTIONS_BIG_TESTS=1 $(FT_VENV)/bin/python -m pytest tests/test_resource_limits.py $(PYTEST_ARGS)
 
 debug-build:  ## extension at -O0 -g3 with asserts into .venv-debug
 	@bash tools/run_sanitized.sh debug --build-only

@@ -6,6 +6,9 @@ Environment switches (docs/development.md):
 - ``NOGIL_COLLECTIONS_DEBUG=1``: ``-O0 -g`` with C asserts on.
 - ``NOGIL_COLLECTIONS_SANITIZE=thread|address``: build with that sanitizer
   (``address`` also enables UBSan).
+- ``NOGIL_COLLECTIONS_FAULT_INJECTION=1``: every suspension point detaches
+  for a moment or calls a test's hook (``_core/faultinject.h``,
+  ``make fault-injection``).  Never for a release build.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ CORE = PKG / "_core"
 
 debug = os.environ.get("NOGIL_COLLECTIONS_DEBUG", "") not in ("", "0")
 sanitize = os.environ.get("NOGIL_COLLECTIONS_SANITIZE", "")
+fault_injection = os.environ.get("NOGIL_COLLECTIONS_FAULT_INJECTION", "") not in ("", "0")
 
 compile_args = ["-std=gnu11", "-Wno-unused-function", "-fno-strict-aliasing"]
 link_args: list[str] = []
@@ -31,6 +35,8 @@ if debug:
     macros.append(("NCC_DEBUG", "1"))
 else:
     compile_args += ["-O2"]
+if fault_injection:
+    macros.append(("NCC_FAULT_INJECTION", "1"))
 if sanitize == "thread":
     compile_args += ["-fsanitize=thread", "-g"]
     link_args += ["-fsanitize=thread"]
@@ -55,7 +61,8 @@ for pyx in sorted(PKG.rglob("*.pyx")):
             module,
             [str(pyx)],
             include_dirs=[str(CORE)],
-            depends=headers + [str(p) for p in pyx.parent.glob("*.pxd")],
+            depends=headers + [str(p) for p in CORE.glob("*.pxi")]
+            + [str(p) for p in pyx.parent.glob("*.pxd")],
             define_macros=macros,
             extra_compile_args=compile_args,
             extra_link_args=link_args,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run_sanitized.sh thread|address|debug [--ci | --all | --build-only] [-- PYTEST_ARGS...]
+# run_sanitized.sh thread|address|debug|fault [--ci | --all | --build-only] [-- PYTEST_ARGS...]
 #
 #   thread   ThreadSanitizer: free-threaded CPython built --with-thread-sanitizer
 #            (tools/build_sanitized_python.sh), the extension built with
@@ -10,11 +10,16 @@
 #   debug    no sanitizer: the normal free-threaded interpreter, the extension at
 #            -O0 -g3 with C asserts on (NOGIL_COLLECTIONS_DEBUG=1), for gdb/rr.
 #            Prints how to run it under gdb.  Runs the tests unless --build-only.
+#   fault    no sanitizer: the normal free-threaded interpreter, the extension
+#            built with NOGIL_COLLECTIONS_FAULT_INJECTION=1: every suspension
+#            point (docs/design.md) detaches the thread for a moment, so the
+#            critical section really is suspended there (_core/faultinject.h).
 #
 # Selection:  default  thread: tests/test_core.py, test_qsbr.py, test_race_*.py and
 #                      the threaded tests (-k "thread or race or concurren") of
 #                      test_list*.py / test_dict*.py (not the race harness's
-#                      self-checks);  address, debug: all of tests/.
+#                      self-checks);  address, debug: all of tests/;
+#                      fault: the threaded, race, fault-injection and fuzz tests.
 #             --ci     the bounded subset recommended for CI (docs/development.md)
 #             --all    all of tests/ (any kind)
 #             -- ARGS  passed to pytest after the selection (e.g. -- -x -k stress);
@@ -37,6 +42,7 @@ case "$KIND" in
     thread)  TAG=tsan ;;
     address) TAG=asan ;;
     debug)   TAG=debug ;;
+    fault)   TAG=fault ;;
     *) sed -n '2,/^set -euo/p' "$0" | sed '$d' >&2; exit 2 ;;
 esac
 say() { echo "[san-$TAG] $*" >&2; }
@@ -61,7 +67,7 @@ TREE="$WORK/tree"
 LOGS="$WORK/logs"
 
 # ------------------------------------------------------------------ interpreter
-if [[ "$KIND" == debug ]]; then
+if [[ "$KIND" == debug || "$KIND" == fault ]]; then
     PY="$(bash "$ROOT/tools/bootstrap_python_ft.sh" | tail -n1)"
 else
     PY="$(bash "$ROOT/tools/build_sanitized_python.sh" "$KIND" | tail -n1)"
@@ -115,6 +121,7 @@ case "$KIND" in
     thread)  export NOGIL_COLLECTIONS_SANITIZE=thread ;;
     address) export NOGIL_COLLECTIONS_SANITIZE=address ;;
     debug)   export NOGIL_COLLECTIONS_DEBUG=1 ;;
+    fault)   export NOGIL_COLLECTIONS_FAULT_INJECTION=1 ;;
 esac
 unset NOGIL_COLLECTIONS_ONLY
 # Cython (pure Python here) is several times slower under an instrumented
@@ -122,14 +129,14 @@ unset NOGIL_COLLECTIONS_ONLY
 # so generate the .c files with the project's normal free-threaded venv when
 # it has the same Cython.  setup.py's cythonize() then finds them up to date.
 cyver() { "$1" -c 'import Cython; print(Cython.__version__)' 2>/dev/null || true; }
-if [[ "$KIND" != debug && -x "$ROOT/.venv/bin/python" ]] \
+if [[ "$KIND" != debug && "$KIND" != fault && -x "$ROOT/.venv/bin/python" ]] \
         && [[ "$(cyver "$ROOT/.venv/bin/python")" == "$(cyver "$VENV/bin/python")" ]]; then
     say "cythonizing with $ROOT/.venv/bin/python"
     (cd "$TREE" && env -u NOGIL_COLLECTIONS_SANITIZE -u NOGIL_COLLECTIONS_DEBUG \
         "$ROOT/.venv/bin/python" setup.py -q --version > "$LOGS/cythonize.log" 2>&1) \
         || { tail -n 40 "$LOGS/cythonize.log" >&2; die "cythonize failed (see $LOGS/cythonize.log)"; }
 fi
-flags="SANITIZE=${NOGIL_COLLECTIONS_SANITIZE:-} DEBUG=${NOGIL_COLLECTIONS_DEBUG:-}"
+flags="SANITIZE=${NOGIL_COLLECTIONS_SANITIZE:-} DEBUG=${NOGIL_COLLECTIONS_DEBUG:-} FAULT=${NOGIL_COLLECTIONS_FAULT_INJECTION:-}"
 # Rebuild everything when the flags changed (setuptools only compares mtimes).
 force=()
 [[ -f "$WORK/.flags" && "$(cat "$WORK/.flags")" == "$flags" ]] || force=(--force)
@@ -142,6 +149,10 @@ export PYTHONPATH="$TREE/src"
 "$VENV/bin/python" - <<'EOF' || die "the extension does not load or re-enabled the GIL"
 import sys, nogil_collections, nogil_collections._core._qsbr  # noqa: F401
 assert not sys._is_gil_enabled(), "the GIL got enabled: the run would test nothing"
+import os
+if os.environ.get("NOGIL_COLLECTIONS_FAULT_INJECTION"):
+    from nogil_collections import _fault_injection
+    assert _fault_injection.ENABLED, "fault injection was not compiled in"
 EOF
 
 if [[ "$MODE" == build-only ]]; then
@@ -157,6 +168,15 @@ sel=()
 case "$MODE" in
     all) sel=(tests) ;;
     ci)
+        if [[ "$KIND" == fault ]]; then
+            # Bounded: the fault-injection tests (deterministic suspensions,
+            # injected MemoryError, the documented list of points), the
+            # threaded dict/list tests and the threaded fuzzer at its CI budget.
+            mapfile -t sel < <(existing tests/test_fault_injection.py tests/test_dict_threads.py \
+                tests/test_list_threads.py tests/test_fuzz_hostile.py)
+            sel+=(-k "fault or thread or concurren or parallel or fuzz")
+            ;;
+        fi
         # Bounded subset: the core and the reclamation domain, plus one mixed
         # list and one mixed dict race test (all operations interleaved).
         mapfile -t sel < <(existing tests/test_core.py tests/test_qsbr.py)
@@ -174,6 +194,10 @@ case "$MODE" in
             # operations: no C code of ours races there, and under TSAN they
             # take half the run (60-70 s each); the normal suite runs them.
             sel=("${files[@]}" -k "(core or qsbr or race or thread or concurren or parallel) and not campaign_catches")
+        elif [[ "$KIND" == fault ]]; then
+            mapfile -t files < <(existing tests/test_fault_injection.py tests/test_fuzz_hostile.py \
+                tests/test_race_*.py tests/test_list*.py tests/test_dict*.py)
+            sel=("${files[@]}" -k "(fault or race or thread or concurren or parallel or fuzz) and not campaign_catches")
         else
             sel=(tests)
         fi
@@ -186,7 +210,7 @@ esac
 #  NOGIL_COLLECTIONS_SANITIZER is set: the sanitizers' own per-thread state
 #  grows RSS by 4-20 MiB.)
 skip=(--ignore=tests/test_bench_smoke.py)
-[[ "$KIND" == debug ]] && skip=()
+[[ "$KIND" == debug || "$KIND" == fault ]] && skip=()
 for a in "${EXTRA[@]}"; do
     # explicit test paths replace the default file selection
     if [[ "$a" == tests || "$a" == tests/* ]]; then sel=(); break; fi
@@ -212,19 +236,19 @@ case "$KIND" in
         export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1:log_path=$LOGS/report"
         export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=0:log_path=$LOGS/report"
         ;;
-    debug)
+    debug|fault)
         unset ASAN_OPTIONS UBSAN_OPTIONS TSAN_OPTIONS
         ;;
 esac
 export PYTHONFAULTHANDLER=1
 # Tests that measure memory (RSS) or timing cannot hold under a sanitizer
 # (shadow memory, per-thread runtime state, 5-15x slowdown); they can skip on it.
-[[ "$KIND" != debug ]] && export NOGIL_COLLECTIONS_SANITIZER="$KIND"
+[[ "$KIND" != debug && "$KIND" != fault ]] && export NOGIL_COLLECTIONS_SANITIZER="$KIND"
 
 # Preflight: a deliberate bug in a throw-away C library, loaded with ctypes
 # under exactly these options, must be reported -- otherwise a clean run
 # would prove nothing (wrong runtime, options or suppressions too broad).
-if [[ "$KIND" != debug ]]; then
+if [[ "$KIND" != debug && "$KIND" != fault ]]; then
     pf="$WORK/preflight"; rm -rf "$pf"; mkdir -p "$pf"
     cat > "$pf/bug.c" <<'EOF'
 #include <stdlib.h>

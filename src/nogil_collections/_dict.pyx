@@ -22,14 +22,21 @@ from nogil_collections._core.atomics cimport (
 from nogil_collections._core.refcount cimport ncc_publish, ncc_slot_store
 from nogil_collections._core.seqlock cimport ncc_seq_write_begin, ncc_seq_write_end
 from nogil_collections._core.qsbr cimport ncc_qsbr_import, ncc_retire, ncc_qsbr_synchronize
+from nogil_collections._core.faultinject cimport (
+    NCC_FAULT_INJECTION_ENABLED, NCC_SUSPEND_POINT, NCC_SUSPEND_POINT_CHECKED,
+    ncc_fi_set_hook, ncc_fi_set_suspend, ncc_fi_arm_alloc_failure, ncc_fi_hits,
+    ncc_in_critical_section,
+)
 
 from collections.abc import KeysView as _KeysView, ItemsView as _ItemsView
 from collections.abc import ValuesView as _ValuesView, Mapping as _Mapping
 from types import GenericAlias as _GenericAlias, MappingProxyType as _MappingProxyType
-from threading import RLock as _RLock
 from nogil_collections._handle import ConcurrentDictHandle as _Handle
+from _thread import allocate_lock as _allocate_lock, get_ident as _get_ident
 
 ncc_qsbr_import()
+
+include "_core/faultinject.pxi"
 
 
 cdef extern from "_dict_table.h":
@@ -179,6 +186,8 @@ cdef int _eq_steal(PyObject *stored, object key) except -1:
     # stored == key, consuming the reference to `stored` (the order CPython's
     # dict uses: the stored key's __eq__ first).
     cdef object sk = ncd_steal(stored)
+    # A call into Python: suspends the critical section whenever it blocks.
+    NCC_SUSPEND_POINT("dict.eq")
     return PyObject_RichCompareBool(sk, key, Py_EQ)
 
 
@@ -215,11 +224,16 @@ cdef void _drop_table(ncd_table *old, bint owns_live, bint exclusive,
         ncc_qsbr_synchronize()
     for ix in range(n):
         ep = &old.entries[ix]
+        # Each decref may free (and run a finalizer) or queue the object for
+        # its owner thread, which takes a PyMutex (Python/brc.c): either can
+        # suspend the caller's critical section (_resize holds it).
         if ep.value != NULL:
             if owns_live:
+                NCC_SUSPEND_POINT("dict.drop_table.decref")
                 Py_XDECREF(ep.key)
                 Py_XDECREF(ep.value)
-        elif old.pinned:
+        elif old.pinned and ep.key != NULL:
+            NCC_SUSPEND_POINT("dict.drop_table.decref")
             Py_XDECREF(ep.key)
     if need_sync or exclusive:
         PyMem_RawFree(old)
@@ -333,6 +347,50 @@ cdef class _SnapshotIter:
         return (iter, (rest,))
 
 
+@cython.final
+cdef class _FlightKey:
+    """Key of get_or_insert's in-flight table: the user's key with its hash
+    computed once (removing the entry again calls no __hash__)."""
+    cdef readonly object key
+    cdef Py_hash_t h
+
+    def __cinit__(self, key, Py_hash_t h):
+        self.key = key
+        self.h = h
+
+    def __hash__(self):
+        return self.h
+
+    def __eq__(self, other):
+        if not isinstance(other, _FlightKey):
+            return NotImplemented
+        k = (<_FlightKey>other).key
+        return k is self.key or k == self.key
+
+
+@cython.final
+cdef class _Flight:
+    """A get_or_insert factory call in progress: owned by one thread; others
+    wait until it is done()."""
+    cdef readonly object owner
+    cdef object _lock
+
+    def __cinit__(self, owner):
+        self.owner = owner
+        self._lock = _allocate_lock()
+        self._lock.acquire()
+
+    cdef void wait(self) except *:
+        self._lock.acquire()
+        self._lock.release()
+
+    cdef void done(self) except *:
+        self._lock.release()
+
+
+# The trashcan bounds the C stack when a deeply nested chain of dicts is freed
+# (dealloc -> _drop_table -> value's dealloc -> ...), as for list and dict.
+@cython.trashcan(True)
 cdef class ConcurrentDict:
     """ConcurrentDict() -> new empty concurrent dictionary
     ConcurrentDict(mapping) / ConcurrentDict(iterable) / ConcurrentDict(**kwargs)
@@ -354,7 +412,7 @@ cdef class ConcurrentDict:
     @cython.final
     cdef object __weakref__
     @cython.final
-    cdef object _factory_lock
+    cdef object _inflight    # get_or_insert: {_FlightKey: _Flight}, created on first use
     @cython.final
     cdef _WriterLock _wlock     # writers' critical section: see _WriterLock
     cdef char _pad[128]
@@ -504,13 +562,20 @@ cdef class ConcurrentDict:
     @cython.final
     cdef int _resize(self, int log2size, bint pinned) except -1:
         """Copy the live entries (compacting) into a new table, publish it and
-        retire the old one.  Runs no Python code."""
-        cdef ncd_table *old = self._h.table
+        retire the old one.  Runs no Python code until the new table is
+        published; then dropping the old one may suspend the critical section
+        (_drop_table), so the caller re-checks whatever it relies on."""
         cdef ncd_table *new = ncd_table_new(log2size, pinned)
+        cdef ncd_table *old
         cdef Py_ssize_t ix
         cdef ncd_entry *ep
         if new == NULL:
             raise MemoryError()
+        # Loaded after the allocation, in case allocating ever suspends.
+        old = self._h.table
+        if self._h.used > new.capacity:
+            PyMem_RawFree(new)
+            raise SystemError("ConcurrentDict: resize target too small")
         for ix in range(old.nentries):
             ep = &old.entries[ix]
             if ep.value != NULL:
@@ -677,74 +742,69 @@ cdef class ConcurrentDict:
         return (ncd_steal(okey), ncd_steal(oval))
 
     @cython.final
-    cdef int _apply_batch(self, list keys, list values) except -1:
-        """Atomically set keys[j] -> values[j] (keys pairwise distinct): every
-        lookup, __eq__ included, happens before one write window that applies
-        all of it.  Caller holds the critical section."""
+    cdef int _apply_batch(self, list keys, list values, Py_hash_t *hashes, bint pin,
+                          Py_ssize_t *found, PyObject **olds) except -1:
+        """Atomically set keys[j] -> values[j] (keys pairwise distinct, their
+        hashes in hashes[j]; pin: all of them pinnable): every lookup, __eq__
+        included, happens before one write window that applies all of it.
+        The replaced values are moved to olds[j] (NULL-initialised by the
+        caller), which the caller releases after leaving the critical
+        section: a value's __del__ must not run under the lock.  `found` is
+        scratch space for n entries.  Caller holds the critical section."""
         cdef Py_ssize_t n = len(keys), j, nnew
-        cdef Py_hash_t *hashes = NULL
-        cdef Py_ssize_t *found = NULL
-        cdef PyObject **olds = NULL
         cdef ncd_probe p
         cdef ncd_table *t
         cdef uint64_t version
-        cdef bint pin = True
         if n == 0:
             return 0
-        hashes = <Py_hash_t *>PyMem_RawMalloc(n * sizeof(Py_hash_t))
-        found = <Py_ssize_t *>PyMem_RawMalloc(n * sizeof(Py_ssize_t))
-        olds = <PyObject **>PyMem_RawMalloc(n * sizeof(PyObject *))
-        try:
-            if hashes == NULL or found == NULL or olds == NULL:
-                raise MemoryError()
-            for j in range(n):
-                hashes[j] = _hash(keys[j])
-                pin = pin and ncd_key_pinnable(<PyObject *>keys[j])
-                olds[j] = NULL
-            while True:
-                self._reserve(n, pin)
-                version = self._h.version
-                for j in range(n):
-                    if self._find_locked(keys[j], hashes[j], &p) == NCD_FOUND:
-                        found[j] = p.ix
-                    else:
-                        found[j] = -1
-                # Another writer (while an __eq__ suspended us) or the __eq__
-                # itself changed the dict: the positions are stale.
-                if self._h.version == version:
-                    break
-            t = self._h.table
+        while True:
+            # Growing drops the old table, whose decrefs may suspend this
+            # critical section (_drop_table); so may every __eq__ below.  A
+            # writer that ran meanwhile may have replaced or filled the table,
+            # so what the write window relies on -- positions, room for the
+            # new entries, the table kind -- is checked after the last point
+            # that can suspend: the version for the positions, then the
+            # capacity and kind explicitly (the version does not cover the
+            # reserve, which ran before it was sampled).
+            self._reserve(n, pin)
+            version = self._h.version
             nnew = 0
             for j in range(n):
-                ncc_publish(<PyObject *>values[j])
-                Py_INCREF(values[j])
-                if found[j] < 0:
-                    ncc_publish(<PyObject *>keys[j])
-                    Py_INCREF(keys[j])
-            # Several keys change at once: point readers must see all or none
-            # of it, so the table-wide sequence moves too (one key: a normal
-            # single-key write).
-            ncc_seq_write_begin(&self._h.version)
-            if n > 1:
-                ncc_seq_write_begin(&self._h.tseq)
-            for j in range(n):
-                if found[j] >= 0:
-                    olds[j] = t.entries[found[j]].value
-                    ncc_slot_store(&t.entries[found[j]].value, <PyObject *>values[j])
+                if self._find_locked(keys[j], hashes[j], &p) == NCD_FOUND:
+                    found[j] = p.ix
                 else:
-                    ncd_append(t, ncd_find_empty(t, hashes[j]), <PyObject *>keys[j],
-                               <PyObject *>values[j], hashes[j])
+                    found[j] = -1
                     nnew += 1
-            ncc_store_ssize_relaxed(&self._h.used, self._h.used + nnew)
-            if n > 1:
-                ncc_seq_write_end(&self._h.tseq)
-            ncc_seq_write_end(&self._h.version)
-            for j in range(n):
-                Py_XDECREF(olds[j])
-        finally:
-            PyMem_RawFree(hashes)
-            PyMem_RawFree(found)
-            PyMem_RawFree(olds)
+            if self._h.version != version:
+                continue    # positions are stale
+            t = self._h.table
+            if t.nentries + nnew <= t.capacity and (pin or not t.pinned):
+                break
+            # Not enough room, or a pinned table for unpinnable keys: reserve again.
+        # From here to the end of the write window nothing can suspend us.
+        for j in range(n):
+            ncc_publish(<PyObject *>values[j])
+            Py_INCREF(values[j])
+            if found[j] < 0:
+                ncc_publish(<PyObject *>keys[j])
+                Py_INCREF(keys[j])
+        # Several keys change at once: point readers must see all or none
+        # of it, so the table-wide sequence moves too (one key: a normal
+        # single-key write).
+        ncc_seq_write_begin(&self._h.version)
+        if n > 1:
+            ncc_seq_write_begin(&self._h.tseq)
+        for j in range(n):
+            if found[j] >= 0:
+                olds[j] = t.entries[found[j]].value
+                ncc_slot_store(&t.entries[found[j]].value, <PyObject *>values[j])
+            else:
+                ncd_append(t, ncd_find_empty(t, hashes[j]), <PyObject *>keys[j],
+                           <PyObject *>values[j], hashes[j])
+        ncc_store_ssize_relaxed(&self._h.used, self._h.used + nnew)
+        if n > 1:
+            ncc_seq_write_end(&self._h.tseq)
+        ncc_seq_write_end(&self._h.version)
         return 0
 
     def update(self, other=(), /, **kwargs):
@@ -753,6 +813,11 @@ cdef class ConcurrentDict:
         the lock), then all pairs are applied in one step; if reading it or a
         key's __hash__/__eq__ raises, the dict is unchanged."""
         cdef dict tmp = {}
+        cdef Py_ssize_t n, j
+        cdef Py_hash_t *hashes = NULL
+        cdef Py_ssize_t *found = NULL
+        cdef PyObject **olds = NULL
+        cdef bint pin = True
         if isinstance(other, ConcurrentDict):
             tmp = (<ConcurrentDict>other).snapshot()
             if kwargs:
@@ -765,8 +830,29 @@ cdef class ConcurrentDict:
         keys = list(tmp)
         values = list(tmp.values())
         del tmp
-        with cython.critical_section(self._wlock):
-            self._apply_batch(keys, values)
+        n = len(keys)
+        # Everything that allocates or calls __hash__ happens before the lock.
+        hashes = <Py_hash_t *>PyMem_RawMalloc(n * sizeof(Py_hash_t))
+        found = <Py_ssize_t *>PyMem_RawMalloc(n * sizeof(Py_ssize_t))
+        olds = <PyObject **>PyMem_RawMalloc(n * sizeof(PyObject *))
+        try:
+            if hashes == NULL or found == NULL or olds == NULL:
+                raise MemoryError()
+            for j in range(n):
+                olds[j] = NULL
+            for j in range(n):
+                hashes[j] = _hash(keys[j])
+                pin = pin and ncd_key_pinnable(<PyObject *>keys[j])
+            with cython.critical_section(self._wlock):
+                self._apply_batch(keys, values, hashes, pin, found, olds)
+        finally:
+            # Outside the critical section: replaced values may run __del__.
+            if olds != NULL:
+                for j in range(n):
+                    Py_XDECREF(olds[j])
+            PyMem_RawFree(hashes)
+            PyMem_RawFree(found)
+            PyMem_RawFree(olds)
 
     def clear(self):
         """Remove all items.  Atomic: readers see all items or none."""
@@ -937,12 +1023,16 @@ cdef class ConcurrentDict:
     def compare_and_set(self, key, expected, new):
         """Atomically: if d[key] is expected (identity, then ==), set it to
         new and return True; else return False.  expected=ABSENT means "key
-        absent"; new=ABSENT deletes the key."""
+        absent"; new=ABSENT deletes the key.  True means "the key was in the
+        expected state and is now in the new one": compare_and_set(k, ABSENT,
+        ABSENT) on an absent key is True and changes nothing (pop_if, which
+        reports deletions, returns False there)."""
         cdef ncd_probe p
         cdef Py_hash_t h = _hash(key)
         cdef PyObject *old = NULL
+        cdef PyObject *okey = NULL
         cdef uint64_t version
-        cdef object cur, removed = None
+        cdef PyObject *cur
         cdef int eq
         with cython.critical_section(self._wlock):
             while True:
@@ -954,46 +1044,92 @@ cdef class ConcurrentDict:
                     return True
                 if expected is _ABSENT:
                     return False
-                cur = <object>self._h.table.entries[p.ix].value
-                if cur is not expected:
+                cur = self._h.table.entries[p.ix].value
+                if cur != <PyObject *>expected:
                     version = self._h.version
-                    eq = PyObject_RichCompareBool(cur, expected, Py_EQ)
+                    eq = self._value_eq(cur, expected)
                     if self._h.version != version:
                         continue    # __eq__ let another writer in: re-check
                     if not eq:
                         return False
-                cur = None
                 if new is _ABSENT:
-                    removed = self._delete_found(&p)
+                    self._delete_at(&p, &okey, &old)
                 else:
                     old = self._replace_value(p.ix, new)
                 break
+        # Outside the critical section: may run __del__.
+        Py_XDECREF(okey)
         Py_XDECREF(old)
         return True
 
+    @cython.final
+    cdef int _value_eq(self, PyObject *cur, object expected) except -1:
+        """cur == expected for a value stored in the table (critical section
+        held).  The reference taken here is dropped here too: if the value was
+        replaced while __eq__ ran, that decref may be the last one."""
+        cdef object v = <object>cur
+        NCC_SUSPEND_POINT_CHECKED("dict.value_eq", &self._h.version)
+        eq = PyObject_RichCompareBool(v, expected, Py_EQ)
+        NCC_SUSPEND_POINT_CHECKED("dict.value_eq.decref", &self._h.version)
+        v = None
+        return eq
+
     def pop_if(self, key, expected):
         """Atomically delete key if its value is expected (identity, then
-        ==).  Return True if it was deleted."""
+        ==).  Return True if it was deleted.  pop_if(key, ABSENT) deletes
+        nothing and returns False."""
+        if expected is _ABSENT:
+            # "Delete key if it is absent" never deletes anything; validate the
+            # key (hashable) as every other call does.
+            _hash(key)
+            return False
         return self.compare_and_set(key, expected, _ABSENT)
 
     def get_or_insert(self, key, factory):
-        """Return d[key]; if absent, insert factory() and return it.  factory
-        runs at most once per key inserted this way (calls for the same dict
-        are serialised by a per-dict reentrant lock while factory runs; if
-        another thread inserted the key meanwhile, its value is returned)."""
+        """Return d[key]; if absent, insert factory() and return it.
+
+        factory runs at most once per key inserted this way: concurrent calls
+        for an equal key wait for the one whose factory is running (per key:
+        calls for other keys never wait, so factories may wait for each
+        other's threads); if it raises, nothing is inserted and one waiter
+        runs its own factory.  A value inserted by another writer meanwhile
+        wins and is returned.  A factory that calls get_or_insert for the
+        same key on the same dict raises RuntimeError (it would wait for
+        itself)."""
         cdef PyObject *v
         cdef Py_hash_t h = _hash(key)
+        cdef dict inflight
+        cdef _Flight flight, other
         if self._lookup(key, h, &v):
             return ncd_steal(v)
         with cython.critical_section(self._wlock):
-            if self._factory_lock is None:
-                self._factory_lock = _RLock()
-            lock = self._factory_lock
-        with lock:
-            if self._lookup(key, h, &v):
-                return ncd_steal(v)
-            value = factory()
-            return self.setdefault(key, value)
+            if self._inflight is None:
+                self._inflight = {}
+            inflight = self._inflight
+        me = _get_ident()
+        fkey = _FlightKey(key, h)
+        while True:
+            flight = _Flight(me)
+            # Atomic on dict (both builds): at most one flight per key.
+            other = <_Flight>inflight.setdefault(fkey, flight)
+            if other is not flight:
+                if other.owner == me:
+                    raise RuntimeError(
+                        "get_or_insert(): the factory for this key called "
+                        "get_or_insert() for the same key")
+                other.wait()
+                if self._lookup(key, h, &v):
+                    return ncd_steal(v)
+                continue    # its factory raised (or the key went away): our turn
+            try:
+                if self._lookup(key, h, &v):
+                    return ncd_steal(v)
+                value = factory()
+                return self.setdefault(key, value)
+            finally:
+                # fkey is the very object stored: found by identity.
+                del inflight[fkey]
+                flight.done()
 
     def update_item(self, key, fn, default=_MISSING):
         """Atomically replace d[key] with fn(d[key]) and return the new value.
@@ -1188,6 +1324,14 @@ class ConcurrentDictValues(_ConcurrentDictView, _ValuesView):
     """A live view of a ConcurrentDict's values."""
 
     __slots__ = ()
+
+    def __contains__(self, value):
+        # ValuesView's version looks every key up again (KeyError when one is
+        # deleted meanwhile); this scans one consistent snapshot of the values.
+        for v in (<ConcurrentDict?>self._mapping)._values_list():
+            if v is value or v == value:
+                return True
+        return False
 
     def __iter__(self):
         return (<ConcurrentDict?>self._mapping)._iter_of(_ITER_VALUES, False)

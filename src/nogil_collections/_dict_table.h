@@ -44,6 +44,7 @@
 #include "refcount.h"
 #include "seqlock.h"
 #include "qsbr.h"
+#include "faultinject.h"
 
 
 #define NCD_EMPTY (-1)
@@ -112,6 +113,7 @@ static inline int ncd_log2_for(Py_ssize_t minused) {
 /* A new empty table, or NULL (no exception set) on failure or overflow. */
 static ncd_table *ncd_table_new(int log2size, int pinned) {
     if (log2size > NCD_MAXSIZE_LOG2) return NULL;
+    if (NCC_ALLOC_FAILS("dict.table_alloc")) return NULL;
     Py_ssize_t size = (Py_ssize_t)1 << log2size;
     Py_ssize_t capacity = ncd_usable(size);
     size_t hdr = (sizeof(ncd_table) + 15) & ~(size_t)15;
@@ -487,6 +489,14 @@ static inline int ncd_load_index_relaxed(ncd_table *t, Py_ssize_t slot) {
 #define NCD_WANT_KEYS 1
 #define NCD_WANT_VALUES 2
 
+/* Entries ncd_collect visits per read region.  A region must stay short: a
+ * writer that waits in synchronize() (a pinned table's resize, the retire
+ * backlog above its limit) waits for the longest region in progress, while
+ * holding its critical section.  Per entry a region does two acquire loads
+ * and at most two try-increfs, so 1024 entries bound it to a few
+ * microseconds whatever the dict's size (docs/design.md). */
+#define NCD_REGION_CHUNK 1024
+
 /* Lock-free consistent copy of the live entries into buf (capacity bufcap).
  * On NCD_FOUND ("ok"): *count entries in insertion order, each key (if
  * want & NCD_WANT_KEYS) and value (if want & NCD_WANT_VALUES) a new
@@ -499,6 +509,7 @@ static Py_ssize_t ncd_collect(ncd_hot *h, ncd_entry *buf, Py_ssize_t bufcap,
     uint64_t v = ncc_seq_read_begin(&h->version);
     if (ncc_seq_is_writing(v)) return NCD_RETRY;
     ncc_qsbr_thread *rec = ncc_read_begin();
+    NCC_FI_COUNT("dict.collect.region");
     /* Acquire; pairs with the release store of the table pointer. */
     ncd_table *t = (ncd_table *)ncc_load_ptr_acquire((void **)&h->table);
     /* Relaxed: validated by the version below. */
@@ -511,6 +522,19 @@ static Py_ssize_t ncd_collect(ncd_hot *h, ncd_entry *buf, Py_ssize_t bufcap,
     n = ncc_load_ssize_acquire(&t->nentries);
     if (n > t->capacity) n = t->capacity;   /* defensive */
     for (ix = 0; ix < n; ix++) {
+        if (ix != 0 && ix % NCD_REGION_CHUNK == 0) {
+            /* Leave the region (a reclaimer may now free `t` if it was
+             * unpublished), drop the deferred reference, enter a new one and
+             * continue only if no writer started since v: then `t` is still
+             * the published table and cannot be freed while we are inside
+             * this region (the argument of ncd_probe_run's resume). */
+            ncc_read_end(rec);
+            Py_XDECREF(drop);
+            drop = NULL;
+            rec = ncc_read_begin();
+            NCC_FI_COUNT("dict.collect.region");
+            if (!ncc_seq_read_validate(&h->version, v)) goto retry;
+        }
         ncd_entry *ep = &t->entries[ix];
         /* Acquire loads; pair with ncc_slot_store / ncd_append. */
         PyObject *val = ncc_load_obj_acquire(&ep->value);

@@ -50,6 +50,11 @@ from nogil_collections._core.seqlock cimport (
     ncc_seq_write_begin, ncc_seq_write_end, ncc_seq_read_begin,
     ncc_seq_is_writing, ncc_seq_read_validate,
 )
+from nogil_collections._core.faultinject cimport (
+    NCC_FAULT_INJECTION_ENABLED, NCC_SUSPEND_POINT_CHECKED,
+    ncc_fi_set_hook, ncc_fi_set_suspend, ncc_fi_arm_alloc_failure, ncc_fi_hits,
+    ncc_in_critical_section,
+)
 from nogil_collections._core.qsbr cimport (
     ncc_qsbr_thread, ncc_read_begin, ncc_read_end, ncc_retire, ncc_qsbr_import,
 )
@@ -60,6 +65,8 @@ from types import GenericAlias as _GenericAlias
 from nogil_collections._handle import ConcurrentListHandle as _Handle
 
 ncc_qsbr_import()
+
+include "_core/faultinject.pxi"
 
 cdef extern from "_list_array.h":
     ctypedef struct ncl_array:
@@ -521,19 +528,43 @@ cdef class ConcurrentList:
         return buf
 
     cdef list _snapshot_list(self):
-        cdef Py_ssize_t L = 0, j
+        cdef Py_ssize_t L = 0
         cdef PyObject **buf = self._read_range(False, 0, 0, 1, &L)
-        cdef list res
-        try:
-            res = PyList_New(L)
-        except BaseException:
-            _release(buf, L)
-            PyMem_Free(buf)
-            raise
-        for j in range(L):
-            ncl_list_set(res, j, buf[j])   # the list takes the buffer's reference
-        PyMem_Free(buf)
-        return res
+        return _list_from_buffer(buf, L)
+
+    cdef PyObject **_locked_refs(self, Py_ssize_t *outlen) except? NULL:
+        """New references to all items in a PyMem_Malloc'ed buffer (NULL when
+        empty), for the caller to turn into a list after leaving the lock.
+        Caller holds the critical section.  Creates no Python object: on 3.11
+        creating one may run the GC, whose finalizers could change a list
+        between the copies of a two-list operation."""
+        cdef Py_ssize_t n = self._s.size, j
+        cdef PyObject **buf
+        outlen[0] = 0
+        if n == 0:
+            return NULL
+        buf = <PyObject **>PyMem_Malloc(<size_t>n * sizeof(PyObject *))
+        if buf == NULL:
+            raise MemoryError()
+        for j in range(n):
+            buf[j] = self._s.array.items[j]
+            Py_INCREF(<object>buf[j])
+        outlen[0] = n
+        return buf
+
+    cdef int _locked_pair(self, ConcurrentList o, PyObject ***ba, Py_ssize_t *la,
+                          PyObject ***bb, Py_ssize_t *lb) except -1:
+        """Both lists' items from the same instant (both locks held, no
+        Python object created in between); see _locked_refs."""
+        with cython.critical_section(self, o):
+            ba[0] = self._locked_refs(la)
+            try:
+                bb[0] = o._locked_refs(lb)
+            except BaseException:
+                _release(ba[0], la[0])
+                PyMem_Free(ba[0])
+                raise
+        return 0
 
     cdef list _locked_copy(self):
         """A builtin list copy; caller holds the critical section."""
@@ -1073,6 +1104,7 @@ cdef class ConcurrentList:
             if item is value:
                 return i
             v = _stamp(self)
+            NCC_SUSPEND_POINT_CHECKED("list.eq", &self._s.version)
             cmp = PyObject_RichCompareBool(item, value, Py_EQ)
             item = None
             if not _same(self, v) and restarts < NCL_FIND_RESTARTS:
@@ -1188,6 +1220,7 @@ cdef class ConcurrentList:
             v0 = _stamp(self)
             tmp = self._locked_copy()
             try:
+                NCC_SUSPEND_POINT_CHECKED("list.sort.call", &self._s.version)
                 tmp.sort(**kwargs)
             except BaseException:
                 # list leaves a partially sorted list behind: do the same.
@@ -1269,6 +1302,7 @@ cdef class ConcurrentList:
                     cmp = 0
                 else:
                     v = _stamp(self)
+                    NCC_SUSPEND_POINT_CHECKED("list.eq", &self._s.version)
                     cmp = PyObject_RichCompareBool(cur, expected, Py_EQ)
                     cur = None
                     if not _same(self, v):
@@ -1305,6 +1339,7 @@ cdef class ConcurrentList:
                     raise IndexError("list index out of range")
                 cur = <object>self._s.array.items[i]
                 v = _stamp(self)
+                NCC_SUSPEND_POINT_CHECKED("list.update.call", &self._s.version)
                 res = fn(cur)
                 cur = None
                 if _same(self, v):
@@ -1355,12 +1390,15 @@ cdef class ConcurrentList:
     def __add__(self, other):
         cdef ConcurrentList o
         cdef ConcurrentList res
+        cdef PyObject **ba = NULL
+        cdef PyObject **bb = NULL
+        cdef Py_ssize_t la = 0, lb = 0
         if isinstance(other, ConcurrentList):
             o = <ConcurrentList>other
+            self._locked_pair(o, &ba, &la, &bb, &lb)
+            a = _list_from_buffer(ba, la, bb, lb)
+            b = _list_from_buffer(bb, lb)
             res = ConcurrentList.__new__(ConcurrentList)
-            with cython.critical_section(self, o):
-                a = self._locked_copy()
-                b = o._locked_copy()
             res._extend(a)
             res._extend(b)
             return res
@@ -1466,15 +1504,18 @@ cdef class ConcurrentList:
 
     def __richcmp__(self, other, int op):
         cdef ConcurrentList o
+        cdef PyObject **ba = NULL
+        cdef PyObject **bb = NULL
+        cdef Py_ssize_t la = 0, lb = 0
         if isinstance(other, ConcurrentList):
             o = <ConcurrentList>other
             if o is self:
                 a = self._snapshot_list()
                 return PyObject_RichCompare(a, a, op)
             # Both states from the same instant: hold both locks.
-            with cython.critical_section(self, o):
-                a = self._locked_copy()
-                b = o._locked_copy()
+            self._locked_pair(o, &ba, &la, &bb, &lb)
+            a = _list_from_buffer(ba, la, bb, lb)
+            b = _list_from_buffer(bb, lb)
             return PyObject_RichCompare(a, b, op)
         if isinstance(other, list):
             return PyObject_RichCompare(self._snapshot_list(), other, op)
@@ -1620,6 +1661,27 @@ cdef inline void _pub(ConcurrentList self, PyObject *o) noexcept:
 
 cdef inline void _decref(PyObject *o) noexcept:
     Py_XDECREF(o)
+
+
+cdef list _list_from_buffer(PyObject **buf, Py_ssize_t L,
+                            PyObject **other=NULL, Py_ssize_t other_len=0):
+    """A builtin list taking the L references in buf (a PyMem_Malloc'ed
+    buffer, freed here).  On failure `other` (a second such buffer, if any)
+    is released and freed too."""
+    cdef list res
+    cdef Py_ssize_t j
+    try:
+        res = PyList_New(L)
+    except BaseException:
+        _release(buf, L)
+        PyMem_Free(buf)
+        _release(other, other_len)
+        PyMem_Free(other)
+        raise
+    for j in range(L):
+        ncl_list_set(res, j, buf[j])   # the list takes the buffer's reference
+    PyMem_Free(buf)
+    return res
 
 
 cdef Py_ssize_t _slice_index(object o) except? -1:

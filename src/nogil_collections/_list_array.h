@@ -42,6 +42,7 @@
 #include "refcount.h"
 #include "seqlock.h"
 #include "qsbr.h"
+#include "faultinject.h"
 
 typedef struct {
     Py_ssize_t capacity;
@@ -60,6 +61,7 @@ static ncl_array *ncl_array_new(Py_ssize_t cap) {
     if (cap > (Py_ssize_t)((PY_SSIZE_T_MAX - sizeof(ncl_array)) / sizeof(PyObject *))) {
         return NULL;
     }
+    if (NCC_ALLOC_FAILS("list.array_alloc")) return NULL;
     ncl_array *a = (ncl_array *)PyMem_RawCalloc(1, NCL_ARRAY_BYTES(cap));
     if (a != NULL) {
         a->capacity = cap;
@@ -76,6 +78,7 @@ static ncl_array *ncl_array_regrow(ncl_array *a, Py_ssize_t n, Py_ssize_t newcap
     if (newcap > (Py_ssize_t)((PY_SSIZE_T_MAX - sizeof(ncl_array)) / sizeof(PyObject *))) {
         return NULL;
     }
+    if (NCC_ALLOC_FAILS("list.array_alloc")) return NULL;
     ncl_array *na = (ncl_array *)PyMem_RawRealloc(a, NCL_ARRAY_BYTES(newcap));
     if (na == NULL) {
         return NULL;

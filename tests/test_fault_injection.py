@@ -1,0 +1,225 @@
+"""Suspension-point injection (docs/design.md, "Suspension points").
+
+Most tests here need the fault-injection build (``make fault-injection`` /
+``make fault-injection-ci``), where every suspension point detaches the thread
+for a moment -- on 3.13t that suspends the critical section, as a contended
+PyMutex would -- or calls a hook a test installed.  The documentation test
+runs everywhere.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+import pytest
+from tests._threads import run_threads
+
+from nogil_collections import ConcurrentDict, ConcurrentList
+from nogil_collections import _fault_injection as fi
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = sorted((ROOT / "src" / "nogil_collections").rglob("*.pyx")) + sorted(
+    (ROOT / "src" / "nogil_collections").rglob("*.h"))
+MACRO = re.compile(r'\b(NCC_SUSPEND_POINT(?:_CHECKED)?|NCC_ALLOC_FAILS|NCC_FI_COUNT)\("([a-z_.]+)"')
+
+needs_fi = pytest.mark.skipif(not fi.ENABLED, reason="needs the fault-injection build "
+                              "(make fault-injection)")
+
+
+def _points_in_sources() -> dict[str, str]:
+    found: dict[str, str] = {}
+    for path in SOURCES:
+        if path.name == "faultinject.h":
+            continue
+        for kind, name in MACRO.findall(path.read_text()):
+            kind = {"NCC_SUSPEND_POINT_CHECKED": "NCC_SUSPEND_POINT"}.get(kind, kind)
+            assert found.get(name, kind) == kind, f"{name} used with two macros"
+            found[name] = kind
+    return found
+
+
+def _points_in_docs() -> dict[str, str]:
+    text = (ROOT / "docs" / "design.md").read_text()
+    m = re.search(r"<!-- suspension-points:begin -->(.*?)<!-- suspension-points:end -->",
+                  text, re.S)
+    assert m, "docs/design.md lost its list of suspension points"
+    rows = re.findall(r"^\|\s*`([a-z_.]+)`\s*\|\s*`(\w+)`\s*\|", m.group(1), re.M)
+    return dict(rows)
+
+
+def test_fault_injection_points_match_the_documented_list() -> None:
+    # Every NCC_SUSPEND_POINT / NCC_ALLOC_FAILS / NCC_FI_COUNT in the sources
+    # is documented in docs/design.md with its macro, and nothing else is.
+    assert _points_in_sources() == _points_in_docs()
+
+
+# ---------------------------------------------------------------- defect 1
+
+@needs_fi
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("new_keys", [7, 40])
+def test_fault_update_suspended_while_growing_rechecks_the_table(new_keys: int) -> None:
+    # Defect 1: update() reserved room (a resize whose _drop_table decref can
+    # suspend the critical section) and only then sampled the version, so a
+    # clear() that ran during the suspension left it appending into a table
+    # without room: a heap overflow (7 keys) or an endless probe (40 keys).
+    d: ConcurrentDict[str, int] = ConcurrentDict.fromkeys([f"k{i}" for i in range(5)], 0)
+    del d["k0"]                         # a pinned tombstone: the resize decrefs it
+    me = threading.get_ident()
+    fired: list[str] = []
+
+    def hook(point: str) -> None:
+        if point == "dict.drop_table.decref" and threading.get_ident() == me and not fired:
+            fired.append(point)
+            t = threading.Thread(target=d.clear)
+            t.start()
+            t.join(10)                  # blocks: our critical section is suspended
+
+    batch = {f"n{i}": i for i in range(new_keys)}
+    with fi.hook(hook):
+        d.update(batch)
+    assert fired
+    d._check()
+    assert d == batch
+
+
+@needs_fi
+@pytest.mark.timeout(60)
+def test_fault_update_of_generic_keys_never_lands_in_a_pinned_table() -> None:
+    # Defect 1, second form: a batch of non-str/int keys converted the table
+    # to a generic one, a clear() during the suspension published a new
+    # pinned table, and the batch was appended there (readers would compare
+    # those keys without a reference).
+    d: ConcurrentDict[object, int] = ConcurrentDict.fromkeys(["a", "b", "c"], 0)
+    del d["a"]
+    me = threading.get_ident()
+    fired: list[str] = []
+
+    def hook(point: str) -> None:
+        if point == "dict.drop_table.decref" and threading.get_ident() == me and not fired:
+            fired.append(point)
+            t = threading.Thread(target=d.clear)
+            t.start()
+            t.join(10)
+
+    batch: dict[object, int] = {(1, 2): 1, 2.5: 2}
+    with fi.hook(hook):
+        d.update(batch)
+    assert fired
+    d._check()                          # "unpinnable key in a pinned table" before the fix
+    assert d == batch
+
+
+# ---------------------------------------------------------------- found without a trigger
+
+@needs_fi
+@pytest.mark.timeout(120)
+def test_fault_dict_concurrent_update_clear_delete_stress() -> None:
+    # No hook: every suspension point simply detaches.  update() batches of
+    # new str keys into a pinned table with tombstones (so every growth drops
+    # keys), racing clear() and deletes.  This is how the fault-injection run
+    # finds defect 1 without a hand-written trigger.
+    d: ConcurrentDict[str, int] = ConcurrentDict()
+    rounds = 300
+
+    def updater(tag: str) -> None:
+        for r in range(rounds):
+            d.update({f"{tag}{r}.{i}": i for i in range(1 + r % 40)})
+            d.pop(f"{tag}{r}.0", None)
+
+    def clearer() -> None:
+        for r in range(rounds):
+            if r % 3 == 0:
+                d.clear()
+            else:
+                d[f"c{r}"] = r
+                d.pop(f"c{r - 1}", None)
+
+    before = fi.hits().get("dict.drop_table.decref", 0)
+    run_threads([lambda: updater("a"), lambda: updater("b"), clearer], timeout=110)
+    d._check()
+    assert fi.hits().get("dict.drop_table.decref", 0) > before
+
+
+@needs_fi
+@pytest.mark.timeout(120)
+def test_fault_mixed_operations_both_types_keep_invariants() -> None:
+    # Every kind of suspension point is exercised by ordinary operations.
+    d: ConcurrentDict[object, object] = ConcurrentDict()
+    lst: ConcurrentList[object] = ConcurrentList()
+
+    def dict_worker(seed: int) -> None:
+        for r in range(400):
+            k: object = (seed, r % 17) if r % 2 else f"s{r % 23}"
+            d[k] = r
+            d.update({(seed, r): r, 1.5 * r: r})
+            d.compare_and_set(k, r, r + 1)
+            d.pop_if(k, r + 1)
+            if r % 50 == 0:
+                d.clear()
+            _ = (seed, 3) in d
+
+    def list_worker(seed: int) -> None:
+        for r in range(400):
+            lst.append((seed, r))
+            lst.append_if_absent((seed, r % 7))
+            if r % 5 == 0:
+                try:
+                    lst.remove((seed, r - 1))
+                except ValueError:
+                    pass
+            if len(lst) > 0:
+                try:
+                    lst.compare_and_set(0, lst[0], (seed, -r))
+                    lst.update(0, lambda v: v)
+                except IndexError:
+                    pass
+            if r % 100 == 0:
+                lst.sort(key=repr)
+
+    run_threads([lambda: dict_worker(1), lambda: dict_worker(2),
+                 lambda: list_worker(1), lambda: list_worker(2)], timeout=110)
+    d._check()
+    lst._check()
+    hits = fi.hits()
+    for point in ("dict.eq", "dict.value_eq", "dict.drop_table.decref", "list.eq",
+                  "list.update.call", "list.sort.call"):
+        assert hits.get(point, 0) > 0, point
+
+
+# ---------------------------------------------------------------- MemoryError injection
+
+@needs_fi
+def test_fault_memoryerror_during_a_dict_resize_leaves_it_unchanged() -> None:
+    d: ConcurrentDict[object, int] = ConcurrentDict((f"k{i}", i) for i in range(5))
+    model = d.snapshot()
+    for op in (lambda: d.__setitem__("new", 1),
+               lambda: d.update({f"n{i}": i for i in range(50)}),
+               lambda: d.__setitem__((1, 2), 1),      # pinned -> generic conversion
+               lambda: d.setdefault("new2", 2),
+               d.copy):
+        fi.fail_allocation("dict.table_alloc")
+        with pytest.raises(MemoryError):
+            op()
+        d._check()
+        assert d == model
+    d["new"] = 1                                      # usable afterwards
+    model["new"] = 1
+    assert d == model
+
+
+@needs_fi
+def test_fault_memoryerror_during_a_list_extend_leaves_it_unchanged() -> None:
+    lst: ConcurrentList[int] = ConcurrentList([1, 2, 3])
+    other: ConcurrentList[int] = ConcurrentList(range(50))
+    for op in (lambda: lst.extend(range(100)), lambda: lst.extend([7] * 100),
+               lambda: lst.extend(other), lambda: lst.__iadd__((9,) * 64)):
+        fi.fail_allocation("list.array_alloc")
+        with pytest.raises(MemoryError):
+            op()
+        lst._check()
+        assert list(lst) == [1, 2, 3]
+    lst.extend(range(4, 100))
+    assert list(lst) == list(range(1, 100))
