@@ -14,8 +14,8 @@ import threading
 from typing import Any
 
 import pytest
-from tests._threads import run_threads
 
+from _threads import run_threads
 from nogil_collections import ABSENT, ConcurrentDict, ConcurrentList, _dict, _fault_injection
 
 

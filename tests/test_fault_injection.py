@@ -14,8 +14,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from tests._threads import run_threads
 
+from _threads import run_threads
 from nogil_collections import ConcurrentDict, ConcurrentList
 from nogil_collections import _fault_injection as fi
 

@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests._threads import run_threads
 
+from _threads import run_threads
 from nogil_collections import ABSENT, ConcurrentDict, ConcurrentList
 
 DEEP = os.environ.get("NOGIL_COLLECTIONS_FUZZ_BUDGET", "ci") == "deep"

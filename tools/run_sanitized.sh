@@ -169,21 +169,21 @@ case "$MODE" in
     all) sel=(tests) ;;
     ci)
         if [[ "$KIND" == fault ]]; then
-            # Bounded: the fault-injection tests (deterministic suspensions,
-            # injected MemoryError, the documented list of points), the
-            # threaded dict/list tests and the threaded fuzzer at its CI budget.
-            mapfile -t sel < <(existing tests/test_fault_injection.py tests/test_dict_threads.py \
-                tests/test_list_threads.py tests/test_fuzz_hostile.py)
-            sel+=(-k "fault or thread or concurren or parallel or fuzz")
-            ;;
+            # Bounded: the fault-injection and defect-regression tests
+            # (deterministic suspensions, injected MemoryError, the documented
+            # list of points), the threaded dict/list tests and the fuzzer at
+            # its CI budget.
+            mapfile -t sel < <(existing tests/test_fault_injection.py tests/test_defect_regressions.py \
+                tests/test_dict_threads.py tests/test_list_threads.py tests/test_fuzz_hostile.py)
+        else
+            # Bounded subset: the core and the reclamation domain, plus one mixed
+            # list and one mixed dict race test (all operations interleaved).
+            mapfile -t sel < <(existing tests/test_core.py tests/test_qsbr.py)
+            for t in tests/test_race_list.py::test_race_list_mixed_operations \
+                     tests/test_race_dict.py::test_race_dict_per_key_operations_many_threads; do
+                grep -q "def ${t##*::}(" "${t%%::*}" 2>/dev/null && sel+=("$t")
+            done
         fi
-        # Bounded subset: the core and the reclamation domain, plus one mixed
-        # list and one mixed dict race test (all operations interleaved).
-        mapfile -t sel < <(existing tests/test_core.py tests/test_qsbr.py)
-        for t in tests/test_race_list.py::test_race_list_mixed_operations \
-                 tests/test_race_dict.py::test_race_dict_per_key_operations_many_threads; do
-            grep -q "def ${t##*::}(" "${t%%::*}" 2>/dev/null && sel+=("$t")
-        done
         ;;
     default)
         if [[ "$KIND" == thread ]]; then
