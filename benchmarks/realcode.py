@@ -16,11 +16,13 @@ bounces its header's cache line between cores.  This suite measures that:
 * **Mixes**: read-only; 90/10 (every tenth operation overwrites a present
   key or index); churn (dicts: every tenth operation deletes one of the
   thread's own churn keys and inserts it again).
-* **Applications** (:data:`APPS`): a memo cache with a hot working set
-  (``get_or_insert`` / ``setdefault`` / a lock), and a word count
+* **Applications** (:func:`applications`): a memo cache with a hot working
+  set (``get_or_insert`` / ``setdefault`` / a lock), a word count
   (``update_item`` / a locked ``dict`` / a ``Counter`` under a lock / one
-  ``Counter`` per thread merged at the end).  Every application checks its
-  result after each repetition: a fast wrong answer fails the run.
+  ``Counter`` per thread merged at the end), and a read-mostly registry
+  with rare whole-table updates (``update`` / copy-on-write rebinding / a
+  lock).  Every application checks its result after each repetition: a
+  fast wrong answer fails the run.
 
 Threads start on a barrier; each times its own loop; the throughput of a
 repetition is all threads' operations over (last end - first start).  Work is
@@ -620,9 +622,117 @@ def _count_apps() -> list[App]:
     ]
 
 
+# ---- read-mostly registry: a table of 256 settings that every thread reads;
+# thread 0 replaces all of them at once (a new version) after every 1000 of
+# its reads.  Every value of one version is that version's number, so a
+# reader that sees two different numbers in one consistent read has seen a
+# torn update.  Every 500 reads a thread takes such a read (the variant's
+# way of reading the whole table at one instant).  Correct: no torn read,
+# and the table ends at the last version.
+REGISTRY_KEYS = [f"setting:{i:03d}" for i in range(256)]
+REGISTRY_READS = 2000
+REGISTRY_PERIOD = 1000
+REGISTRY_CHECK = 500
+
+
+def _registry_reads(tid: int) -> list[str]:
+    rng = random.Random(900 + tid)
+    return [_own(rng.choice(REGISTRY_KEYS)) for _ in range(REGISTRY_READS)]
+
+
+def _registry_check(state: Any, threads: int, reps: int) -> None:
+    if state["torn"]:
+        raise AssertionError(f"registry: {state['torn'][0]} torn whole-table reads")
+    final = state["current"]()
+    if set(final.values()) != {state["version"][0]} or len(final) != len(REGISTRY_KEYS):
+        raise AssertionError("registry: the table is not the last version")
+
+
+def _registry_apps() -> list[App]:
+    from nogil_collections import ConcurrentDict
+
+    def cd_state() -> Any:
+        d = ConcurrentDict(dict.fromkeys(REGISTRY_KEYS, 0))
+        return {"d": d, "version": [0], "torn": [], "current": d.snapshot}
+
+    def cd_worker(use_handle: bool) -> Callable[[Any, int, int], int]:
+        def work(state: Any, tid: int, reps: int) -> int:
+            reads = _registry_reads(tid)
+            reg = state["d"].handle() if use_handle else state["d"]
+            version = state["version"]
+            total = 0
+            for _ in range(reps):
+                for j, k in enumerate(reads):
+                    total += reg[k]
+                    if j % REGISTRY_CHECK == 0 and len(set(reg.snapshot().values())) != 1:
+                        state["torn"].append(j)
+                    if tid == 0 and j % REGISTRY_PERIOD == 0:
+                        version[0] += 1
+                        reg.update(dict.fromkeys(REGISTRY_KEYS, version[0]))
+            return reps * len(reads)
+
+        return work
+
+    def cow_state() -> Any:
+        state: dict[str, Any] = {"version": [0], "torn": []}
+        state["reg"] = dict.fromkeys(REGISTRY_KEYS, 0)
+        state["current"] = lambda: state["reg"]
+        return state
+
+    def cow_worker(state: Any, tid: int, reps: int) -> int:
+        # Copy-on-write: readers look the table up through a shared binding;
+        # an update builds a new dict and rebinds it in one store.
+        reads = _registry_reads(tid)
+        version = state["version"]
+        total = 0
+        for _ in range(reps):
+            for j, k in enumerate(reads):
+                total += state["reg"][k]
+                if j % REGISTRY_CHECK == 0 and len(set(state["reg"].values())) != 1:
+                    state["torn"].append(j)
+                if tid == 0 and j % REGISTRY_PERIOD == 0:
+                    version[0] += 1
+                    state["reg"] = dict.fromkeys(REGISTRY_KEYS, version[0])
+        return reps * len(reads)
+
+    def locked_state() -> Any:
+        d = dict.fromkeys(REGISTRY_KEYS, 0)
+        return {"d": d, "lock": threading.Lock(), "version": [0], "torn": [],
+                "current": lambda: d}
+
+    def locked_worker(state: Any, tid: int, reps: int) -> int:
+        reads = _registry_reads(tid)
+        reg, lock, version = state["d"], state["lock"], state["version"]
+        total = 0
+        for _ in range(reps):
+            for j, k in enumerate(reads):
+                with lock:
+                    total += reg[k]
+                if j % REGISTRY_CHECK == 0:
+                    with lock:
+                        values = set(reg.values())
+                    if len(values) != 1:
+                        state["torn"].append(j)
+                if tid == 0 and j % REGISTRY_PERIOD == 0:
+                    version[0] += 1
+                    with lock:
+                        reg.update(dict.fromkeys(REGISTRY_KEYS, version[0]))
+        return reps * len(reads)
+
+    return [
+        App("registry", "ConcurrentDict, update() (local)", "ours", cd_state, cd_worker(False),
+            _registry_check),
+        App("registry", "ConcurrentDict, update() (handle)", "ours", cd_state, cd_worker(True),
+            _registry_check),
+        App("registry", "dict, copy-on-write rebinding", "builtin", cow_state, cow_worker,
+            _registry_check),
+        App("registry", "dict + Lock", "locked", locked_state, locked_worker, _registry_check),
+    ]
+
+
 def applications() -> list[App]:
     """Every application variant (ConcurrentDict must be importable)."""
-    return _memo_apps() + _count_apps()
+    return _memo_apps() + _count_apps() + _registry_apps()
 
 
 def run_app_once(app: App, threads: int, reps: int) -> float:

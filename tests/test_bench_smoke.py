@@ -80,7 +80,8 @@ def test_cli_smoke_writes_table_json_markdown_and_plots(tmp_path: Path) -> None:
     assert ("dict+Lock", "partial", "churn", 2) in loops
     assert all(r["median_ops_per_s"] > 0 for r in result["realcode_loops"])
     apps = {(a["workload"], a["threads"]) for a in result["realcode_apps"]}
-    assert {("memo cache", 1), ("memo cache", 2), ("word count", 1), ("word count", 2)} <= apps
+    assert {("memo cache", 1), ("memo cache", 2), ("word count", 1), ("word count", 2),
+            ("registry", 1), ("registry", 2)} <= apps
     plots = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
     assert plots == ["throughput-100-0.png", "throughput-90-10.png"]
 
@@ -191,3 +192,18 @@ def test_an_application_that_computes_a_wrong_answer_fails() -> None:
     memo = next(a for a in realcode.applications() if "handle" in a.variant
                 and a.workload == "memo cache")
     assert realcode.run_app_once(memo, 2, 1) > 0
+
+
+def test_registry_check_catches_torn_reads_and_a_stale_table() -> None:
+    for app in realcode.applications():
+        if app.workload == "registry":
+            assert realcode.run_app_once(app, 2, 1) > 0
+    last = dict.fromkeys(realcode.REGISTRY_KEYS, 3)
+    state = {"torn": [], "version": [3], "current": lambda: last}
+    realcode._registry_check(state, 2, 1)
+    with pytest.raises(AssertionError, match="torn"):
+        realcode._registry_check(dict(state, torn=[500]), 2, 1)
+    stale = dict.fromkeys(realcode.REGISTRY_KEYS, 3)
+    stale[realcode.REGISTRY_KEYS[0]] = 2
+    with pytest.raises(AssertionError, match="last version"):
+        realcode._registry_check(dict(state, current=lambda: stale), 2, 1)
