@@ -320,3 +320,14 @@ def test_a_first_execution_has_the_same_switch_points_as_later_ones() -> None:
     steps = [r.steps for r in controlled_runs(scenario, namespace["Fresh"], ops,
                                               choosers=[GuidedChooser([])] * 3)]
     assert steps[0] == steps[1] == steps[2] > 20, steps
+
+
+def test_exhaustive_without_preemptions_runs_each_start_order_once() -> None:
+    # Bound 0: one schedule per starting thread, each thread running to its end.
+    schedules = [r.schedule for r in controlled_runs(
+        TWO_INCRS, Counter, OPS, schedules=100,
+        strategy=Strategy("exhaustive", max_preemptions=0))]
+    assert len(schedules) == 2
+    for s in schedules:
+        h = replay(s, TWO_INCRS, Counter, OPS)
+        assert sorted(c.result for c in h.calls) == [1, 2]

@@ -159,10 +159,12 @@ class WrongGetDict(dict[Any, Any]):
         return 42 if key == "b" else super().get(key, default)
 
 
-def test_failures_shrink_to_a_minimal_scenario() -> None:
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_failures_shrink_to_a_minimal_scenario(executor: str) -> None:
     with pytest.raises(NotLinearizable) as exc:
         explore(WrongGetDict, SMALL_DICT, dict, threads=(2, 3), ops_per_thread=(1, 3),
-                examples=60, repetitions=1, budget="ci", shrink_seconds=60)
+                examples=60, repetitions=1, budget="ci", shrink_seconds=60,
+                executor=executor)
     scenario = exc.value.scenario
     # Two threads (the minimum), one op each: the bad get, and the simplest op.
     assert [len(t) for t in scenario.threads] == [1, 1], scenario

@@ -23,7 +23,7 @@ Strategies decide, one schedule after another:
 ``exhaustive``
     depth-first enumeration of every schedule with at most
     ``max_preemptions`` preemptions (CHESS-style iterative context bounding,
-    Musuvathi & Qadeer, PLDI 2007), fewest preemptions first.
+    Musuvathi & Qadeer, PLDI 2007), fewest preemptions first (which thread starts is free).
 """
 
 from __future__ import annotations
@@ -159,10 +159,11 @@ class _ChoicePoint:
     current: int | None
     chosen: int = 0  # index into options
     preemptions_before: int = 0
+    first: bool = False  # which thread starts is a free choice, not a preemption
 
     def preempts(self, index: int) -> bool:
-        return self.current is not None and self.current in self.options \
-            and self.options[index] != self.current
+        return not self.first and self.current is not None \
+            and self.current in self.options and self.options[index] != self.current
 
 
 class GuidedChooser(Chooser):
@@ -187,7 +188,7 @@ class GuidedChooser(Chooser):
         if self.log:
             last = self.log[-1]
             before = last.preemptions_before + (1 if last.preempts(last.chosen) else 0)
-        self.log.append(_ChoicePoint(options, current, index, before))
+        self.log.append(_ChoicePoint(options, current, index, before, first=not self.log))
         return options[index]
 
 
