@@ -443,9 +443,12 @@ retry:
 
 /* Writer, inside a write window: delete entry ix, indexed at `slot`.
  * Returns in *oval the table's reference to the value and in *okey a NEW
- * reference to the key (a pinned table keeps its own until it is dropped). */
+ * reference to the key -- except from a pinned table when !want_key: there
+ * the table's reference becomes the tombstone's (released when the table is
+ * dropped) and *okey is NULL, which saves an incref/decref pair per delete
+ * (two atomic operations when another thread owns the key). */
 static inline void ncd_delete(ncd_hot *h, ncd_table *t, Py_ssize_t slot, Py_ssize_t ix,
-                              PyObject **okey, PyObject **oval) {
+                              PyObject **okey, PyObject **oval, int want_key) {
     ncd_entry *ep = &t->entries[ix];
     PyObject *key = ep->key, *value = ep->value;
     /* Release; pairs with the acquire index load in ncd_probe_run.  DUMMY
@@ -457,7 +460,8 @@ static inline void ncd_delete(ncd_hot *h, ncd_table *t, Py_ssize_t slot, Py_ssiz
      * the try-incref and retries under its version). */
     ncc_slot_store(&ep->value, NULL);
     if (t->pinned) {
-        Py_INCREF(key);
+        if (want_key) Py_INCREF(key);
+        else key = NULL;
         t->ndead_pinned++;
     } else {
         ncc_slot_store(&ep->key, NULL);
