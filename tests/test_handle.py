@@ -18,6 +18,7 @@ import copy
 import gc
 import pickle
 import re
+import subprocess
 import sys
 import threading
 import weakref
@@ -271,6 +272,47 @@ def test_handle_creation_and_copying() -> None:
     with pytest.raises(TypeError, match="unhashable"):
         hash(h)
     assert ConcurrentDictHandle[str, int] is not None
+
+
+_BYPASS_CONSTRUCTION = """
+import sys
+from nogil_collections import ConcurrentDictHandle, ConcurrentListHandle
+from nogil_collections._handle import _Handle
+
+class Sub(_Handle):
+    pass
+
+for tp in (ConcurrentDictHandle, ConcurrentListHandle, _Handle, Sub):
+    try:
+        h = tp.__new__(tp)
+    except TypeError as e:
+        assert "handle()" in str(e), e
+        continue
+    # Before the fix: a handle with a NULL container pointer and slot table.
+    for use in (len, lambda h: h[0], lambda h: 0 in h, lambda h: h.pop()):
+        try:
+            use(h)
+        except Exception:
+            pass
+    sys.exit(f"{tp.__name__}.__new__ made a handle without a container")
+"""
+
+
+def test_a_handle_cannot_be_made_without_its_container() -> None:
+    # T.__new__(T) skips __init__ and _new: the handle would carry a NULL
+    # container pointer and slot table, and its first use would crash the
+    # interpreter (a segfault before the fix; run in a child process so
+    # that a regression fails this test instead of killing the session).
+    proc = subprocess.run([sys.executable, "-c", _BYPASS_CONSTRUCTION],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr)
+    d = ConcurrentDict(a=1)
+    for tp in (ConcurrentDictHandle, ConcurrentListHandle):
+        with pytest.raises(TypeError, match="handle"):
+            tp.__new__(tp)
+        with pytest.raises(TypeError, match="handle"):
+            tp.__new__(tp, d)
+    assert d.handle()["a"] == 1
 
 
 def test_handle_keeps_its_container_alive_and_cycles_are_collected() -> None:

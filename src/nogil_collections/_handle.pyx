@@ -385,6 +385,10 @@ cdef nch_slots _list_slots
 cdef PyObject *_dict_type = NULL
 cdef PyObject *_list_type = NULL
 cdef object _absent = None
+# Proof of creation by _new: a handle made any other way (T.__new__(T), a
+# subclass of _Handle) would have no container pointer and no slot table, and
+# its first use would dereference NULL.  Never exposed to Python.
+cdef object _CREATE = object()
 
 
 cdef int _install_forwarders(container_type, handle_type) except -1:
@@ -407,7 +411,7 @@ def _bind_types(dict_type, list_type, absent):
     cdef _Handle probe
     if _dict_type != NULL:
         return
-    probe = ConcurrentDictHandle.__new__(ConcurrentDictHandle)
+    probe = ConcurrentDictHandle.__new__(ConcurrentDictHandle, _CREATE)
     nch_cp_offset = <char *>&probe._cp - <char *><PyObject *>probe
     nch_exact_offset = <char *>&probe._exact - <char *><PyObject *>probe
     _keep.extend((dict_type, list_type))
@@ -458,6 +462,12 @@ cdef class _Handle:
     # The container's slots (exact type) or the generic C API (subclass).
     cdef const nch_slots *_slots
     cdef unsigned long _owner
+
+    def __cinit__(self, *args, **kwargs):
+        # Only _new (which fills every field before the handle is returned)
+        # may create a handle; see _CREATE.
+        if len(args) != 1 or args[0] is not _CREATE or kwargs:
+            raise TypeError(f"use container.handle() to create a {type(self).__name__}")
 
     def __init__(self, *args, **kwargs):
         raise TypeError(f"use container.handle() to create a {type(self).__name__}")
@@ -573,7 +583,7 @@ cdef class ConcurrentDictHandle(_Handle):
         if _dict_type == NULL or not isinstance(container, <object>_dict_type):
             raise TypeError(
                 f"ConcurrentDictHandle needs a ConcurrentDict, not {type(container).__name__}")
-        h = ConcurrentDictHandle.__new__(ConcurrentDictHandle)
+        h = ConcurrentDictHandle.__new__(ConcurrentDictHandle, _CREATE)
         h._c = container
         h._cp = <PyObject *>container
         h._exact = <PyObject *>Py_TYPE(container) == _dict_type
@@ -637,7 +647,7 @@ cdef class ConcurrentListHandle(_Handle):
         if _list_type == NULL or not isinstance(container, <object>_list_type):
             raise TypeError(
                 f"ConcurrentListHandle needs a ConcurrentList, not {type(container).__name__}")
-        h = ConcurrentListHandle.__new__(ConcurrentListHandle)
+        h = ConcurrentListHandle.__new__(ConcurrentListHandle, _CREATE)
         h._c = container
         h._cp = <PyObject *>container
         h._exact = <PyObject *>Py_TYPE(container) == _list_type
