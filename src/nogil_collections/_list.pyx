@@ -567,10 +567,19 @@ cdef class ConcurrentList:
         return 0
 
     cdef list _locked_copy(self):
-        """A builtin list copy; caller holds the critical section."""
-        cdef Py_ssize_t n = self._s.size, j
-        cdef list res = PyList_New(n)
+        """A builtin list copy; caller holds the critical section.  Creating
+        the list may run the GC on 3.11 (inline, at the allocation), whose
+        finalizers can change this list (there the critical section is no
+        lock), and may suspend the section on 3.13t: the size is read again
+        after the allocation, and the copy itself allocates nothing."""
+        cdef Py_ssize_t n, j
+        cdef list res
         cdef PyObject *o
+        while True:
+            n = self._s.size
+            res = PyList_New(n)
+            if self._s.size == n:
+                break
         for j in range(n):
             o = self._s.array.items[j]
             Py_INCREF(<object>o)

@@ -1,0 +1,61 @@
+"""Regressions found in the review of the issue-11 read paths and the
+handle module (each test failed before its fix).
+
+- A writer that copies the list under its lock (``lst[:] = lst``,
+  ``sort``) read the size, then allocated the copy.  On GIL builds before
+  3.12 that allocation may run the garbage collector inline, and a
+  finalizer may change the list meanwhile (there the critical section is
+  no lock at all): the copy then read a cleared or shrunk array (a NULL
+  dereference, a segfault on 3.11).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+_GC_DURING_LOCKED_COPY = """
+import gc, sys
+from nogil_collections import ConcurrentList
+
+class Bomb:
+    # A cyclic object whose finalizer clears the list: it runs when the GC
+    # runs, which on 3.11 is inside whichever allocation crosses the
+    # generation-0 threshold.
+    def __init__(self, lst):
+        self.lst = lst
+        self.me = self
+    def __del__(self):
+        self.lst.clear()
+
+for op in ("slice", "sort"):
+    # Move the threshold so that the collection lands on each allocation of
+    # the operation in turn (one of them is the copy's PyList_New).
+    for k in range(40):
+        lst = ConcurrentList(range(100, 0, -1))
+        gc.collect()
+        gc.disable()
+        Bomb(lst)
+        gc.set_threshold(gc.get_count()[0] + k)
+        gc.enable()
+        try:
+            if op == "slice":
+                lst[:] = lst
+            else:
+                lst.sort()
+        except ValueError as e:
+            assert "modified during sort" in str(e), e
+        finally:
+            gc.set_threshold(700)
+        gc.collect()
+        lst._check()
+        assert list(lst) in ([], list(range(100, 0, -1)), list(range(1, 101))), list(lst)
+print("ok")
+"""
+
+
+def test_gc_finalizer_during_a_locked_copy_does_not_crash() -> None:
+    proc = subprocess.run([sys.executable, "-c", _GC_DURING_LOCKED_COPY],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", (
+        proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
