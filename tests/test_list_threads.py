@@ -380,3 +380,61 @@ def test_first_foreign_reads_race_with_owner_growing_in_place() -> None:
         holder[0]._check()
         rounds += 1
     assert rounds > 0
+
+
+@pytest.mark.free_threaded_only
+def test_replacements_and_appends_do_not_disturb_readers_of_other_indices() -> None:
+    # Issue 11: a reader is disturbed only by a write that could change its
+    # answer.  Value replacements of index 0 and appends that fit in the
+    # array make no reader of indices 1..999 retry (_list._read_retries
+    # counts every failed optimistic attempt); a structural writer does.
+    from nogil_collections import _list
+
+    lst: ConcurrentList[int] = ConcurrentList(range(2000))
+    del lst[1000:]  # capacity 2000 stays: the appends below never grow it
+    stop = threading.Event()
+    reads = [0]
+
+    def reader() -> None:
+        while not stop.is_set():
+            for j in range(1, 1000):
+                assert lst[j] == j
+            reads[0] += 999
+
+    def replacer() -> None:
+        end = time.monotonic() + 1.0
+        k = 0
+        while time.monotonic() < end:
+            lst[0] = k
+            k += 1
+        stop.set()
+
+    def appender() -> None:
+        for i in range(900):
+            lst.append(i)
+
+    _list._read_retries()
+    run_threads([reader, replacer, appender])
+    assert _list._read_retries() == 0
+    assert reads[0] > 0 and len(lst) == 1900
+
+    # Control: the counter does see structural writes (insert/delete at 0
+    # shift every index).
+    stop.clear()
+    deadline = time.monotonic() + DEADLINE
+
+    def shifter() -> None:
+        while time.monotonic() < deadline and not stop.is_set():
+            lst.insert(0, -1)
+            del lst[0]
+
+    def reader2() -> None:
+        while time.monotonic() < deadline:
+            for j in range(1, 1000):
+                lst[j]
+            if _list._read_retries():
+                stop.set()
+                return
+
+    run_threads([reader2, shifter])
+    assert stop.is_set(), "no read was ever disturbed by a structural write"

@@ -115,6 +115,7 @@ cdef extern from "_list_array.h":
         NCL_MUTANT_SPECULATIVE_CAS
     int ncl_mutant
     void ncl_set_mutant(int m)
+    Py_ssize_t ncl_take_read_retries()
     void ncl_mutant_spin(double seconds)
 
 cdef extern from *:
@@ -2257,6 +2258,12 @@ cdef class _ConcurrentListReverseIterator:
 #: Deliberately broken variants for the race campaigns' sensitivity tests
 #: (tests/test_race_list.py); see _list_array.h.
 _MUTANTS = {"none": NCL_MUTANT_NONE, "speculative_cas": NCL_MUTANT_SPECULATIVE_CAS}
+
+
+def _read_retries():
+    """Tests only: failed optimistic single-item read attempts (including
+    the final fall back to the lock) since the last call, process-wide."""
+    return ncl_take_read_retries()
 
 
 def _set_mutant(str name):

@@ -229,6 +229,15 @@ static inline int ncl_inplace_begin(ncl_state *s) {
 
 enum { NCL_READ_OUT_OF_RANGE = 0, NCL_READ_GOT = 1, NCL_READ_LOCKED = -1 };
 
+/* Failed optimistic attempts of single-item reads, process-wide (tests use
+ * it to show which writes disturb which readers; _list._read_retries()).
+ * Relaxed: a statistic.  Only touched on the retry path. */
+static Py_ssize_t ncl_stat_read_retries = 0;
+#define NCL_COUNT_RETRY() ((void)ncc_fetch_add_ssize_relaxed(&ncl_stat_read_retries, 1))
+static Py_ssize_t ncl_take_read_retries(void) {
+    return ncc_exchange_ssize(&ncl_stat_read_retries, 0);
+}
+
 /* Lock-free read of self[i] (negative i counts from the end).  Returns
  * NCL_READ_GOT with a new reference in *out, NCL_READ_OUT_OF_RANGE, or
  * NCL_READ_LOCKED when the caller must read under the lock (too many
@@ -246,14 +255,18 @@ static inline __attribute__((always_inline))
 int ncl_read_item(PyObject *self, ncl_state *s, Py_ssize_t i, PyObject **out) {
     ncl_reader_announce(self, s);
     for (int attempt = 0; attempt < NCL_READ_RETRIES; attempt++) {
+        if (attempt > 0) {
+            NCL_COUNT_RETRY();
+        }
         uint64_t v = ncl_read_version(s);
         if (ncc_seq_is_writing(v)) {
             ncc_cpu_relax();
             continue;
         }
         /* Acquire; pairs with the release store of the size by an append
-         * (ncl_append_publish): the slots below the size we load are
-         * filled.  Structural size changes are also validated by `version`. */
+         * (_append_lh, _append_many_lh): the slots below the size we load
+         * are filled.  Structural size changes are also validated by
+         * `version`. */
         Py_ssize_t n = ncc_load_ssize_acquire(&s->size);
         Py_ssize_t j = i < 0 ? i + n : i;
         if ((size_t)j >= (size_t)n) {
@@ -303,9 +316,10 @@ int ncl_read_item(PyObject *self, ncl_state *s, Py_ssize_t i, PyObject **out) {
             /* The slot still holds an object try-incref refuses: it was
              * stored before the list was shared, unpublished.  The locked
              * read publishes it; retrying would fail the same way. */
-            break;
+            return NCL_READ_LOCKED;
         }
     }
+    NCL_COUNT_RETRY();   /* the last attempt failed too: the lock */
     return NCL_READ_LOCKED;
 }
 
