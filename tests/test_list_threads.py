@@ -347,7 +347,8 @@ def test_first_foreign_reads_race_with_owner_growing_in_place() -> None:
         holder: list[ConcurrentList[int]] = []
         ready = threading.Event()
 
-        def owner() -> None:
+        def owner(holder: list[ConcurrentList[int]] = holder,
+                  ready: threading.Event = ready) -> None:
             lst: ConcurrentList[int] = ConcurrentList()
             holder.append(lst)
             ready.set()
@@ -355,7 +356,8 @@ def test_first_foreign_reads_race_with_owner_growing_in_place() -> None:
             for i in range(40000):
                 lst.append(i)
 
-        def reader(kind: str = kind) -> None:
+        def reader(kind: str = kind, holder: list[ConcurrentList[int]] = holder,
+                   ready: threading.Event = ready) -> None:
             assert ready.wait(10)
             lst = holder[0]
             for _ in range(200):
