@@ -260,7 +260,7 @@ def test_explore_shrinks_the_schedule() -> None:
     with pytest.raises(NotLinearizable) as exc:
         explore(Counter, OPS, CounterSpec, threads=2, ops_per_thread=(1, 2), examples=30,
                 repetitions=50, executor="controlled", strategy="random", seed=5,
-                shrink_seconds=5)
+                shrink_seconds=30)  # a bound, not a duration: it takes well under 1 s
     e = exc.value
     first = e.first_failure
     assert first is not None and first[1] is not None
