@@ -188,7 +188,10 @@ cdef int _eq_steal(PyObject *stored, object key) except -1:
     cdef object sk = ncd_steal(stored)
     # A call into Python: suspends the critical section whenever it blocks.
     NCC_SUSPEND_POINT("dict.eq")
-    return PyObject_RichCompareBool(sk, key, Py_EQ)
+    cdef int r = PyObject_RichCompareBool(sk, key, Py_EQ)
+    # Dropping sk next may free it (the key was deleted while __eq__ ran).
+    NCC_SUSPEND_POINT("dict.eq.decref")
+    return r
 
 
 cdef void _free_entries(ncd_entry *buf, Py_ssize_t n) noexcept:

@@ -1116,6 +1116,7 @@ cdef class ConcurrentList:
             v = _stamp(self)
             NCC_SUSPEND_POINT_CHECKED("list.eq", &self._s.version)
             cmp = PyObject_RichCompareBool(item, value, Py_EQ)
+            NCC_SUSPEND_POINT_CHECKED("list.eq.decref", &self._s.version)
             item = None
             if not _same(self, v) and restarts < NCL_FIND_RESTARTS:
                 restarts += 1
@@ -1314,6 +1315,7 @@ cdef class ConcurrentList:
                     v = _stamp(self)
                     NCC_SUSPEND_POINT_CHECKED("list.eq", &self._s.version)
                     cmp = PyObject_RichCompareBool(cur, expected, Py_EQ)
+                    NCC_SUSPEND_POINT_CHECKED("list.eq.decref", &self._s.version)
                     cur = None
                     if not _same(self, v):
                         restarts += 1
@@ -1351,6 +1353,7 @@ cdef class ConcurrentList:
                 v = _stamp(self)
                 NCC_SUSPEND_POINT_CHECKED("list.update.call", &self._s.version)
                 res = fn(cur)
+                NCC_SUSPEND_POINT_CHECKED("list.update.decref", &self._s.version)
                 cur = None
                 if _same(self, v):
                     old = self._s.array.items[i]
