@@ -7,12 +7,21 @@ handle module (each test failed before its fix).
   finalizer may change the list meanwhile (there the critical section is
   no lock at all): the copy then read a cleared or shrunk array (a NULL
   dereference, a segfault on 3.11).
+- ``len(d)`` read ``used`` alone, while an insert publishes its key (and a
+  delete hides it) before updating ``used``: a thread that saw ``k in d``
+  and then read ``len(d)`` could get the count from before k's insert.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+
+import pytest
+
+from _threads import run_threads
+from nogil_collections import ConcurrentDict
+from nogil_collections import _dict as _dict_module
 
 _GC_DURING_LOCKED_COPY = """
 import gc, sys
@@ -59,3 +68,36 @@ def test_gc_finalizer_during_a_locked_copy_does_not_crash() -> None:
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", (
         proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
+
+
+@pytest.mark.free_threaded_only  # the window is C code: the GIL hides it
+def test_len_agrees_with_lookups_while_a_key_is_inserted() -> None:
+    # Keys 0..N-1 are inserted in order and never deleted, so once k is seen
+    # present, len(d) >= k + 1 at every later instant.  The test switch
+    # widens the window between the key's publication and the count update
+    # (preemption opens the same window, rarely).
+    n_keys = 120
+    d: ConcurrentDict[int, int] = ConcurrentDict()
+    bad: list[tuple[int, int]] = []
+
+    def writer() -> None:
+        for k in range(n_keys):
+            d[k] = k
+
+    def reader() -> None:
+        k = 0
+        while k < n_keys:
+            if k in d:
+                n = len(d)
+                if n < k + 1:
+                    bad.append((k, n))
+                k += 1
+
+    _dict_module._set_mutant(2)
+    try:
+        run_threads([writer, reader])
+    finally:
+        _dict_module._set_mutant(0)
+    assert not bad, f"k in d, then len(d) without k: {bad[:5]} ({len(bad)} times)"
+    assert len(d) == n_keys
+    d._check()

@@ -20,7 +20,10 @@ from nogil_collections._core.atomics cimport (
     ncc_store_ssize_relaxed, ncc_load_uint64_relaxed, ncc_cpu_relax,
 )
 from nogil_collections._core.refcount cimport ncc_publish, ncc_slot_store
-from nogil_collections._core.seqlock cimport ncc_seq_write_begin, ncc_seq_write_end
+from nogil_collections._core.seqlock cimport (
+    ncc_seq_write_begin, ncc_seq_write_end, ncc_seq_read_begin, ncc_seq_is_writing,
+    ncc_seq_read_validate,
+)
 from nogil_collections._core.qsbr cimport ncc_qsbr_import, ncc_retire, ncc_qsbr_synchronize
 from nogil_collections._core.faultinject cimport (
     NCC_FAULT_INJECTION_ENABLED, NCC_SUSPEND_POINT, NCC_SUSPEND_POINT_CHECKED,
@@ -81,6 +84,7 @@ cdef extern from "_dict_table.h":
         NCD_WRITER
         NCD_MUTANT_NONE
         NCD_MUTANT_TORN_REPLACE
+        NCD_MUTANT_WIDE_COUNT_WINDOW
     int ncd_mutant
     unsigned long long ncd_reader_retries
     void ncd_mutant_window(int spins) nogil
@@ -528,8 +532,35 @@ cdef class ConcurrentDict:
         return _ABSENT
 
     def __len__(self):
-        # Relaxed: a single word written by writers under the lock.
-        return ncc_load_ssize_relaxed(&self._h.used)
+        return self._len()
+
+    @cython.final
+    cdef Py_ssize_t _len(self) except -1:
+        """`used`, validated against `version`: an insert publishes its key
+        (index store) and a delete hides it (NULL value) before they update
+        `used`, in the same write window.  A thread that saw the key appear
+        or vanish and then read `used` alone could get the count from before
+        that change (not linearizable: `k in d` True, then len(d) without k).
+        Reading `used` between two equal even versions excludes that."""
+        cdef uint64_t v
+        cdef Py_ssize_t n
+        cdef int tries
+        for tries in range(READ_RETRIES):
+            # Acquire; pairs with the release store in ncc_seq_write_end: a
+            # window that published or hid a key this thread has seen is
+            # either still open (odd) or closed with its `used` visible.
+            v = ncc_seq_read_begin(&self._h.version)
+            if not ncc_seq_is_writing(v):
+                # Relaxed: validated by the version (same cache line).
+                n = ncc_load_ssize_relaxed(&self._h.used)
+                # Acquire fence + relaxed load; pairs with the release fence
+                # in ncc_seq_write_begin.
+                if ncc_seq_read_validate(&self._h.version, v):
+                    return n
+            ncc_cpu_relax()
+        # A stream of writes (or a writer preempted inside its window).
+        with cython.critical_section(self._wlock):
+            return self._h.used
 
     # ------------------------------------------------------------------
     # Writer helpers: the caller holds the critical section.
@@ -626,6 +657,8 @@ cdef class ConcurrentDict:
         Py_INCREF(value)
         ncc_seq_write_begin(&self._h.version)
         ncd_append(t, slot, <PyObject *>key, <PyObject *>value, h)
+        if ncd_mutant == NCD_MUTANT_WIDE_COUNT_WINDOW:
+            ncd_mutant_window(20000)   # tests only: see _dict_table.h
         ncc_store_ssize_relaxed(&self._h.used, self._h.used + 1)
         ncc_seq_write_end(&self._h.version)
         return 1
@@ -1297,7 +1330,9 @@ cdef class ConcurrentDict:
 def _set_mutant(int which):
     """Tests only: switch a deliberately broken writer on (1: a value
     replacement that exposes a transient NULL, which readers take for
-    "deleted") or off (0).  Process-wide."""
+    "deleted"), a widened window (2: an insert holds its write window open
+    between publishing the key and counting it; correct code must hide it
+    from len()) or neither (0).  Process-wide."""
     global ncd_mutant
     ncd_mutant = which
 

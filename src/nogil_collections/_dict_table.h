@@ -370,9 +370,28 @@ ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash, ncd_probe *p,
                     PyObject *ref = ncc_try_getref_deferred(&ep->key, sk, &drop);
                     if (ref == NULL) {
                         /* The key was deleted (NULL'ed) meanwhile: its entry
-                         * is dead, go on probing.  A refused try-incref of a
-                         * live key is a retry. */
-                        if (ncc_load_obj_acquire(&ep->key) == NULL) goto next;
+                         * is dead, go on probing -- unless the try-incref
+                         * succeeded and handed its reference to `drop`,
+                         * which holds one object only (a second one would
+                         * leak): then retry, which releases it.  A refused
+                         * try-incref of a live key is a retry. */
+                        if (drop == NULL && ncc_load_obj_acquire(&ep->key) == NULL) goto next;
+                        goto retry;
+                    }
+                    /* Before any Python code sees the key: was `t` still the
+                     * published table?  A retired table's key slots are
+                     * frozen, so the re-check inside the try-incref proves
+                     * nothing there: the key may have been deleted from the
+                     * new table and freed, and its memory reused by an
+                     * unrelated object, which the try-incref then took and
+                     * whose __eq__ would run (or raise) in this lookup.
+                     * Acquire fence + relaxed load, as at the end of the
+                     * probe; pairs with the release fence in
+                     * ncc_seq_write_begin of the table-wide writer.  (Pinned
+                     * keys need no check: a retired pinned table keeps them
+                     * alive until synchronize(), see the file comment.) */
+                    if (mode != NCD_WRITER && !ncc_seq_read_validate(&h->tseq, p->version)) {
+                        drop = ref;
                         goto retry;
                     }
                     p->eqkey = ref;
@@ -578,7 +597,12 @@ release:
 /* Test-only fault switch: the sensitivity check in tests/test_race_dict.py
  * turns on a deliberately broken writer and proves the race campaigns catch
  * it.  0 in normal operation (one predictable branch in the writer). */
-enum { NCD_MUTANT_NONE = 0, NCD_MUTANT_TORN_REPLACE = 1 };
+enum { NCD_MUTANT_NONE = 0, NCD_MUTANT_TORN_REPLACE = 1,
+       /* Not a broken writer: widens the window between an insert's
+        * publication of the key and its update of `used` (a window that
+        * only preemption opens in practice), for the test that len() is
+        * linearizable with the lookups (tests/test_review_regressions.py). */
+       NCD_MUTANT_WIDE_COUNT_WINDOW = 2 };
 static int ncd_mutant = NCD_MUTANT_NONE;
 
 /* Lock-free lookups of this thread that had to start again (NCD_RETRY),
