@@ -10,17 +10,23 @@ handle module (each test failed before its fix).
 - ``len(d)`` read ``used`` alone, while an insert publishes its key (and a
   delete hides it) before updating ``used``: a thread that saw ``k in d``
   and then read ``len(d)`` could get the count from before k's insert.
+- The forward list iterator refilled its buffer over references that a
+  re-entrant ``next()`` (from a ``__del__`` run while it dropped a stale
+  batch) had just put there: they leaked.
 """
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
+import weakref
+from typing import Any
 
 import pytest
 
 from _threads import run_threads
-from nogil_collections import ConcurrentDict
+from nogil_collections import ConcurrentDict, ConcurrentList
 from nogil_collections import _dict as _dict_module
 
 _GC_DURING_LOCKED_COPY = """
@@ -101,3 +107,39 @@ def test_len_agrees_with_lookups_while_a_key_is_inserted() -> None:
     assert not bad, f"k in d, then len(d) without k: {bad[:5]} ({len(bad)} times)"
     assert len(d) == n_keys
     d._check()
+
+
+def test_reentrant_next_while_the_iterator_drops_its_batch_leaks_nothing() -> None:
+    # The forward iterator buffers references to a run of items.  When the
+    # run goes stale it drops them; a __del__ run by that drop calls next()
+    # on the same iterator, which reads a new run into the buffer.  Before
+    # the fix the outer call then read its own run over it: 31 leaked
+    # references (the new items never died).
+    state: dict[str, Any] = {"it": None, "armed": False, "fired": False}
+
+    class Dropper:
+        def __del__(self) -> None:
+            if state["armed"] and not state["fired"]:
+                state["fired"] = True
+                next(state["it"])
+
+    class Item:
+        pass
+
+    lst = ConcurrentList([Dropper() for _ in range(40)])
+    it = iter(lst)
+    state["it"] = it
+    next(it)                          # a run of Droppers is buffered
+    items = [Item() for _ in range(40)]
+    refs = [weakref.ref(x) for x in items]
+    lst[:] = items                    # the run is stale; the Droppers live only in it
+    del items
+    state["armed"] = True
+    next(it)                          # drops the run -> Dropper.__del__ -> nested next()
+    assert state["fired"]
+    lst._check()
+    del it, lst
+    state.clear()
+    gc.collect()
+    leaked = sum(r() is not None for r in refs)
+    assert leaked == 0, f"{leaked} items kept alive by leaked references"

@@ -2172,7 +2172,12 @@ cdef class _ConcurrentListIterator:
         fresh run (the buffered case is ncl_iter_fast_next)."""
         cdef Py_ssize_t got
         cdef PyObject *r
-        if self._it.blen:
+        # A __del__ run by dropping the stale batch may call next() on this
+        # very iterator, which then leaves a batch of its own: drop until
+        # empty, or the read below overwrites (leaks) its references.  (That
+        # nested call yields index i itself; this call yields it again, as
+        # a shared iterator may.)
+        while self._it.blen:
             self._drop_batch()
         got = ncl_read_run(<PyObject *>self._lst, self._it.ls, i, self._it.buf, NCL_ITER_BATCH,
                            &self._it.bv, &self._it.brv)
