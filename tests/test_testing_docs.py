@@ -6,9 +6,10 @@ import threading
 import time
 from typing import Any
 
+import pytest
 from hypothesis import strategies as st
 
-from nogil_collections.testing import Model, Op, OpTable, explore, find_race
+from nogil_collections.testing import Model, NotLinearizable, Op, OpTable, explore, find_race
 
 
 class HitCounter:
@@ -121,3 +122,34 @@ def test_docs_example_fixed_passes_under_the_controlled_executor() -> None:
     report = explore(LockedHitCounter, HIT_OPS, SPEC, examples=20, repetitions=50,
                      budget="ci", executor="controlled", seed=0)
     assert report.ops_seen == {"hit", "count"}
+
+
+class TurnsWrongHitCounter(HitCounter):
+    """Correct for the first ``CORRECT_BUILDS`` instances, then ``count`` is off by one.
+
+    Its verdict changes from one run of a scenario to the next, as a race's
+    does.  Hypothesis runs some test cases twice (the same choices); one that
+    passed and then fails is reported as flaky (FlakyFailure: "Inconsistent
+    results from replaying a test case ... last: VALID").
+    """
+
+    CORRECT_BUILDS = 5
+    builds = 0
+
+    def __init__(self, initial: dict[str, int] | None = None) -> None:
+        super().__init__(initial)
+        TurnsWrongHitCounter.builds += 1
+        self.wrong = TurnsWrongHitCounter.builds > self.CORRECT_BUILDS
+
+    def count(self, page: str) -> int:
+        return super().count(page) + self.wrong
+
+
+@pytest.mark.parametrize("seed", [1, 4])  # seeds that raised FlakyFailure before the fix
+def test_a_scenario_that_passed_then_fails_is_reported_not_flaky(seed: int) -> None:
+    # explore keeps each scenario's first verdict, so the campaign reports the
+    # failure (NotLinearizable), not hypothesis' FlakyFailure.
+    TurnsWrongHitCounter.builds = 0
+    with pytest.raises(NotLinearizable):
+        explore(TurnsWrongHitCounter, HIT_OPS, SPEC, examples=50, repetitions=1,
+                shrink_seconds=2, budget="ci", executor="controlled", seed=seed)

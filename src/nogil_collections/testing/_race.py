@@ -387,6 +387,12 @@ def explore(
         raise KeyError(f"focus op {focus!r} is not in the table")
     m = as_model(model, table)
     failures: dict[str, tuple[Exception, TracebackType | None]] = {}
+    # Hypothesis runs some test cases more than once (the same choices) and
+    # reports a case that passed before and fails now as flaky
+    # ("Inconsistent results from replaying a test case ... last: VALID").  A
+    # race can do exactly that, and after a first failure the candidates get
+    # more repetitions; so each scenario's verdict is its first run's.
+    passed: set[str] = set()
     first_failure = [0.0]
     first: list[tuple[Scenario, Schedule | None, int]] = []
 
@@ -413,6 +419,8 @@ def explore(
             # Reset to the first traceback: hypothesis identifies a failure
             # by where it was raised, and re-raising must not pile up frames.
             raise known[0].with_traceback(known[1])
+        if key in passed:
+            return
         if failures and time.perf_counter() - first_failure[0] > shrink_seconds:
             return  # shrink budget spent: keep the smallest failure found so far
         report.scenarios += 1
@@ -428,6 +436,7 @@ def explore(
                 first.append((scenario, getattr(e, "schedule", None), report.runs))
             failures[key] = (e, e.__traceback__)
             raise
+        passed.add(key)
 
     __tracebackhide__ = True
     start = time.perf_counter()
