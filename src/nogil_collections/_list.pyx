@@ -1108,11 +1108,18 @@ cdef class ConcurrentList:
         cdef int restarts = 0
         cdef _Stamp v
         cdef object item
+        cdef PyObject *o
         cdef int cmp
         while i < self._s.size:
-            item = <object>self._s.array.items[i]
-            if item is value:
+            o = self._s.array.items[i]
+            # Identity on the borrowed pointer: a reference taken here would
+            # be dropped on return, after the last check and before the
+            # caller (remove) acts on i, and that decref can suspend the
+            # critical section (the biased-refcount queue's mutex), letting
+            # another writer shrink the list under the returned index.
+            if o == <PyObject *>value:
                 return i
+            item = <object>o
             v = _stamp(self)
             NCC_SUSPEND_POINT_CHECKED("list.eq", &self._s.version)
             cmp = PyObject_RichCompareBool(item, value, Py_EQ)
