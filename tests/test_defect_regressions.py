@@ -399,3 +399,51 @@ def test_remove_after_restarts_is_exact_within_the_budget_and_bounded_beyond() -
     del model[8]                    # list.remove deletes the index that compared equal
     assert list(lst2) == model
     assert not lst2.append_if_absent("front")
+
+
+def test_get_or_insert_in_flight_entry_never_strands_waiters() -> None:
+    # If removing the owner's in-flight entry raises (the __eq__ of a
+    # colliding key in flight), later callers for that key are neither
+    # blocked nor spinning on the stale entry.
+    class Collides:
+        armed = False
+
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def __hash__(self) -> int:
+            return 1
+
+        def __eq__(self, other: object) -> bool:
+            if Collides.armed and isinstance(other, Collides) and other is not self:
+                raise ArithmeticError("eq")
+            return isinstance(other, Collides) and other.name == self.name
+
+    d: ConcurrentDict[Collides, int] = ConcurrentDict()
+    a, b = Collides("a"), Collides("b")
+    b_started, release_b = threading.Event(), threading.Event()
+
+    def factory_b() -> int:
+        b_started.set()
+        release_b.wait(20)
+        return 2
+
+    def factory_a() -> int:
+        Collides.armed = True       # removing a's entry now compares with b's
+        raise LookupError("factory a")
+
+    tb = threading.Thread(target=lambda: d.get_or_insert(b, factory_b), daemon=True)
+    tb.start()
+    assert b_started.wait(10)
+    with pytest.raises(ArithmeticError):
+        d.get_or_insert(a, factory_a)
+    Collides.armed = False
+    out: list[int] = []
+    tc = threading.Thread(target=lambda: out.append(d.get_or_insert(a, lambda: 5)), daemon=True)
+    tc.start()
+    tc.join(20)
+    release_b.set()
+    tb.join(20)
+    assert out == [5], "a caller was stranded by the stale in-flight entry"
+    assert d == {a: 5, b: 2}
+    d._check()

@@ -385,10 +385,12 @@ cdef class _Flight:
     """A get_or_insert factory call in progress: owned by one thread; others
     wait until it is done()."""
     cdef readonly object owner
+    cdef readonly bint finished
     cdef object _lock
 
     def __cinit__(self, owner):
         self.owner = owner
+        self.finished = False
         self._lock = _allocate_lock()
         self._lock.acquire()
 
@@ -397,6 +399,7 @@ cdef class _Flight:
         self._lock.release()
 
     cdef void done(self) except *:
+        self.finished = True
         self._lock.release()
 
 
@@ -1173,6 +1176,10 @@ cdef class ConcurrentDict:
                 other.wait()
                 if self._lookup(key, h, &v):
                     return ncd_steal(v)
+                if other.finished and inflight.get(fkey) is other:
+                    # Its owner could not remove it (the key's __eq__ raised
+                    # while the entry was looked up): remove it for them.
+                    del inflight[fkey]
                 continue    # its factory raised (or the key went away): our turn
             try:
                 if self._lookup(key, h, &v):
@@ -1180,9 +1187,13 @@ cdef class ConcurrentDict:
                 value = factory()
                 return self.setdefault(key, value)
             finally:
-                # fkey is the very object stored: found by identity.
-                del inflight[fkey]
-                flight.done()
+                # Waiters are released even if removing the entry raises
+                # (fkey is the stored object, found by identity, but colliding
+                # keys' __eq__ may run and raise on the way).
+                try:
+                    del inflight[fkey]
+                finally:
+                    flight.done()
 
     def update_item(self, key, fn, default=_MISSING):
         """Atomically replace d[key] with fn(d[key]) and return the new value.
