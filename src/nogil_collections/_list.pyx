@@ -1238,7 +1238,8 @@ cdef class ConcurrentList:
             v0 = _stamp(self)
             tmp = self._locked_copy()
             try:
-                NCC_SUSPEND_POINT_CHECKED("list.sort.call", &self._s.version)
+                if NCC_FAULT_INJECTION_ENABLED and _sort_may_call_python(tmp, kwargs):
+                    NCC_SUSPEND_POINT_CHECKED("list.sort.call", &self._s.version)
                 tmp.sort(**kwargs)
             except BaseException:
                 # list leaves a partially sorted list behind: do the same.
@@ -1681,6 +1682,21 @@ cdef inline void _pub(ConcurrentList self, PyObject *o) noexcept:
 
 cdef inline void _decref(PyObject *o) noexcept:
     Py_XDECREF(o)
+
+
+cdef bint _sort_may_call_python(list items, dict kwargs):
+    """Fault-injection builds only: whether list.sort will call Python code
+    (a key function, or a comparison other than the C ones of int, float,
+    str and bytes), i.e. whether sorting can suspend the critical section
+    at all.  A sort of such builtin items runs no eval-breaker check and
+    cannot be suspended, so injecting there would report a race that
+    cannot happen."""
+    if kwargs.get("key") is not None:
+        return True
+    for x in items:
+        if type(x) not in (int, float, str, bytes):
+            return True
+    return False
 
 
 cdef list _list_from_buffer(PyObject **buf, Py_ssize_t L,
