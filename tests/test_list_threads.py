@@ -395,21 +395,30 @@ def test_replacements_and_appends_do_not_disturb_readers_of_other_indices() -> N
     lst: ConcurrentList[int] = ConcurrentList(range(2000))
     del lst[1000:]  # capacity 2000 stays: the appends below never grow it
     stop = threading.Event()
+    reading = threading.Event()
     reads = [0]
 
     def reader() -> None:
-        while not stop.is_set():
+        while True:
             for j in range(1, 1000):
                 assert lst[j] == j
             reads[0] += 999
+            reading.set()
+            if stop.is_set():
+                return
 
     def replacer() -> None:
-        end = time.monotonic() + 1.0
-        k = 0
-        while time.monotonic() < end:
-            lst[0] = k
-            k += 1
-        stop.set()
+        # The window starts once the reader reads (on a loaded machine it may
+        # be scheduled late), so the two overlap for a whole second.
+        try:
+            assert reading.wait(30), "the reader never read"
+            end = time.monotonic() + 1.0
+            k = 0
+            while time.monotonic() < end:
+                lst[0] = k
+                k += 1
+        finally:
+            stop.set()
 
     def appender() -> None:
         for i in range(900):
