@@ -113,9 +113,10 @@ class _World:
                 if self.block_lock.acquire(timeout=0.001):
                     time.sleep(0)
                     self.block_lock.release()
-            elif action == "drop" and self.pool:
-                with self.pool_lock:
-                    del self.pool[rng.randrange(len(self.pool))]
+            elif action == "drop":
+                with self.pool_lock:  # checked under the lock: other threads drop too
+                    if self.pool:
+                        del self.pool[rng.randrange(len(self.pool))]
         finally:
             self.local.depth = 0
 
@@ -187,8 +188,11 @@ def _element(w: _World, data: Any, home: Any) -> Any:
         return data.draw(st.integers(-5, 40))
     if kind == 1:
         return data.draw(st.sampled_from(["a", "b", "c", "dd", "eé"]))
-    if kind == 2 and w.pool:
-        return w.pool[data.draw(st.integers(0, len(w.pool) - 1))]
+    # A copy (atomic): other threads' drops shrink the pool between a len() and
+    # an index (IndexError seen in the fault-injection CI run on 68e2b73).
+    pool = w.pool.copy() if kind == 2 else []
+    if pool:
+        return pool[data.draw(st.integers(0, len(pool) - 1))]
     h = _new_hostile(w, data, home)
     with w.pool_lock:
         w.pool.append(h)
