@@ -76,10 +76,10 @@ bench-full: $(FT_VENV)/.stamp-pkg  ## the whole benchmark matrix
 	@$(FT_VENV)/bin/python -m benchmarks --full
 
 # ---------------------------------------------------------------- quality
-lint: $(GIL_VENV)/.stamp-env  ## ruff
-	@$(GIL_VENV)/bin/python -m ruff check src tests benchmarks
+lint: $(GIL_VENV)/.stamp-env  ## ruff over the package, tests, benchmarks and tools
+	@$(GIL_VENV)/bin/python -m ruff check src tests benchmarks tools
 
-typecheck: $(GIL_VENV)/.stamp-pkg  ## mypy on the stubs and the pure-Python modules
+typecheck: $(GIL_VENV)/.stamp-pkg  ## mypy --strict: stubs, pure-Python modules, benchmarks, tools
 	@$(GIL_VENV)/bin/python -m mypy
 
 # ---------------------------------------------------------------- packaging

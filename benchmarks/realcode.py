@@ -549,7 +549,7 @@ def _count_apps() -> list[App]:
         return n + 1
 
     def cd_state() -> Any:
-        d = ConcurrentDict()
+        d: ConcurrentDict[str, int] = ConcurrentDict()
         return {"d": d, "result": d.snapshot}
 
     def cd_local(state: Any, tid: int, reps: int) -> int:

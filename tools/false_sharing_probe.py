@@ -8,39 +8,100 @@ the dict's hot fields and the neighbour's header: about 1.0x when none is shared
 
     .venv/bin/python tools/false_sharing_probe.py
 """
-import threading, time, operator, functools, gc, statistics
+
+from __future__ import annotations
+
+import functools
+import gc
+import operator
+import statistics
+import threading
+import time
 from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
 from nogil_collections import ConcurrentDict
+
 KEYS = [f"key:{i:07d}" for i in range(1024)]
-gc.disable()
-B = ConcurrentDict.__basicsize__
-block = {208: 224}.get(B, B)
-pool = [ConcurrentDict() for _ in range(600)]
-ids = {id(d): d for d in pool}
-c = nb = None
-for a in pool:
-    if id(a) % 64 == 0 and id(a) + block in ids:
-        c, nb = a, ids[id(a) + block]; break
-far = pool[-1] if pool[-1] is not nb and pool[-1] is not c else pool[-2]
-c.update((k, i % 256) for i, k in enumerate(KEYS))
-stop = [False]
-def hammer(obj):
+POOL_SIZE = 600  # dicts allocated to find one at a cache-line start with a neighbour
+READ_PASSES = 300  # passes over KEYS per reader measurement
+ROUNDS = 8  # (neighbour, far) measurement pairs; the medians are compared
+
+
+def _block_size(basicsize: int) -> int:
+    # The mimalloc size class the dict's object lands in (208 B objects are
+    # served from 224 B blocks); other sizes are assumed to be exact classes.
+    return {208: 224}.get(basicsize, basicsize)
+
+
+def _find_neighbours(
+    pool: list[ConcurrentDict[Any, Any]], block: int
+) -> tuple[ConcurrentDict[Any, Any], ConcurrentDict[Any, Any]]:
+    """A dict that starts a 64-byte cache line, and the dict in the next block."""
+    by_address = {id(d): d for d in pool}
+    for d in pool:
+        if id(d) % 64 == 0 and id(d) + block in by_address:
+            return d, by_address[id(d) + block]
+    raise SystemExit("no dict at a cache-line start with an allocated neighbour; run again")
+
+
+def _hammer(obj: object, stop: threading.Event) -> None:
+    # Each assignment increfs obj (and decrefs the previous value): atomic
+    # reference-count traffic on obj's header from a thread that does not own it.
     x = obj
-    while not stop[0]:
+    while not stop.is_set():
         for _ in range(1000):
-            y = x; y = x; y = x; y = x
-def reader(out):
-    ks = [k[:1] + k[1:] for k in KEYS]
-    f = functools.partial(operator.getitem, c); sink = deque(maxlen=0).extend
-    t = time.perf_counter()
-    for _ in range(300): sink(map(f, ks))
-    out.append(300 * 1024 / (time.perf_counter() - t) / 1e6)
-res = {"neighbour": [], "far": []}
-for r in range(8):
-    for which, obj in (("neighbour", nb), ("far", far)):
-        stop[0] = False; h = threading.Thread(target=hammer, args=(obj,)); h.start()
-        out = []; t = threading.Thread(target=reader, args=(out,)); t.start(); t.join()
-        stop[0] = True; h.join(); res[which].append(out[0])
-n, f = statistics.median(res["neighbour"]), statistics.median(res["far"])
-print(f"basicsize {B} (block {block}), dict at {id(c)%64} mod 64, neighbour +{id(nb)-id(c)}: "
-      f"reader median M/s: neighbour hammered {n:.2f}, far object hammered {f:.2f} -> {n/f:.2f}x")
+            _ = x
+            _ = x
+            _ = x
+            _ = x
+
+
+def _read_rate(target: ConcurrentDict[str, int]) -> float:
+    """Millions of lookups per second of one reader (keys owned by this thread)."""
+    keys = [k[:1] + k[1:] for k in KEYS]
+    lookup = functools.partial(operator.getitem, target)
+    sink: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend
+    t0 = time.perf_counter()
+    for _ in range(READ_PASSES):
+        sink(map(lookup, keys))
+    return READ_PASSES * len(keys) / (time.perf_counter() - t0) / 1e6
+
+
+def _read_while_hammered(target: ConcurrentDict[str, int], hammered: object) -> float:
+    stop = threading.Event()
+    hammer = threading.Thread(target=_hammer, args=(hammered, stop))
+    hammer.start()
+    rates: list[float] = []
+    reader = threading.Thread(target=lambda: rates.append(_read_rate(target)))
+    reader.start()
+    reader.join()
+    stop.set()
+    hammer.join()
+    return rates[0]
+
+
+def main() -> None:
+    gc.disable()
+    basicsize = ConcurrentDict.__basicsize__
+    block = _block_size(basicsize)
+    pool: list[ConcurrentDict[Any, Any]] = [ConcurrentDict() for _ in range(POOL_SIZE)]
+    target, neighbour = _find_neighbours(pool, block)
+    far = pool[-1] if pool[-1] is not neighbour and pool[-1] is not target else pool[-2]
+    target.update((k, i % 256) for i, k in enumerate(KEYS))
+    rates: dict[str, list[float]] = {"neighbour": [], "far": []}
+    for _ in range(ROUNDS):
+        rates["neighbour"].append(_read_while_hammered(target, neighbour))
+        rates["far"].append(_read_while_hammered(target, far))
+    near_rate = statistics.median(rates["neighbour"])
+    far_rate = statistics.median(rates["far"])
+    print(
+        f"basicsize {basicsize} (block {block}), dict at {id(target) % 64} mod 64, "
+        f"neighbour +{id(neighbour) - id(target)}: reader median M/s: neighbour hammered "
+        f"{near_rate:.2f}, far object hammered {far_rate:.2f} -> {near_rate / far_rate:.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
