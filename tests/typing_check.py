@@ -96,6 +96,11 @@ def handle_api() -> None:
     assert_type(h.snapshot(), dict[str, int])
     assert_type(h.copy(), ConcurrentDict[str, int])
     assert_type(h.owner_thread, int)
+    assert_type(h.handle(), ConcurrentDictHandle[str, int])
+    assert_type(h.pop_if("a", ABSENT), bool)
+    assert_type(h.fromkeys(["k"], 0), ConcurrentDict[str, int])
+    assert_type(h | {"q": 1}, ConcurrentDict[str, int])
+    h.update({"x": 1}, y=2)
     h |= {"q": 1}
     for k in h:
         assert_type(k, str)
@@ -114,6 +119,9 @@ def handle_api() -> None:
     assert_type(g.heappop(), int)
     assert_type(len(g), int)
     assert_type(g.handle(), ConcurrentListHandle[int])
+    assert_type(g.container, ConcurrentList[int])
+    assert_type(g * 2, ConcurrentList[int])
+    g.sort(key=lambda x: -x)
     g += [4]
 
 
