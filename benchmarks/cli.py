@@ -15,6 +15,7 @@ from typing import Any
 from benchmarks import machine, memory, realcode, report, scaling, single
 from benchmarks.registry import MAP, SEQ, Impl, gil_enabled, load_implementations
 from benchmarks.scaling import Case
+from benchmarks.tables import BUILTIN, impl_key
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ALL_MIXES = (100, 99, 90, 50)
@@ -156,31 +157,21 @@ def _ints(text: str) -> list[int]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="nogil_collections benchmarks: scaling, single-thread cost, memory.",
+        description="nogil_collections benchmarks: scaling, single-thread cost, memory, real code.",
     )
     mode = ap.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--quick",
-        action="store_const",
-        const="quick",
-        dest="profile",
-        help="headline only, about 1-3 minutes on 2 cores (default)",
-    )
-    mode.add_argument(
-        "--full",
-        action="store_const",
-        const="full",
-        dest="profile",
-        help="the whole matrix: threads 1,2,4,8; 4 mixes; str/int keys; "
-        "immortal/mortal values; thread-local/shared keys",
-    )
-    mode.add_argument(
-        "--smoke",
-        action="store_const",
-        const="smoke",
-        dest="profile",
-        help="tiny sizes: checks that the harness works, measures nothing",
-    )
+    for name, help_text in (
+        ("quick", "headline only, about 1-3 minutes on 2 cores (default)"),
+        (
+            "full",
+            "the whole matrix: threads 1,2,4,8; 4 mixes; str/int keys; "
+            "immortal/mortal values; thread-local/shared keys",
+        ),
+        ("smoke", "tiny sizes: checks that the harness works, measures nothing"),
+    ):
+        mode.add_argument(
+            f"--{name}", action="store_const", const=name, dest="profile", help=help_text
+        )
     ap.set_defaults(profile="quick")
     ap.add_argument(
         "--suites", default=",".join(SUITES), help=f"comma-separated subset of {','.join(SUITES)}"
@@ -225,7 +216,7 @@ def _scaling_json(points: list[scaling.Point]) -> list[dict[str, Any]]:
     for p in points:
         d = p.to_json()
         one = by.get((p.impl, p.case, 1))
-        ref = by.get((report.BUILTIN[p.case.family], p.case, p.threads))
+        ref = by.get((BUILTIN[p.case.family], p.case, p.threads))
         d["scaling_vs_1_thread"] = round(p.median / one.median, 4) if one else None
         d["ratio_vs_builtin"] = round(p.median / ref.median, 4) if ref else None
         out.append(d)
@@ -273,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     cpus = env["machine"]["usable_cpus"] or 1
 
-    ordered = sorted(impls, key=lambda i: report._impl_key(i.role, i.name))
+    ordered = sorted(impls, key=lambda i: impl_key(i.role, i.name))
     scaling_cases = prof.cases if "scaling" in suites else []
     total = scaling.count_steps(ordered, scaling_cases, prof.threads, prof.repeats)
     if "single" in suites:

@@ -37,23 +37,17 @@ def _load_average() -> list[float] | None:
         return None
 
 
-def _git_commit() -> str | None:
+def _git(*args: str) -> subprocess.CompletedProcess[str]:
     root = Path(__file__).resolve().parent.parent
+    return subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=5, check=False
+    )
+
+
+def _git_commit() -> str | None:
     try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
+        out = _git("rev-parse", "--short", "HEAD")
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.TimeoutExpired):
         return None
     if out.returncode != 0:

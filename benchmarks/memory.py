@@ -28,7 +28,7 @@ import gc
 import sys
 import tracemalloc
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from benchmarks.registry import MAP, Impl
@@ -40,17 +40,15 @@ class Footprint:
     role: str
     family: str
     n: int
-    traced_per_item: float
-    sizeof_per_item: float
+    traced_bytes_per_item: float
+    sizeof_bytes_per_item: float
 
     def to_json(self) -> dict[str, Any]:
+        # The fields are the record; only the figures are rounded.
         return {
-            "impl": self.impl,
-            "role": self.role,
-            "family": self.family,
-            "n": self.n,
-            "traced_bytes_per_item": round(self.traced_per_item, 2),
-            "sizeof_bytes_per_item": round(self.sizeof_per_item, 2),
+            **asdict(self),
+            "traced_bytes_per_item": round(self.traced_bytes_per_item, 2),
+            "sizeof_bytes_per_item": round(self.sizeof_bytes_per_item, 2),
         }
 
 

@@ -27,14 +27,12 @@ bounces its header's cache line between cores.  This suite measures that:
 Threads start on a barrier; each times its own loop; the throughput of a
 repetition is all threads' operations over (last end - first start).  Work is
 calibrated at one thread to last ``target_time`` and split over the threads;
-repetitions are interleaved across variants, as in scaling.py.  The cyclic GC
-is off while timing.
+repetitions are interleaved across variants.  The cyclic GC is off while
+timing.  All of that is harness.py's, shared with scaling.py.
 """
 
 from __future__ import annotations
 
-import gc
-import math
 import random
 import statistics
 import threading
@@ -42,9 +40,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+from benchmarks import harness
+from benchmarks.harness import ThreadWork, gc_paused, interleaved, per_thread, run_on_barrier
 from benchmarks.registry import MAP, SEQ, Impl
+from benchmarks.tables import BUILTIN, fmt_table, impl_key, ratio
 
 #: Access patterns, in table order.  "handle" applies to containers with .handle().
 ACCESSES = ("local", "global", "attr", "closure", "partial", "handle")
@@ -280,46 +282,32 @@ def run_once(
 ) -> tuple[float, int]:
     """One repetition; returns (aggregate ops/s, ops)."""
     namespace: dict[str, Any] = {"C": container}
-    barrier = threading.Barrier(threads)
-    starts = [0.0] * threads
-    ends = [0.0] * threads
-    ops = [0] * threads
-    errors: list[BaseException] = []
 
-    def body(tid: int) -> None:
-        try:
-            loop = compile_loop(cell.access, cell.mix, dict(namespace))
-            ks, ws, cs, n = _thread_data(cell, size, tid, container)
-            ops[tid] = n * reps_per_thread
-            loop(container, ks, ws, cs, 0, 1)  # warm up: first touch of everything
-            barrier.wait()
-            starts[tid] = time.perf_counter()
+    def prepare(tid: int) -> ThreadWork:
+        loop = compile_loop(cell.access, cell.mix, dict(namespace))
+        ks, ws, cs, n = _thread_data(cell, size, tid, container)
+        loop(container, ks, ws, cs, 0, 1)  # warm up: first touch of everything
+
+        def timed() -> int:
             loop(container, ks, ws, cs, 0, reps_per_thread)
-            ends[tid] = time.perf_counter()
+            return n * reps_per_thread
+
+        def drop_churn_keys() -> None:
             for c in cs:
                 del container[c]
-        except BaseException as exc:
-            errors.append(exc)
-            barrier.abort()
 
-    pool = [threading.Thread(target=body, args=(t,), name=f"realcode-{t}") for t in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    if errors:
-        raise errors[0]
-    return sum(ops) / (max(ends) - min(starts)), sum(ops)
+        return ThreadWork(timed, drop_churn_keys)
+
+    ops, elapsed = run_on_barrier(threads, prepare, "realcode")
+    return ops / elapsed, ops
 
 
 def _calibrate(container: Any, cell: Cell, size: int, target_time: float) -> int:
-    reps = 1
-    while True:
+    def seconds_for(reps: int) -> float:
         rate, ops = run_once(container, cell, size, 1, reps)
-        elapsed = ops / rate
-        if elapsed >= target_time / 8 or reps >= 1 << 16:
-            return max(1, round(reps * target_time / elapsed))
-        reps *= 4
+        return ops / rate
+
+    return harness.calibrate(seconds_for, target_time, min_fraction=1 / 8, limit=1 << 16)
 
 
 def measure_loops(
@@ -333,34 +321,27 @@ def measure_loops(
     progress: Callable[[str], None] | None = None,
 ) -> list[Result]:
     """Every cell of ``plan`` at every thread count (repetitions interleaved)."""
-    cells = cells_for(impls, plan)
-    containers = {impl.name: _prepare(impl, size) for impl, _ in cells}
-    gc.collect()
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        reps = {
-            cell: _calibrate(containers[cell.impl], cell, size, target_time) for _, cell in cells
-        }
-        runs: dict[tuple[Cell, int], list[float]] = {}
-        opcount: dict[tuple[Cell, int], int] = {}
-        for rep in range(repeats):
-            for threads in thread_counts:
-                if progress is not None:
-                    progress(f"real code x{threads} rep {rep + 1}")
-                for _, cell in cells:
-                    per_thread = max(1, round(reps[cell] * min(threads, cpus) / threads))
-                    rate, ops = run_once(containers[cell.impl], cell, size, threads, per_thread)
-                    runs.setdefault((cell, threads), []).append(rate)
-                    opcount[(cell, threads)] = ops
-        return [
-            Result(cell, t, opcount[(cell, t)], runs[(cell, t)])
-            for _, cell in cells
-            for t in thread_counts
-        ]
-    finally:
-        if was_enabled:
-            gc.enable()
+    planned = cells_for(impls, plan)
+    cells = [cell for _, cell in planned]
+    containers = {impl.name: _prepare(impl, size) for impl, _ in planned}
+    opcount: dict[tuple[Cell, int], int] = {}
+    with gc_paused():
+        reps = [_calibrate(containers[cell.impl], cell, size, target_time) for cell in cells]
+
+        def run(i: int, threads: int) -> float:
+            cell = cells[i]
+            share = per_thread(reps[i], threads, cpus)
+            rate, opcount[(cell, threads)] = run_once(
+                containers[cell.impl], cell, size, threads, share
+            )
+            return rate
+
+        runs = interleaved(range(len(cells)), thread_counts, repeats, run, progress, "real code")
+    return [
+        Result(cell, t, opcount[(cell, t)], runs[(i, t)])
+        for i, cell in enumerate(cells)
+        for t in thread_counts
+    ]
 
 
 def count_loop_steps(
@@ -443,31 +424,21 @@ def _memo_apps() -> list[App]:
 
         return counted
 
-    def cd_local(state: Any, tid: int, reps: int) -> int:
-        stream = _memo_stream(tid)
-        cache = state["cache"]
-        counted = counter(state)
-        total = 0
-        for _ in range(reps):
-            for k in stream:
-                v = cache.get(k)
-                if v is None:
-                    v = cache.get_or_insert(k, counted(k))
-                total += v
-        return reps * len(stream)
+    def cd_worker(use_handle: bool) -> Callable[[Any, int, int], int]:
+        def work(state: Any, tid: int, reps: int) -> int:
+            stream = _memo_stream(tid)
+            cache = state["cache"].handle() if use_handle else state["cache"]
+            counted = counter(state)
+            total = 0
+            for _ in range(reps):
+                for k in stream:
+                    v = cache.get(k)
+                    if v is None:
+                        v = cache.get_or_insert(k, counted(k))
+                    total += v
+            return reps * len(stream)
 
-    def cd_handle(state: Any, tid: int, reps: int) -> int:
-        stream = _memo_stream(tid)
-        cache = state["cache"].handle()
-        counted = counter(state)
-        total = 0
-        for _ in range(reps):
-            for k in stream:
-                v = cache.get(k)
-                if v is None:
-                    v = cache.get_or_insert(k, counted(k))
-                total += v
-        return reps * len(stream)
+        return work
 
     def dict_setdefault(state: Any, tid: int, reps: int) -> int:
         # The idiom on a builtin dict: may compute a value twice, stores one.
@@ -508,9 +479,9 @@ def _memo_apps() -> list[App]:
 
     return [
         App("memo cache", "ConcurrentDict get + get_or_insert (local)", "ours",
-            fresh(ConcurrentDict, True), cd_local, _memo_check),
+            fresh(ConcurrentDict, True), cd_worker(False), _memo_check),
         App("memo cache", "ConcurrentDict get + get_or_insert (handle)", "ours",
-            fresh(ConcurrentDict, True), cd_handle, _memo_check),
+            fresh(ConcurrentDict, True), cd_worker(True), _memo_check),
         App("memo cache", "dict get + setdefault", "builtin",
             fresh(dict, False), dict_setdefault, _memo_check),
         App("memo cache", "dict + Lock", "locked",
@@ -552,21 +523,16 @@ def _count_apps() -> list[App]:
         d: ConcurrentDict[str, int] = ConcurrentDict()
         return {"d": d, "result": d.snapshot}
 
-    def cd_local(state: Any, tid: int, reps: int) -> int:
-        words = _text(tid)
-        counts = state["d"]
-        for _ in range(reps):
-            for w in words:
-                counts.update_item(w, inc, 0)
-        return reps * len(words)
+    def cd_worker(use_handle: bool) -> Callable[[Any, int, int], int]:
+        def work(state: Any, tid: int, reps: int) -> int:
+            words = _text(tid)
+            counts = state["d"].handle() if use_handle else state["d"]
+            for _ in range(reps):
+                for w in words:
+                    counts.update_item(w, inc, 0)
+            return reps * len(words)
 
-    def cd_handle(state: Any, tid: int, reps: int) -> int:
-        words = _text(tid)
-        counts = state["d"].handle()
-        for _ in range(reps):
-            for w in words:
-                counts.update_item(w, inc, 0)
-        return reps * len(words)
+        return work
 
     def locked_state() -> Any:
         d: dict[str, int] = {}
@@ -611,10 +577,10 @@ def _count_apps() -> list[App]:
         return reps * len(words)
 
     return [
-        App("word count", "ConcurrentDict.update_item (local)", "ours", cd_state, cd_local,
-            _count_check),
-        App("word count", "ConcurrentDict.update_item (handle)", "ours", cd_state, cd_handle,
-            _count_check),
+        App("word count", "ConcurrentDict.update_item (local)", "ours", cd_state,
+            cd_worker(False), _count_check),
+        App("word count", "ConcurrentDict.update_item (handle)", "ours", cd_state,
+            cd_worker(True), _count_check),
         App("word count", "dict + Lock", "locked", locked_state, dict_lock, _count_check),
         App("word count", "Counter + Lock", "locked", counter_state, counter_lock, _count_check),
         App("word count", "Counter per thread, merged", "builtin", merge_state,
@@ -737,32 +703,14 @@ def applications() -> list[App]:
 
 def run_app_once(app: App, threads: int, reps: int) -> float:
     state = app.setup()
-    barrier = threading.Barrier(threads)
-    starts = [0.0] * threads
-    ends = [0.0] * threads
-    ops = [0] * threads
-    errors: list[BaseException] = []
 
-    def body(tid: int) -> None:
-        try:
-            app.worker(state, tid, 0)  # builds its data: first touch, no ops
-            barrier.wait()
-            starts[tid] = time.perf_counter()
-            ops[tid] = app.worker(state, tid, reps)
-            ends[tid] = time.perf_counter()
-        except BaseException as exc:
-            errors.append(exc)
-            barrier.abort()
+    def prepare(tid: int) -> ThreadWork:
+        app.worker(state, tid, 0)  # builds its data: first touch, no ops
+        return ThreadWork(lambda: app.worker(state, tid, reps))
 
-    pool = [threading.Thread(target=body, args=(t,), name=f"app-{t}") for t in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    if errors:
-        raise errors[0]
+    ops, elapsed = run_on_barrier(threads, prepare, "app")
     app.check(state, threads, reps)
-    return sum(ops) / (max(ends) - min(starts))
+    return ops / elapsed
 
 
 @dataclass
@@ -788,6 +736,13 @@ class AppResult:
         }
 
 
+def _seconds_for_app(app: App, reps: int) -> float:
+    # Wall time of a whole one-thread run, its setup and result check included.
+    t0 = time.perf_counter()
+    run_app_once(app, 1, reps)
+    return time.perf_counter() - t0
+
+
 def measure_apps(
     thread_counts: list[int],
     repeats: int,
@@ -796,39 +751,23 @@ def measure_apps(
     progress: Callable[[str], None] | None = None,
 ) -> list[AppResult]:
     apps = applications()
-    gc.collect()
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        reps = {}
-        for app in apps:
-            r = 1
-            while True:
-                t0 = time.perf_counter()
-                run_app_once(app, 1, r)
-                elapsed = time.perf_counter() - t0
-                if elapsed >= target_time / 4 or r >= 1 << 12:
-                    reps[app.variant, app.workload] = max(1, round(r * target_time / elapsed))
-                    break
-                r *= 4
-        runs: dict[tuple[str, str, int], list[float]] = {}
-        for rep in range(repeats):
-            for threads in thread_counts:
-                if progress is not None:
-                    progress(f"applications x{threads} rep {rep + 1}")
-                for app in apps:
-                    base = reps[app.variant, app.workload]
-                    n = max(1, round(base * min(threads, cpus) / threads))
-                    rate = run_app_once(app, threads, n)
-                    runs.setdefault((app.workload, app.variant, threads), []).append(rate)
-        return [
-            AppResult(app.workload, app.variant, app.role, t, runs[(app.workload, app.variant, t)])
+    with gc_paused():
+        reps = [
+            harness.calibrate(
+                partial(_seconds_for_app, app), target_time, min_fraction=1 / 4, limit=1 << 12
+            )
             for app in apps
-            for t in thread_counts
         ]
-    finally:
-        if was_enabled:
-            gc.enable()
+
+        def run(i: int, threads: int) -> float:
+            return run_app_once(apps[i], threads, per_thread(reps[i], threads, cpus))
+
+        runs = interleaved(range(len(apps)), thread_counts, repeats, run, progress, "applications")
+    return [
+        AppResult(app.workload, app.variant, app.role, t, runs[(i, t)])
+        for i, app in enumerate(apps)
+        for t in thread_counts
+    ]
 
 
 def count_app_steps(thread_counts: list[int], repeats: int) -> int:
@@ -836,17 +775,9 @@ def count_app_steps(thread_counts: list[int], repeats: int) -> int:
 
 
 # ------------------------------------------------------------------ tables
-def _ratio(a: float | None, b: float | None) -> str:
-    if a is None or b is None or not b or math.isnan(a):
-        return "-"
-    return f"{a / b:.2f}x"
-
-
 def loop_table(results: list[Result], mix: str, family: str, markdown: bool = False) -> str | None:
     """Rows: implementation x access; columns: median M ops/s per thread count,
     scaling, and the ratio to the builtin read through a local name."""
-    from benchmarks.report import BUILTIN, _fmt_table, _impl_key
-
     rs = [r for r in results if r.cell.mix == mix and r.cell.family == family]
     if not rs:
         return None
@@ -858,7 +789,7 @@ def loop_table(results: list[Result], mix: str, family: str, markdown: bool = Fa
     }
     cells = sorted(
         {r.cell for r in rs},
-        key=lambda c: (*_impl_key(c.role, c.impl), ACCESSES.index(c.access)),
+        key=lambda c: (*impl_key(c.role, c.impl), ACCESSES.index(c.access)),
     )
     headers = ["implementation (container reached as)"]
     headers += [f"{t}T" for t in threads]
@@ -873,17 +804,15 @@ def loop_table(results: list[Result], mix: str, family: str, markdown: bool = Fa
         for t in threads:
             if t != 1:
                 p = by.get((cell, t))
-                row.append(_ratio(p.median if p else None, one.median if one else None))
+                row.append(ratio(p.median if p else None, one.median if one else None))
         for t in threads:
             p = by.get((cell, t))
-            row.append(_ratio(p.median if p else None, ref[t].median if t in ref else None))
+            row.append(ratio(p.median if p else None, ref[t].median if t in ref else None))
         rows.append(row)
-    return _fmt_table(headers, rows, markdown)
+    return fmt_table(headers, rows, markdown)
 
 
 def app_table(results: list[AppResult], markdown: bool = False) -> str | None:
-    from benchmarks.report import _fmt_table
-
     if not results:
         return None
     threads = sorted({r.threads for r in results})
@@ -899,17 +828,15 @@ def app_table(results: list[AppResult], markdown: bool = False) -> str | None:
         one = by[(workload, variant, threads[0])] if threads[0] == 1 else None
         for t in threads:
             if t != 1:
-                row.append(_ratio(by[(workload, variant, t)].median, one.median if one else None))
+                row.append(ratio(by[(workload, variant, t)].median, one.median if one else None))
         rows.append(row)
-    return _fmt_table(headers, rows, markdown)
+    return fmt_table(headers, rows, markdown)
 
 
 def headline_table(results: list[Result], markdown: bool = False) -> str | None:
     """Real-code headline: read-only loops ``x = c[k]`` (str keys) / ``x = c[i]``,
     each container through a local name and through its best thread-owned
     path (our handle; a partial for the others)."""
-    from benchmarks.report import BUILTIN, _fmt_table, _impl_key
-
     rs = [r for r in results if r.cell.mix == "read"]
     if not rs:
         return None
@@ -923,7 +850,7 @@ def headline_table(results: list[Result], markdown: bool = False) -> str | None:
             or (r.cell.access == "handle")
             or (r.cell.access == "partial" and r.cell.role != "ours")
         },
-        key=lambda c: (c.family != MAP, *_impl_key(c.role, c.impl), ACCESSES.index(c.access)),
+        key=lambda c: (c.family != MAP, *impl_key(c.role, c.impl), ACCESSES.index(c.access)),
     )
     ref = {
         (r.cell.family, r.threads): r
@@ -946,15 +873,15 @@ def headline_table(results: list[Result], markdown: bool = False) -> str | None:
         one = by.get((cell, 1))
         for t in threads:
             if t != 1:
-                row.append(_ratio(by[(cell, t)].median, one.median if one else None))
+                row.append(ratio(by[(cell, t)].median, one.median if one else None))
         if threads[-1] != 1:
             top = threads[-1]
             r = ref.get((cell.family, top))
-            row.append(_ratio(by[(cell, top)].median, r.median if r else None))
+            row.append(ratio(by[(cell, top)].median, r.median if r else None))
             if top in ceiling:
-                row.append(_ratio(by[(cell, top)].median, ceiling[top].median))
+                row.append(ratio(by[(cell, top)].median, ceiling[top].median))
         rows.append(row)
-    return _fmt_table(headers, rows, markdown)
+    return fmt_table(headers, rows, markdown)
 
 
 __all__ = [

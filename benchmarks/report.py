@@ -6,7 +6,6 @@ import math
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -15,9 +14,7 @@ from benchmarks.memory import Footprint
 from benchmarks.registry import MAP, Impl
 from benchmarks.scaling import Case, Point
 from benchmarks.single import Cost
-
-ROLE_ORDER = {"builtin": 0, "ours": 1, "peer": 2, "locked": 3, "ceiling": 4}
-BUILTIN = {MAP: "dict", "seq": "list"}
+from benchmarks.tables import BUILTIN, fmt_table, impl_key, ratio, with_ratio
 
 
 # ------------------------------------------------------------------ progress
@@ -63,37 +60,6 @@ class Progress:
 
 
 # ------------------------------------------------------------------ tables
-def _fmt_table(headers: Sequence[str], rows: Iterable[Sequence[str]], markdown: bool) -> str:
-    rows = [list(r) for r in rows]
-    if markdown:
-        lines = ["| " + " | ".join(headers) + " |"]
-        lines.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(headers))) + "|")
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-        return "\n".join(lines)
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
-    ]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(cells)
-        )
-
-    out = [line(headers), "  ".join("-" * w for w in widths)]
-    out += [line(r) for r in rows]
-    return "\n".join(out)
-
-
-def _impl_key(role: str, name: str) -> tuple[int, str]:
-    return (ROLE_ORDER.get(role, 9), name)
-
-
-def _ratio(a: float, b: float | None) -> str:
-    if b is None or not b or math.isnan(a):
-        return "-"
-    return f"{a / b:.2f}x"
-
-
 def scaling_groups(points: list[Point]) -> dict[Case, list[Point]]:
     groups: dict[Case, list[Point]] = defaultdict(list)
     for p in points:
@@ -110,7 +76,7 @@ def scaling_table(case: Case, pts: list[Point], markdown: bool = False) -> str:
     """
     by = {(p.impl, p.threads): p for p in pts}
     builtin = BUILTIN[case.family]
-    impls = sorted({(p.role, p.impl) for p in pts}, key=lambda ri: _impl_key(*ri))
+    impls = sorted({(p.role, p.impl) for p in pts}, key=lambda ri: impl_key(*ri))
     threads = sorted({p.threads for p in pts})
     headers = ["implementation"]
     headers += [f"{t}T med/best" for t in threads]
@@ -128,14 +94,14 @@ def scaling_table(case: Case, pts: list[Point], markdown: bool = False) -> str:
             if t == 1:
                 continue
             p = by.get((name, t))
-            row.append(_ratio(p.median, one.median if one else None) if p else "-")
+            row.append(ratio(p.median, one.median if one else None) if p else "-")
         for t in threads:
             p, ref = by.get((name, t)), by.get((builtin, t))
-            row.append(_ratio(p.median, ref.median if ref else None) if p else "-")
+            row.append(ratio(p.median, ref.median if ref else None) if p else "-")
         spreads = [by[(name, t)].spread for t in threads if (name, t) in by]
         row.append(f"{max(spreads) * 100:.0f}%" if spreads else "-")
         rows.append(row)
-    return _fmt_table(headers, rows, markdown)
+    return fmt_table(headers, rows, markdown)
 
 
 def headline_table(points: list[Point], markdown: bool = False) -> str | None:
@@ -157,7 +123,7 @@ def headline_table(points: list[Point], markdown: bool = False) -> str | None:
     by = {(p.impl, p.case.mix, p.threads): p for p in pts}
     family = {p.impl: p.case.family for p in pts}
     impls = sorted(
-        {(p.role, p.impl) for p in pts}, key=lambda ri: (family[ri[1]] != MAP, *_impl_key(*ri))
+        {(p.role, p.impl) for p in pts}, key=lambda ri: (family[ri[1]] != MAP, *impl_key(*ri))
     )
     threads = sorted({p.threads for p in pts})
     headers = ["implementation"]
@@ -175,21 +141,20 @@ def headline_table(points: list[Point], markdown: bool = False) -> str | None:
                 p, ref = by.get((name, mix, t)), by.get((builtin, mix, t))
                 if p is None:
                     row.append("-")
-                elif name == builtin or ref is None:
-                    row.append(f"{p.median / 1e6:.2f}")
                 else:
-                    row.append(f"{p.median / 1e6:.2f} ({p.median / ref.median:.2f}x)")
+                    ref_median = ref.median if ref and name != builtin else None
+                    row.append(with_ratio(f"{p.median / 1e6:.2f}", p.median, ref_median))
             if 1 in threads and len(threads) > 1:
                 one, top = by.get((name, mix, 1)), by.get((name, mix, threads[-1]))
-                row.append(_ratio(top.median, one.median) if one and top else "-")
+                row.append(ratio(top.median, one.median) if one and top else "-")
         rows.append(row)
-    return _fmt_table(headers, rows, markdown)
+    return fmt_table(headers, rows, markdown)
 
 
 def single_table(costs: list[Cost], family: str, markdown: bool = False) -> str:
     rows_ = [c for c in costs if c.family == family]
     ops = list(dict.fromkeys(c.op for c in rows_))
-    impls = sorted({(c.role, c.impl) for c in rows_}, key=lambda ri: _impl_key(*ri))
+    impls = sorted({(c.role, c.impl) for c in rows_}, key=lambda ri: impl_key(*ri))
     by = {(c.impl, c.op): c for c in rows_}
     builtin = BUILTIN[family]
     headers = ["op", *(name for _r, name in impls)]
@@ -201,29 +166,28 @@ def single_table(costs: list[Cost], family: str, markdown: bool = False) -> str:
             c = by.get((name, op))
             if c is None:
                 row.append("n/a")
-            elif name == builtin or ref is None:
-                row.append(f"{c.ns_per_op:.1f} ns")
             else:
-                row.append(f"{c.ns_per_op:.1f} ns ({c.ns_per_op / ref.ns_per_op:.2f}x)")
+                ref_ns = ref.ns_per_op if ref and name != builtin else None
+                row.append(with_ratio(f"{c.ns_per_op:.1f} ns", c.ns_per_op, ref_ns))
         rows.append(row)
-    return _fmt_table(headers, rows, markdown)
+    return fmt_table(headers, rows, markdown)
 
 
 def memory_table(fps: list[Footprint], markdown: bool = False) -> str:
-    fps = sorted(fps, key=lambda f: (f.family != MAP, *_impl_key(f.role, f.impl)))
-    ref = {f.family: f for f in fps if f.impl == BUILTIN[f.family]}
+    fps = sorted(fps, key=lambda f: (f.family != MAP, *impl_key(f.role, f.impl)))
+    ref = {f.family: f.traced_bytes_per_item for f in fps if f.impl == BUILTIN[f.family]}
     headers = ["implementation", "elements", "traced B/elem", "vs builtin", "getsizeof B/elem"]
     rows = [
         [
             f.impl,
             str(f.n),
-            f"{f.traced_per_item:.1f}",
-            _ratio(f.traced_per_item, ref[f.family].traced_per_item if f.family in ref else None),
-            f"{f.sizeof_per_item:.1f}",
+            f"{f.traced_bytes_per_item:.1f}",
+            ratio(f.traced_bytes_per_item, ref.get(f.family)),
+            f"{f.sizeof_bytes_per_item:.1f}",
         ]
         for f in fps
     ]
-    return _fmt_table(headers, rows, markdown)
+    return fmt_table(headers, rows, markdown)
 
 
 def unavailable_lines(impls: list[Impl]) -> list[str]:
@@ -439,7 +403,7 @@ def write_plots(points: list[Point], outdir: Path, title_suffix: str) -> list[Pa
         )
         for ax, case in zip(axes.flat, cases, strict=False):
             pts = [p for p in points if p.case == case]
-            impls = sorted({(p.role, p.impl) for p in pts}, key=lambda ri: _impl_key(*ri))
+            impls = sorted({(p.role, p.impl) for p in pts}, key=lambda ri: impl_key(*ri))
             for role, name in impls:
                 series = sorted((p for p in pts if p.impl == name), key=lambda p: p.threads)
                 xs = [p.threads for p in series]

@@ -35,23 +35,25 @@ Method (docs/performance.md explains the choices):
   ``ops x min(T, cpus) / T`` per thread, so that an oversubscribed run
   (8 threads on 2 cores) lasts about as long as a 2-thread run.
 * The cyclic garbage collector is disabled while timing.
+
+The threads, the barrier, the calibration and the interleaving are
+harness.py's, shared with the real-code suite.
 """
 
 from __future__ import annotations
 
-import gc
 import math
 import operator
 import random
 import statistics
-import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any
 
+from benchmarks import harness
+from benchmarks.harness import ThreadWork, gc_paused, interleaved, per_thread, run_on_barrier
 from benchmarks.registry import MAP, SEQ, Impl
 
 CHUNK = 32  # operations per run of one kind
@@ -259,47 +261,30 @@ def run_threads(
     cycles_per_thread: int,
 ) -> float:
     """One repetition; returns aggregate ops/s."""
-    barrier = threading.Barrier(threads)
-    starts = [0.0] * threads
-    ends = [0.0] * threads
-    errors: list[BaseException] = []
 
-    def body(tid: int) -> None:
-        try:
-            work, consume = _thread_work(container, case, keys, values, 1000 + tid, tid)
-            _run_cycles(work, consume, 1)  # warm: first touch of everything
-            barrier.wait()
-            starts[tid] = time.perf_counter()
+    def prepare(tid: int) -> ThreadWork:
+        work, consume = _thread_work(container, case, keys, values, 1000 + tid, tid)
+        _run_cycles(work, consume, 1)  # warm: first touch of everything
+
+        def timed() -> int:
             _run_cycles(work, consume, cycles_per_thread)
-            ends[tid] = time.perf_counter()
-            _drop_churn_keys(container, case, tid)
-        except BaseException as exc:
-            errors.append(exc)
-            barrier.abort()
+            return cycles_per_thread * CYCLE * CHUNK
 
-    pool = [threading.Thread(target=body, args=(t,), name=f"bench-{t}") for t in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    if errors:
-        raise errors[0]
-    elapsed = max(ends) - min(starts)
-    total = threads * cycles_per_thread * CYCLE * CHUNK
-    return total / elapsed
+        return ThreadWork(timed, lambda: _drop_churn_keys(container, case, tid))
+
+    ops, elapsed = run_on_barrier(threads, prepare, "bench")
+    return ops / elapsed
 
 
 def calibrate(
     container: Any, case: Case, keys: list[Any], values: list[Any], target_time: float
 ) -> int:
     """Cycles that one thread needs to run for about ``target_time`` seconds."""
-    cycles = 1
-    while True:
-        rate = run_threads(container, case, keys, values, 1, cycles)
-        elapsed = cycles * CYCLE * CHUNK / rate
-        if elapsed >= target_time / 8 or cycles >= 1 << 20:
-            return max(1, round(cycles * target_time / elapsed))
-        cycles *= 4
+
+    def seconds_for(cycles: int) -> float:
+        return cycles * CYCLE * CHUNK / run_threads(container, case, keys, values, 1, cycles)
+
+    return harness.calibrate(seconds_for, target_time, min_fraction=1 / 8, limit=1 << 20)
 
 
 def measure(
@@ -315,36 +300,26 @@ def measure(
     """Every implementation and thread count of one case.
 
     Each implementation gets its own container and calibration; then the
-    repetitions are interleaved (repetition r of every implementation at every
-    thread count before repetition r + 1), so that a change in background load
-    hits all implementations alike instead of skewing their ratios.
+    repetitions are interleaved (:func:`benchmarks.harness.interleaved`).
     """
     impls = [i for i in impls if applicable(i, case)]
     setups = [build_container(impl, case, size) for impl in impls]
-    gc.collect()
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         cycles = [calibrate(c, case, k, v, target_time) for c, k, v in setups]
-        runs: dict[tuple[int, int], list[float]] = {}
-        for rep in range(repeats):
-            for threads in thread_counts:
-                if progress is not None:
-                    progress(f"{case.mix_label} {case.slug} x{threads} rep {rep + 1}")
-                for i, (container, keys, values) in enumerate(setups):
-                    per_thread = max(1, round(cycles[i] * min(threads, cpus) / threads))
-                    rate = run_threads(container, case, keys, values, threads, per_thread)
-                    runs.setdefault((i, threads), []).append(rate)
-        points = []
-        for i, impl in enumerate(impls):
-            for threads in thread_counts:
-                per_thread = max(1, round(cycles[i] * min(threads, cpus) / threads))
-                total = threads * per_thread * CYCLE * CHUNK
-                points.append(Point(impl.name, impl.role, case, threads, total, runs[(i, threads)]))
-        return points
-    finally:
-        if was_enabled:
-            gc.enable()
+
+        def run(i: int, threads: int) -> float:
+            container, keys, values = setups[i]
+            share = per_thread(cycles[i], threads, cpus)
+            return run_threads(container, case, keys, values, threads, share)
+
+        label = f"{case.mix_label} {case.slug}"
+        runs = interleaved(range(len(setups)), thread_counts, repeats, run, progress, label)
+    points = []
+    for i, impl in enumerate(impls):
+        for threads in thread_counts:
+            total = threads * per_thread(cycles[i], threads, cpus) * CYCLE * CHUNK
+            points.append(Point(impl.name, impl.role, case, threads, total, runs[(i, threads)]))
+    return points
 
 
 def count_steps(
