@@ -36,15 +36,21 @@ $(GIL_VENV)/.stamp-env: pyproject.toml tools/setup_venv.sh
 	@touch $@
 
 # The package, built from this checkout (incremental: build/ keeps objects).
+# pip's output goes through a filter of a harmless warning; pipefail and
+# PIPESTATUS keep pip's exit status (grep's own status 1, "no line left", is
+# not a failure), so a failed build stops here instead of leaving the last
+# good extension installed (a stale .so that the tests would then run).
 $(FT_VENV)/.stamp-pkg: $(FT_VENV)/.stamp-env $(PKG_SOURCES)
 	@echo "[build] nogil_collections -> $(FT_VENV) (free-threaded)"
-	@$(FT_VENV)/bin/python -m pip install -q --no-build-isolation --no-deps . 2>&1 | grep -v '^WARNING: Location' || true
+	@set -o pipefail; $(FT_VENV)/bin/python -m pip install -q --no-build-isolation --no-deps . 2>&1 \
+	  | grep -v '^WARNING: Location' || exit "$${PIPESTATUS[0]}"
 	@$(FT_VENV)/bin/python -c 'import nogil_collections' >/dev/null
 	@touch $@
 
 $(GIL_VENV)/.stamp-pkg: $(GIL_VENV)/.stamp-env $(PKG_SOURCES) $(FT_VENV)/.stamp-pkg
 	@echo "[build] nogil_collections -> $(GIL_VENV) (GIL)"
-	@$(GIL_VENV)/bin/python -m pip install -q --no-build-isolation --no-deps . 2>&1 | grep -v '^WARNING: Location' || true
+	@set -o pipefail; $(GIL_VENV)/bin/python -m pip install -q --no-build-isolation --no-deps . 2>&1 \
+	  | grep -v '^WARNING: Location' || exit "$${PIPESTATUS[0]}"
 	@$(GIL_VENV)/bin/python -c 'import nogil_collections' >/dev/null
 	@touch $@
 
@@ -89,7 +95,8 @@ sdist: $(FT_VENV)/.stamp-env  ## build an sdist into dist/
 	@mkdir -p dist && $(FT_VENV)/bin/python -c 'import setuptools.build_meta as b; print("dist/" + b.build_sdist("dist"))'
 
 wheel: $(FT_VENV)/.stamp-env  ## build a wheel for the free-threaded interpreter into dist/
-	@$(FT_VENV)/bin/python -m pip wheel --no-deps --no-build-isolation -w dist . 2>&1 | grep -v '^WARNING: Location'
+	@set -o pipefail; $(FT_VENV)/bin/python -m pip wheel --no-deps --no-build-isolation -w dist . 2>&1 \
+	  | grep -v '^WARNING: Location' || exit "$${PIPESTATUS[0]}"
 
 # ---------------------------------------------------------------- sanitizers
 tsan:  ## threaded tests under ThreadSanitizer (builds a TSAN CPython once)
