@@ -9,8 +9,10 @@ runs everywhere.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -55,6 +57,26 @@ def test_fault_injection_points_match_the_documented_list() -> None:
     assert _points_in_sources() == _points_in_docs()
 
 
+@contextlib.contextmanager
+def _in_another_thread_at(point: str, action: Callable[[], object]) -> Iterator[list[str]]:
+    """Within the block, the first time the calling thread reaches the
+    suspension point ``point``, run ``action`` in another thread and wait for
+    it (bounded): the action runs while the caller's critical section is
+    suspended there.  Yields the list of points that fired (empty if none)."""
+    me = threading.get_ident()
+    fired: list[str] = []
+
+    def hook(reached: str) -> None:
+        if reached == point and threading.get_ident() == me and not fired:
+            fired.append(reached)
+            t = threading.Thread(target=action)
+            t.start()
+            t.join(10)                  # blocks: our critical section is suspended
+
+    with fi.hook(hook):
+        yield fired
+
+
 # ---------------------------------------------------------------- defect 1
 
 @needs_fi
@@ -67,18 +89,8 @@ def test_fault_update_suspended_while_growing_rechecks_the_table(new_keys: int) 
     # without room: a heap overflow (7 keys) or an endless probe (40 keys).
     d: ConcurrentDict[str, int] = ConcurrentDict.fromkeys([f"k{i}" for i in range(5)], 0)
     del d["k0"]                         # a pinned tombstone: the resize decrefs it
-    me = threading.get_ident()
-    fired: list[str] = []
-
-    def hook(point: str) -> None:
-        if point == "dict.drop_table.decref" and threading.get_ident() == me and not fired:
-            fired.append(point)
-            t = threading.Thread(target=d.clear)
-            t.start()
-            t.join(10)                  # blocks: our critical section is suspended
-
     batch = {f"n{i}": i for i in range(new_keys)}
-    with fi.hook(hook):
+    with _in_another_thread_at("dict.drop_table.decref", d.clear) as fired:
         d.update(batch)
     assert fired
     d._check()
@@ -94,18 +106,8 @@ def test_fault_update_of_generic_keys_never_lands_in_a_pinned_table() -> None:
     # those keys without a reference).
     d: ConcurrentDict[object, int] = ConcurrentDict.fromkeys(["a", "b", "c"], 0)
     del d["a"]
-    me = threading.get_ident()
-    fired: list[str] = []
-
-    def hook(point: str) -> None:
-        if point == "dict.drop_table.decref" and threading.get_ident() == me and not fired:
-            fired.append(point)
-            t = threading.Thread(target=d.clear)
-            t.start()
-            t.join(10)
-
     batch: dict[object, int] = {(1, 2): 1, 2.5: 2}
-    with fi.hook(hook):
+    with _in_another_thread_at("dict.drop_table.decref", d.clear) as fired:
         d.update(batch)
     assert fired
     d._check()                          # "unpinnable key in a pinned table" before the fix

@@ -22,6 +22,26 @@ from nogil_collections import ConcurrentList, _debug, _fault_injection
 DEADLINE = 3.0  # seconds per stress phase
 
 
+def _writer_until_deadline(
+    write: Callable[[int], None], stop: threading.Event
+) -> Callable[[], None]:
+    """A writer thread's body: write(1), write(2), ... for DEADLINE seconds
+    from now, then set ``stop`` -- also when a write raises, so that the
+    readers, which run until ``stop``, end too."""
+    deadline = time.monotonic() + DEADLINE
+
+    def writer() -> None:
+        k = 0
+        try:
+            while time.monotonic() < deadline:
+                k += 1
+                write(k)
+        finally:
+            stop.set()
+
+    return writer
+
+
 class Token:
     __slots__ = ("__weakref__", "k")
 
@@ -143,39 +163,34 @@ def test_readers_never_see_foreign_objects_during_resizes_and_clears() -> None:
     allowed = {id(t) for t in universe}
     cl: ConcurrentList[Token] = ConcurrentList(universe[:8])
     stop = threading.Event()
-    deadline = time.monotonic() + DEADLINE
 
-    def writer() -> None:
-        k = 0
-        try:
-            while time.monotonic() < deadline:
-                k += 1
-                r = k % 9
-                if r == 0:
-                    cl.clear()
-                elif r == 1:
-                    cl.extend(universe[: (k % 64) + 1])
-                elif r == 2:
-                    cl.insert(0, universe[k % 64])
-                elif r == 3 and len(cl) > 1:
-                    try:
-                        cl.pop(0)
-                    except IndexError:
-                        pass
-                elif r == 4:
-                    cl[1:3] = universe[k % 60 : k % 60 + 4]
-                elif r == 5:
-                    cl.sort(key=lambda t: t.k)
-                elif r == 6:
-                    cl.reverse()
-                elif r == 7:
-                    del cl[::3]
-                else:
-                    cl.__imul__(2)
-                    if len(cl) > 4000:
-                        del cl[200:]
-        finally:
-            stop.set()
+    def write(k: int) -> None:
+        r = k % 9
+        if r == 0:
+            cl.clear()
+        elif r == 1:
+            cl.extend(universe[: (k % 64) + 1])
+        elif r == 2:
+            cl.insert(0, universe[k % 64])
+        elif r == 3 and len(cl) > 1:
+            try:
+                cl.pop(0)
+            except IndexError:
+                pass
+        elif r == 4:
+            cl[1:3] = universe[k % 60 : k % 60 + 4]
+        elif r == 5:
+            cl.sort(key=lambda t: t.k)
+        elif r == 6:
+            cl.reverse()
+        elif r == 7:
+            del cl[::3]
+        else:
+            cl.__imul__(2)
+            if len(cl) > 4000:
+                del cl[200:]
+
+    writer = _writer_until_deadline(write, stop)
 
     def reader() -> None:
         reads = 0
@@ -210,23 +225,18 @@ def test_snapshots_are_consistent_states() -> None:
     gens = [Token(i) for i in range(50)]
     cl: ConcurrentList[Token] = ConcurrentList([gens[0]] * 16)
     stop = threading.Event()
-    deadline = time.monotonic() + DEADLINE
 
-    def writer() -> None:
-        k = 0
-        try:
-            while time.monotonic() < deadline:
-                k += 1
-                g = gens[k % 50]
-                n = 1 + k % 40
-                if k % 3 == 0:
-                    cl[:] = [g] * n
-                elif k % 3 == 1:
-                    cl[::1] = [g] * len(cl)
-                else:
-                    cl.sort(key=id)
-        finally:
-            stop.set()
+    def write(k: int) -> None:
+        g = gens[k % 50]
+        n = 1 + k % 40
+        if k % 3 == 0:
+            cl[:] = [g] * n
+        elif k % 3 == 1:
+            cl[::1] = [g] * len(cl)
+        else:
+            cl.sort(key=id)
+
+    writer = _writer_until_deadline(write, stop)
 
     def reader() -> None:
         while not stop.is_set():
@@ -244,20 +254,15 @@ def test_iteration_during_mutation_keeps_stable_prefix() -> None:
     extra = [Token(1000 + i) for i in range(50)]
     cl: ConcurrentList[Token] = ConcurrentList(prefix)
     stop = threading.Event()
-    deadline = time.monotonic() + DEADLINE
 
-    def writer() -> None:
-        k = 0
-        try:
-            while time.monotonic() < deadline:
-                k += 1
-                if len(cl) < 240:
-                    cl.extend(extra[: k % 50])
-                else:
-                    del cl[200:]
-                    cl.append(extra[k % 50])
-        finally:
-            stop.set()
+    def write(k: int) -> None:
+        if len(cl) < 240:
+            cl.extend(extra[: k % 50])
+        else:
+            del cl[200:]
+            cl.append(extra[k % 50])
+
+    writer = _writer_until_deadline(write, stop)
 
     def iterator() -> None:
         while not stop.is_set():

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import strategies as st
 
+from _race_campaigns import explore_one_op
 from nogil_collections import ConcurrentDict
 from nogil_collections import _dict as _dict_module
 from nogil_collections.testing import DICT_OPS, RaceReport, explore, find_race, race_test
@@ -39,11 +40,7 @@ CONTENDED = DICT_OPS.only(*COMPOUND, "__setitem__", "pop", "setdefault", "get", 
 @pytest.mark.parametrize("op", ALL_OPS.names)
 def test_race_dict_operation(op: str) -> None:
     table = ALL_OPS.only(*dict.fromkeys((op, *WRITERS))).with_domain(keys=st.sampled_from("abc"))
-    report = explore(ConcurrentDict, table, dict, focus=op, threads=(2, 3),
-                     ops_per_thread=(1, 3), examples=10, repetitions=5)
-    if op in report.ops_skipped:
-        pytest.skip(f"ConcurrentDict has no {op!r} (yet)")
-    assert op in report.ops_seen, report
+    explore_one_op(ConcurrentDict, dict, table, op)
 
 
 @race_test(factory=ConcurrentDict, model=dict, ops=PER_KEY, threads=(2, 4),

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 from hypothesis import strategies as st
 
+from _race_campaigns import explore_one_op
 from nogil_collections import ConcurrentList, _list
-from nogil_collections.testing import LIST_OPS, RaceReport, explore, find_race, race_test
+from nogil_collections.testing import LIST_OPS, RaceReport, find_race, race_test
 
 # Iteration (``iter``/``reversed``) is not one atomic step: ConcurrentList
 # promises weaker things for it (docs/guarantees.md), tested elsewhere.
@@ -50,11 +51,7 @@ REPLACE_VS_STRUCTURE = LIST_OPS.only(
 @pytest.mark.parametrize("op", ALL_OPS.names)
 def test_race_list_operation(op: str) -> None:
     table = ALL_OPS.only(*dict.fromkeys((op, *WRITERS)))
-    report = explore(ConcurrentList, table, list, focus=op, threads=(2, 3),
-                     ops_per_thread=(1, 3), examples=10, repetitions=5)
-    if op in report.ops_skipped:
-        pytest.skip(f"ConcurrentList has no {op!r} (yet)")
-    assert op in report.ops_seen, report
+    explore_one_op(ConcurrentList, list, table, op)
 
 
 @race_test(factory=ConcurrentList, model=list, ops=ALL_OPS, threads=(2, 3),

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import strategies as st
 
+from _counters import CounterSpec
 from nogil_collections import ConcurrentDict, ConcurrentList
 from nogil_collections.testing import (
     DICT_OPS,
@@ -45,18 +46,6 @@ class Counter:
         v = self.value
         self.value = v + 1
         return v + 1
-
-    def get(self) -> int:
-        return self.value
-
-
-class CounterSpec:
-    def __init__(self, initial: int = 0) -> None:
-        self.value = initial
-
-    def incr(self) -> int:
-        self.value += 1
-        return self.value
 
     def get(self) -> int:
         return self.value

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from hypothesis import strategies as st
 
+from _counters import CounterSpec
 from nogil_collections.testing import (
     DICT_OPS,
     LIST_OPS,
@@ -79,20 +80,6 @@ class RacyCounter:
         time.sleep(WINDOW)
         self.value = v + 1
         return v + 1
-
-    def get(self) -> int:
-        return self.value
-
-
-class Counter:
-    """The sequential specification of a counter."""
-
-    def __init__(self, initial: int = 0) -> None:
-        self.value = initial
-
-    def incr(self) -> int:
-        self.value += 1
-        return self.value
 
     def get(self) -> int:
         return self.value
@@ -182,13 +169,13 @@ def test_catches_pop_that_checks_len_first(executor: str) -> None:
 
 @pytest.mark.parametrize("executor", EXECUTORS)
 def test_catches_non_atomic_counter_increment(executor: str) -> None:
-    found = find_race(RacyCounter, COUNTER_OPS, Counter, threads=(2, 3), ops_per_thread=(1, 2),
+    found = find_race(RacyCounter, COUNTER_OPS, CounterSpec, threads=(2, 3), ops_per_thread=(1, 2),
                       examples=60, repetitions=10, budget="ci", shrink_seconds=1.5,
                       executor=executor)
     _caught(found, "incr")
     verdict = found.result.report()
     assert "RacyCounter" not in verdict  # the model is named, not the implementation
-    assert "Counter model" in verdict
+    assert "CounterSpec model" in verdict
 
 
 @pytest.mark.parametrize(("factory", "ops", "model"), [
@@ -196,7 +183,7 @@ def test_catches_non_atomic_counter_increment(executor: str) -> None:
                  id="setdefault"),
     pytest.param(LenThenPopList, LIST_OPS.only("append", "pop", "insert").with_domain(
         values=st.integers(0, 2)), list, id="pop"),
-    pytest.param(RacyCounter, COUNTER_OPS, Counter, id="counter"),
+    pytest.param(RacyCounter, COUNTER_OPS, CounterSpec, id="counter"),
 ])
 def test_controlled_first_failure_is_deterministic(factory: Any, ops: OpTable,
                                                     model: Any) -> None:
@@ -214,7 +201,7 @@ def test_controlled_first_failure_is_deterministic(factory: Any, ops: OpTable,
 
 @pytest.mark.parametrize("executor", EXECUTORS)
 def test_correct_versions_pass(executor: str) -> None:
-    report = explore(LockedCounter, COUNTER_OPS, Counter, threads=(2, 3),
+    report = explore(LockedCounter, COUNTER_OPS, CounterSpec, threads=(2, 3),
                      ops_per_thread=(1, 3), examples=25, repetitions=5, budget="ci",
                      executor=executor)
     assert report.ops_seen == {"incr", "get"}

@@ -33,6 +33,7 @@ from typing import Any
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
 import test_testing_selfcheck as sc
+from _counters import CounterSpec
 from nogil_collections import ConcurrentDict
 from nogil_collections.testing import (
     DICT_OPS,
@@ -60,7 +61,7 @@ CASES: list[tuple[str, bool, Callable[[Any], Any], OpTable, Any, Scenario]] = [
      Scenario({}, ((Step("setdefault", ("a", 1)),), (Step("setdefault", ("a", 2)),)))),
     ("pop from len() (sleep)", True, sc.LenThenPopList, LP, list,
      Scenario([0, 1], ((Step("pop"),), (Step("pop"),)))),
-    ("counter read/write (sleep)", True, sc.RacyCounter, sc.COUNTER_OPS, sc.Counter,
+    ("counter read/write (sleep)", True, sc.RacyCounter, sc.COUNTER_OPS, CounterSpec,
      Scenario(0, ((Step("incr"),), (Step("incr"),)))),
     ("stale cache", True, sc.StaleCacheDict, sc.STALE_OPS, dict,
      Scenario({"a": 0}, ((Step("get", ("a",)), Step("get", ("a",))),
@@ -72,7 +73,7 @@ CASES: list[tuple[str, bool, Callable[[Any], Any], OpTable, Any, Scenario]] = [
                   (Step("add", (2,)), Step("total"))))),
     ("lock-order deadlock", True, sc.Accounts, sc.ACCOUNT_OPS, sc.AccountsSpec,
      Scenario(None, ((Step("transfer", ("a", "b")),), (Step("transfer", ("b", "a")),)))),
-    ("locked counter", False, sc.LockedCounter, sc.COUNTER_OPS, sc.Counter,
+    ("locked counter", False, sc.LockedCounter, sc.COUNTER_OPS, CounterSpec,
      Scenario(0, ((Step("incr"), Step("get")), (Step("incr"),)))),
     ("locked setdefault", False, sc.LockedSetdefaultDict, SD, dict,
      Scenario({}, ((Step("setdefault", ("a", 1)),), (Step("setdefault", ("a", 2)),)))),

@@ -5,7 +5,7 @@
 
 Each module set gets its own build/temp directory, so several builds can run
 at once without colliding.  Then run tests against the in-place build with
-``PYTHONPATH=src .venv/bin/python -m pytest tests/test_list.py``.
+``PYTHONPATH=src .venv/bin/python -m pytest tests/test_list_behaviour.py``.
 (`make test` instead installs the package into the venvs.)
 """
 
