@@ -354,16 +354,18 @@ def _items(x: Any) -> list[tuple[Any, Any]]:
 # --------------------------------------------------------------------------- list
 
 
-def _list_getitem(obj: Any, i: int) -> Any:
-    return obj[i]
+# Subscription syntax, as user code writes it; the list and dict tables
+# share these.
+def _subscript_get(obj: Any, key: Any) -> Any:
+    return obj[key]
 
 
-def _list_setitem(obj: Any, i: int, v: Any) -> None:
-    obj[i] = v
+def _subscript_set(obj: Any, key: Any, v: Any) -> None:
+    obj[key] = v
 
 
-def _list_delitem(obj: Any, i: int) -> None:
-    del obj[i]
+def _subscript_del(obj: Any, key: Any) -> None:
+    del obj[key]
 
 
 def _list_getslice(obj: Any, i: int, j: int) -> Any:
@@ -462,12 +464,12 @@ LIST_OPS = OpTable(
     "list",
     (
         Op("append", _a(_v)),
-        Op("__getitem__", _a(_i), run=_list_getitem, mutates=False),
+        Op("__getitem__", _a(_i), run=_subscript_get, mutates=False),
         Op("pop", _no_args),
         Op("len", _no_args, run=_len, mutates=False, requires=("__len__",)),
         Op("__contains__", _a(_v), run=_contains, mutates=False),
-        Op("__setitem__", _a(_i, _v), run=_list_setitem),
-        Op("__delitem__", _a(_i), run=_list_delitem),
+        Op("__setitem__", _a(_i, _v), run=_subscript_set),
+        Op("__delitem__", _a(_i), run=_subscript_del),
         Op("insert", _a(_i, _v)),
         Op("pop_at", _a(_i), run=_pop_at, requires=("pop",)),
         Op("remove", _a(_v)),
@@ -515,18 +517,6 @@ def _one_key(args: tuple[Any, ...]) -> frozenset[Hashable]:
 
 def _mapping_keys(args: tuple[Any, ...]) -> frozenset[Hashable]:
     return frozenset(args[0])
-
-
-def _dict_getitem(obj: Any, k: Any) -> Any:
-    return obj[k]
-
-
-def _dict_setitem(obj: Any, k: Any, v: Any) -> None:
-    obj[k] = v
-
-
-def _dict_delitem(obj: Any, k: Any) -> None:
-    del obj[k]
 
 
 def _dict_get_default(obj: Any, k: Any, default: Any) -> Any:
@@ -637,13 +627,13 @@ def _pairs(d: Domain) -> st.SearchStrategy[tuple[Any, ...]]:
 DICT_OPS = OpTable(
     "dict",
     (
-        Op("__setitem__", _a(_k, _v), run=_dict_setitem, keys=_one_key),
-        Op("__getitem__", _a(_k), run=_dict_getitem, mutates=False, keys=_one_key),
+        Op("__setitem__", _a(_k, _v), run=_subscript_set, keys=_one_key),
+        Op("__getitem__", _a(_k), run=_subscript_get, mutates=False, keys=_one_key),
         Op("get", _a(_k), mutates=False, keys=_one_key),
         Op("get_default", _a(_k, _v), run=_dict_get_default, mutates=False, keys=_one_key,
            requires=("get",)),
         Op("__contains__", _a(_k), run=_contains, mutates=False, keys=_one_key),
-        Op("__delitem__", _a(_k), run=_dict_delitem, keys=_one_key),
+        Op("__delitem__", _a(_k), run=_subscript_del, keys=_one_key),
         Op("pop", _a(_k), keys=_one_key),
         Op("pop_default", _a(_k, _v), run=_dict_pop_default, keys=_one_key, requires=("pop",)),
         Op("setdefault", _a(_k, _v), keys=_one_key),
