@@ -46,6 +46,9 @@ cdef extern from "_dict_table.h":
     ctypedef struct ncd_entry:
         PyObject *key
         PyObject *value
+    ctypedef struct ncd_item:
+        PyObject *key
+        PyObject *value
         Py_hash_t hash
     ctypedef struct ncd_table:
         size_t nbytes
@@ -56,7 +59,6 @@ cdef extern from "_dict_table.h":
         Py_ssize_t ndead_pinned
         int pinned
         int index_bytes
-        ncd_entry *entries
     ctypedef struct ncd_hot:
         uint64_t tseq
         ncd_table *table
@@ -89,17 +91,20 @@ cdef extern from "_dict_table.h":
     unsigned long long ncd_reader_retries
     void ncd_mutant_window(int spins) nogil
     ncd_table *ncd_table_new(int log2size, int pinned) nogil
+    ncd_entry *ncd_entry_at(ncd_table *t, Py_ssize_t ix) nogil
+    Py_hash_t ncd_entry_hash(ncd_table *t, Py_ssize_t ix) nogil
     Py_ssize_t ncd_find_empty(ncd_table *t, Py_hash_t hash) nogil
     void ncd_append(ncd_table *t, Py_ssize_t slot, PyObject *key, PyObject *value, Py_hash_t hash) nogil
     bint ncd_key_pinnable(PyObject *key) nogil
     Py_hash_t ncd_str_cached_hash(PyObject *s) nogil
     int ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash, ncd_probe *p,
                       PyObject **pvalue, int mode) nogil
-    Py_ssize_t ncd_collect(ncd_hot *h, ncd_entry *buf, Py_ssize_t bufcap, Py_ssize_t *count,
+    Py_ssize_t ncd_collect(ncd_hot *h, ncd_item *buf, Py_ssize_t bufcap, Py_ssize_t *count,
                            int want) nogil
     enum:
         NCD_WANT_KEYS
         NCD_WANT_VALUES
+        NCD_WANT_HASHES
     void ncd_delete(ncd_hot *h, ncd_table *t, Py_ssize_t slot, Py_ssize_t ix,
                     PyObject **okey, PyObject **oval, int want_key) nogil
     Py_ssize_t ncd_slot_of(ncd_table *t, Py_hash_t hash, Py_ssize_t ix) nogil
@@ -198,7 +203,7 @@ cdef int _eq_steal(PyObject *stored, object key) except -1:
     return r
 
 
-cdef void _free_entries(ncd_entry *buf, Py_ssize_t n) noexcept:
+cdef void _free_entries(ncd_item *buf, Py_ssize_t n) noexcept:
     cdef Py_ssize_t j
     for j in range(n):
         Py_XDECREF(buf[j].key)
@@ -230,7 +235,7 @@ cdef void _drop_table(ncd_table *old, bint owns_live, bint exclusive,
         # region before this returns (qsbr.h, ncc_qsbr_synchronize).
         ncc_qsbr_synchronize()
     for ix in range(n):
-        ep = &old.entries[ix]
+        ep = ncd_entry_at(old, ix)
         # Each decref may free (and run a finalizer) or queue the object for
         # its owner thread, which takes a PyMutex (Python/brc.c): either can
         # suspend the caller's critical section (_resize holds it).
@@ -263,7 +268,7 @@ cdef class _WriterLock:
 @cython.final
 cdef class _Scratch:
     # Owns a PyMem_RawMalloc'ed buffer of entries holding references.
-    cdef ncd_entry *buf
+    cdef ncd_item *buf
     cdef Py_ssize_t n
 
     def __dealloc__(self):
@@ -307,7 +312,7 @@ cdef class _SnapshotIter:
 
     def __next__(self):
         cdef Py_ssize_t j
-        cdef ncd_entry *ep
+        cdef ncd_item *ep
         cdef PyObject *o
         cdef object pair
         if self.pos >= self.end:
@@ -344,7 +349,7 @@ cdef class _SnapshotIter:
     def __reduce__(self):
         # Pickles like the list iterator over the remaining elements.
         cdef Py_ssize_t j
-        cdef ncd_entry *ep
+        cdef ncd_item *ep
         rest = []
         for j in range(self.pos, self.end):
             ep = &self.s.buf[j]
@@ -496,7 +501,7 @@ cdef class ConcurrentDict:
             r = self._find_locked(key, h, &p)
             if r == NCD_FOUND:
                 if out != NULL:
-                    out[0] = self._h.table.entries[p.ix].value
+                    out[0] = ncd_entry_at(self._h.table, p.ix).value
                     Py_INCREF(<object>out[0])
                 return 1
             return 0
@@ -616,6 +621,7 @@ cdef class ConcurrentDict:
         cdef ncd_table *old
         cdef Py_ssize_t ix
         cdef ncd_entry *ep
+        cdef Py_hash_t h
         if new == NULL:
             raise MemoryError()
         # Loaded after the allocation, in case allocating ever suspends.
@@ -624,10 +630,13 @@ cdef class ConcurrentDict:
             PyMem_RawFree(new)
             raise SystemError("ConcurrentDict: resize target too small")
         for ix in range(old.nentries):
-            ep = &old.entries[ix]
+            ep = ncd_entry_at(old, ix)
             if ep.value != NULL:
                 # Private table: these stores are published by _publish_table.
-                ncd_append(new, ncd_find_empty(new, ep.hash), ep.key, ep.value, ep.hash)
+                # (Converting a pinned table: its hashes are recomputed here,
+                # from the cached str hash or the int's value.)
+                h = ncd_entry_hash(old, ix)
+                ncd_append(new, ncd_find_empty(new, h), ep.key, ep.value, h)
         self._publish_table(new)
         _drop_table(old, False, False, old.pinned and not pinned)
         return 0
@@ -668,7 +677,7 @@ cdef class ConcurrentDict:
 
     cdef PyObject *_replace_value(self, Py_ssize_t ix, object value) except? NULL:
         """Store value in live entry ix; returns the old value's reference."""
-        cdef ncd_entry *ep = &self._h.table.entries[ix]
+        cdef ncd_entry *ep = ncd_entry_at(self._h.table, ix)
         cdef PyObject *old = ep.value
         ncc_publish(<PyObject *>value)
         Py_INCREF(value)
@@ -744,7 +753,7 @@ cdef class ConcurrentDict:
         with cython.critical_section(self._wlock):
             while True:
                 if self._find_locked(key, h, &p) == NCD_FOUND:
-                    v = self._h.table.entries[p.ix].value
+                    v = ncd_entry_at(self._h.table, p.ix).value
                     Py_INCREF(<object>v)
                     return ncd_steal(v)
                 if self._insert_new(key, h, default, p.slot):
@@ -783,11 +792,11 @@ cdef class ConcurrentDict:
         with cython.critical_section(self._wlock):
             t = self._h.table
             ix = t.live_end - 1
-            while ix >= 0 and t.entries[ix].value == NULL:
+            while ix >= 0 and ncd_entry_at(t, ix).value == NULL:
                 ix -= 1
             if ix >= 0:
                 p.ix = ix
-                p.slot = ncd_slot_of(t, t.entries[ix].hash, ix)
+                p.slot = ncd_slot_of(t, ncd_entry_hash(t, ix), ix)
                 # No Python object is created before `t` is last used: an
                 # allocation may run the GC and finalizers, which can suspend
                 # this critical section and let a writer replace `t`.
@@ -852,8 +861,8 @@ cdef class ConcurrentDict:
             ncc_seq_write_begin(&self._h.tseq)
         for j in range(n):
             if found[j] >= 0:
-                olds[j] = t.entries[found[j]].value
-                ncc_slot_store(&t.entries[found[j]].value, <PyObject *>values[j])
+                olds[j] = ncd_entry_at(t, found[j]).value
+                ncc_slot_store(&ncd_entry_at(t, found[j]).value, <PyObject *>values[j])
             else:
                 ncd_append(t, ncd_find_empty(t, hashes[j]), <PyObject *>keys[j],
                            <PyObject *>values[j], hashes[j])
@@ -946,7 +955,7 @@ cdef class ConcurrentDict:
         cdef int tries = 0
         while True:
             if s.buf == NULL:
-                s.buf = <ncd_entry *>PyMem_RawMalloc(cap * sizeof(ncd_entry))
+                s.buf = <ncd_item *>PyMem_RawMalloc(cap * sizeof(ncd_item))
                 if s.buf == NULL:
                     raise MemoryError()
             if tries < READ_RETRIES:
@@ -1039,7 +1048,7 @@ cdef class ConcurrentDict:
 
     def copy(self):
         """A shallow copy (a ConcurrentDict) of a consistent point in time."""
-        cdef _Scratch s = self._collect()
+        cdef _Scratch s = self._collect(NCD_WANT_KEYS | NCD_WANT_VALUES | NCD_WANT_HASHES)
         cdef ConcurrentDict new = ConcurrentDict.__new__(ConcurrentDict)
         cdef Py_ssize_t j
         cdef bint pin = True
@@ -1100,7 +1109,7 @@ cdef class ConcurrentDict:
                     return True
                 if expected is _ABSENT:
                     return False
-                cur = self._h.table.entries[p.ix].value
+                cur = ncd_entry_at(self._h.table, p.ix).value
                 if cur != <PyObject *>expected:
                     version = self._h.version
                     eq = self._value_eq(cur, expected)
@@ -1315,17 +1324,21 @@ cdef class ConcurrentDict:
                 if idx >= 0:
                     assert idx not in seen, "two slots name one entry"
                     seen.add(idx)
-                    assert t.entries[idx].value != NULL, "index names a tombstone"
+                    assert ncd_entry_at(t, idx).value != NULL, "index names a tombstone"
             for ix in range(t.nentries):
-                ep = &t.entries[ix]
+                ep = ncd_entry_at(t, ix)
                 if ep.value != NULL:
                     live += 1
                     last_live = ix
                     assert ep.key != NULL, "live entry without key"
                     assert ix in seen, "live entry not indexed"
-                    assert ncd_slot_of(t, ep.hash, ix) >= 0
                     if t.pinned:
                         assert ncd_key_pinnable(ep.key), "unpinnable key in a pinned table"
+                        # The hash the table does not store is the key's own.
+                        assert ncd_entry_hash(t, ix) == hash(<object>ep.key), "pinned hash"
+                    elif ncd_key_pinnable(ep.key):   # never a user __hash__ here
+                        assert ncd_entry_hash(t, ix) == hash(<object>ep.key), "stored hash"
+                    assert ncd_slot_of(t, ncd_entry_hash(t, ix), ix) >= 0
                 elif ep.key != NULL:
                     assert t.pinned, "generic tombstone holds a key"
                     dead_pinned += 1
@@ -1440,15 +1453,17 @@ cdef int _cd_traverse(PyObject *o, visitproc visit, void *arg) noexcept:
     # not allocate Python objects).  No reference counting here.
     cdef ncd_hot *h = <ncd_hot *>((<char *>o) + _hot_offset)
     cdef ncd_table *t = h.table
+    cdef ncd_entry *ep
     cdef Py_ssize_t ix
     cdef int r
     if t != NULL:
         for ix in range(t.nentries):
-            if t.entries[ix].value != NULL:
-                r = visit(t.entries[ix].key, arg)
+            ep = ncd_entry_at(t, ix)
+            if ep.value != NULL:
+                r = visit(ep.key, arg)
                 if r:
                     return r
-                r = visit(t.entries[ix].value, arg)
+                r = visit(ep.value, arg)
                 if r:
                     return r
     if _base_traverse != NULL:

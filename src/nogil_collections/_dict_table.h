@@ -3,7 +3,7 @@
  * Layout (docs/design.md, "ConcurrentDict"): one PyMem_RawMalloc'ed block per
  * table, as CPython's PyDictKeysObject (Objects/dictobject.c):
  *
- *     ncd_table header | indices[size] | ncd_entry entries[capacity]
+ *     ncd_table header | indices[size] | entries[capacity]
  *
  * Indices are int8 for size <= 128, int16 for size <= 2^15, else int32 (the
  * widths CPython's dict uses), which keeps memory per entry close to dict's.
@@ -14,6 +14,17 @@
  * entries into a new table.  An index slot goes EMPTY -> ix -> DUMMY and never
  * back, so a probe sequence always ends at an EMPTY slot (nentries <=
  * capacity = 2/3 size leaves >= 1/3 of the slots EMPTY forever).
+ *
+ * Two entry layouts, chosen per table by its `pinned` flag (below):
+ *   - pinned tables: ncd_entry {key, value}, 16 bytes, as CPython's
+ *     unicode-keys tables (PyDictUnicodeEntry).  No hash is stored: a str
+ *     key's hash is the one cached in the str object (computed before the
+ *     key is inserted, never changed), an exact int's is recomputed from its
+ *     value (ncd_pinned_hash), and ints compare by value;
+ *   - generic tables: ncd_hentry {key, value, hash}, 24 bytes, as CPython's
+ *     PyDictKeyEntry: the hash filters collisions without touching the key.
+ * Key and value sit at the same offsets in both, so code that touches only
+ * them works on the ncd_entry * that ncd_entry_at() returns for either.
  *
  * "Pinned" tables: a table whose `pinned` flag is set (fixed at creation)
  * only ever holds exact str and exact int keys, and it keeps a strong
@@ -53,18 +64,33 @@
 #define NCD_MAXSIZE_LOG2 30      /* int32 indices; 2^30 slots = 700M entries */
 #define NCD_PERTURB_SHIFT 5
 
+/* An entry of a pinned table (16 bytes), and the key/value prefix of a
+ * generic table's entry. */
 typedef struct {
     PyObject *key;        /* atomic: set once; NULL'ed on delete in generic tables */
     PyObject *value;      /* atomic: replaced by setitem, NULL'ed on delete */
-    Py_hash_t hash;       /* written before the entry is published, never changed */
 } ncd_entry;
+
+/* An entry of a generic table (24 bytes). */
+typedef struct {
+    ncd_entry kv;
+    Py_hash_t hash;       /* written before the entry is published, never changed */
+} ncd_hentry;
+
+/* A slot of a consistent copy's buffer (ncd_collect): never part of a
+ * table, so it carries the hash whatever the table kind was. */
+typedef struct {
+    PyObject *key;
+    PyObject *value;
+    Py_hash_t hash;       /* only filled with NCD_WANT_HASHES */
+} ncd_item;
 
 typedef struct {
     /* ---- read by every lookup; written only while the table is private ---- */
     Py_ssize_t mask;          /* index slots - 1 (power of two - 1) */
     Py_ssize_t capacity;      /* entries that fit: USABLE_FRACTION(size) */
     void *indices;
-    ncd_entry *entries;
+    void *entries;            /* ncd_entry[] if pinned, else ncd_hentry[] */
     int pinned;               /* immutable, see the file comment */
     int index_bytes;          /* 1, 2 or 4 */
     size_t nbytes;            /* the whole block, for ncc_retire / __sizeof__ */
@@ -110,6 +136,11 @@ static inline int ncd_log2_for(Py_ssize_t minused) {
     return l;
 }
 
+/* Bytes per entry of a table of that kind. */
+static inline size_t ncd_entry_size(int pinned) {
+    return pinned ? sizeof(ncd_entry) : sizeof(ncd_hentry);
+}
+
 /* A new empty table, or NULL (no exception set) on failure or overflow. */
 static ncd_table *ncd_table_new(int log2size, int pinned) {
     if (log2size > NCD_MAXSIZE_LOG2) return NULL;
@@ -119,7 +150,8 @@ static ncd_table *ncd_table_new(int log2size, int pinned) {
     size_t hdr = (sizeof(ncd_table) + 15) & ~(size_t)15;
     int index_bytes = log2size <= 7 ? 1 : (log2size <= 15 ? 2 : 4);
     size_t ibytes = ((size_t)size * (size_t)index_bytes + 15) & ~(size_t)15;
-    size_t nbytes = hdr + ibytes + (size_t)capacity * sizeof(ncd_entry);
+    size_t esize = ncd_entry_size(pinned);
+    size_t nbytes = hdr + ibytes + (size_t)capacity * esize;
     ncd_table *t = (ncd_table *)PyMem_RawMalloc(nbytes);
     if (t == NULL) return NULL;
     memset(t, 0, sizeof(ncd_table));
@@ -132,10 +164,69 @@ static ncd_table *ncd_table_new(int log2size, int pinned) {
     t->pinned = pinned;
     t->index_bytes = index_bytes;
     t->indices = (void *)((char *)t + hdr);
-    t->entries = (ncd_entry *)((char *)t + hdr + ibytes);
+    t->entries = (void *)((char *)t + hdr + ibytes);
     memset(t->indices, 0xff, (size_t)size * (size_t)index_bytes);   /* all NCD_EMPTY */
     /* entries[ix] for ix >= nentries is never read. */
     return t;
+}
+
+/* Cached hash of an exact str, or -1 if not computed yet. */
+static inline Py_hash_t ncd_str_cached_hash(PyObject *s) {
+    /* Relaxed: the hash is computed idempotently by whichever thread gets
+     * there first (unicode_hash); any value we see is either -1 or final. */
+    return ncc_load_ssize_relaxed(&((PyASCIIObject *)s)->hash);
+}
+
+/* 1 and the value in *v if the exact int `o` is compact (one digit at most:
+ * |value| < 2^30 with 30-bit digits), else 0.  CPython keeps ints
+ * normalized, so a value that fits one digit is always stored compact: a
+ * compact int never equals a non-compact one (long_compare relies on the
+ * same fact, comparing digit counts first). */
+static inline int ncd_int_compact(PyObject *o, Py_ssize_t *v) {
+#if PY_VERSION_HEX >= 0x030C0000
+    if (!PyUnstable_Long_IsCompact((PyLongObject *)o)) return 0;
+    *v = (Py_ssize_t)PyUnstable_Long_CompactValue((PyLongObject *)o);
+#else
+    Py_ssize_t size = Py_SIZE(o);   /* sign * number of digits */
+    if (size < -1 || size > 1) return 0;
+    *v = size == 0 ? 0 : size * (Py_ssize_t)((PyLongObject *)o)->ob_digit[0];
+#endif
+    return 1;
+}
+
+/* The hash of a key of a pinned table (an exact str or an exact int), which
+ * such tables do not store.  A str's is the hash cached in the object: every
+ * key's hash is computed before it is inserted (_hash in _dict.pyx) and a
+ * str's cached hash never changes once set; a reader that reached the key
+ * through the index slot's acquire load sees it set (read-read coherence:
+ * the inserting writer read it before its release store of the index).  An
+ * int's is long_hash's: the value itself for a compact int (-1 -> -2), else
+ * long_hash, which runs no Python code and cannot fail (Objects/longobject.c). */
+static inline Py_hash_t ncd_pinned_hash(PyObject *key) {
+    Py_ssize_t v;
+    if (PyUnicode_CheckExact(key)) return ncd_str_cached_hash(key);
+    if (ncd_int_compact(key, &v)) return v == -1 ? -2 : (Py_hash_t)v;
+    return PyLong_Type.tp_hash(key);
+}
+
+/* Entry ix of `entries` with entries of `esize` bytes: its key/value part
+ * (an ncd_hentry begins with its ncd_entry, so the cast back to ncd_hentry
+ * is valid for a generic table).  One multiply-add, no branch: the probe
+ * loads esize once per call. */
+static inline __attribute__((always_inline)) ncd_entry *
+ncd_entry_in(void *entries, size_t esize, Py_ssize_t ix) {
+    return (ncd_entry *)((char *)entries + (size_t)ix * esize);
+}
+
+static inline ncd_entry *ncd_entry_at(ncd_table *t, Py_ssize_t ix) {
+    return ncd_entry_in(t->entries, ncd_entry_size(t->pinned), ix);
+}
+
+/* The hash of entry ix, whose key is present (a live entry, or a pinned
+ * tombstone, which keeps its key). */
+static inline Py_hash_t ncd_entry_hash(ncd_table *t, Py_ssize_t ix) {
+    if (t->pinned) return ncd_pinned_hash(((ncd_entry *)t->entries)[ix].key);
+    return ((ncd_hentry *)t->entries)[ix].hash;
 }
 
 /* Index slot accessors.  The width is fixed per table, so the switch is
@@ -186,8 +277,9 @@ static inline Py_ssize_t ncd_find_empty(ncd_table *t, Py_hash_t hash) {
 static inline void ncd_append(ncd_table *t, Py_ssize_t slot, PyObject *key,
                               PyObject *value, Py_hash_t hash) {
     Py_ssize_t ix = t->nentries;
-    ncd_entry *ep = &t->entries[ix];
-    ep->hash = hash;
+    ncd_entry *ep = ncd_entry_at(t, ix);
+    /* A pinned table recomputes the hash from the key (ncd_pinned_hash). */
+    if (!t->pinned) ((ncd_hentry *)t->entries)[ix].hash = hash;
     /* Relaxed: published by the release stores of nentries / the index below. */
     ncc_store_obj_relaxed(&ep->key, key);
     ncc_store_obj_relaxed(&ep->value, value);
@@ -211,20 +303,19 @@ static inline int ncd_str_eq(PyObject *a, PyObject *b) {
     return memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)n * (size_t)kind) == 0;
 }
 
-/* Equality of two exact ints: long_richcompare runs no Python code, does not
- * allocate and cannot fail for two ints. */
+/* Equality of two exact ints.  Compact ints (the common keys) compare by
+ * value inline (see ncd_int_compact); two longer ones go to
+ * long_richcompare, which runs no Python code, does not allocate and cannot
+ * fail for two ints. */
 static inline int ncd_int_eq(PyObject *a, PyObject *b) {
+    Py_ssize_t va, vb;
+    int ca = ncd_int_compact(a, &va), cb = ncd_int_compact(b, &vb);
+    if (ca && cb) return va == vb;
+    if (ca || cb) return 0;
     PyObject *r = PyLong_Type.tp_richcompare(a, b, Py_EQ);
     int eq = (r == Py_True);
     Py_XDECREF(r);   /* a bool: never the last reference */
     return eq;
-}
-
-/* Cached hash of an exact str, or -1 if not computed yet. */
-static inline Py_hash_t ncd_str_cached_hash(PyObject *s) {
-    /* Relaxed: the hash is computed idempotently by whichever thread gets
-     * there first (unicode_hash); any value we see is either -1 or final. */
-    return ncc_load_ssize_relaxed(&((PyASCIIObject *)s)->hash);
 }
 
 enum { NCD_MISS = 0, NCD_FOUND = 1, NCD_RETRY = 2, NCD_NEED_EQ = 3 };
@@ -283,8 +374,9 @@ ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash, ncd_probe *p,
     PyObject *drop = NULL, *val = NULL;
     ncd_table *t;
     ncd_entry *ep;
-    size_t mask, i, perturb, n = 0;
-    int ix, res;
+    void *entries;
+    size_t mask, i, perturb, esize, n = 0;
+    int ix, res, pinned;
     ncc_qsbr_thread *rec = NULL;
     if (mode == NCD_WRITER) {
         /* Under the critical section, which this call holds throughout (it
@@ -321,6 +413,10 @@ ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash, ncd_probe *p,
      * ConcurrentDict._publish_table / _clear_impl (and initialisation). */
     t = (ncd_table *)ncc_load_ptr_acquire((void **)&h->table);
     mask = (size_t)t->mask;
+    /* The entry layout of `t` (fixed for its lifetime), loaded once. */
+    entries = t->entries;
+    pinned = t->pinned;
+    esize = ncd_entry_size(pinned);
     if (p->resume == NCD_FRESH) {
         p->table = t;
         perturb = (size_t)hash;
@@ -330,7 +426,7 @@ ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash, ncd_probe *p,
         if (p->resume == NCD_RESUME_EQ) {
             i = p->i;
             ix = (int)p->ix;
-            ep = &t->entries[ix];
+            ep = ncd_entry_in(entries, esize, ix);
             goto found;
         }
         perturb = p->perturb >> NCD_PERTURB_SHIFT;
@@ -347,56 +443,62 @@ ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash, ncd_probe *p,
         }
         if (ix >= 0) {
             if (ix >= t->capacity) goto retry;   /* defensive: cannot happen */
-            ep = &t->entries[ix];
+            ep = ncd_entry_in(entries, esize, ix);
             /* Acquire; pairs with the stores of ep->key in ncd_append (made
              * visible by the index release) and the NULL store on delete
              * (a NULL key: the entry was deleted, go on probing). */
             PyObject *sk = ncc_load_obj_acquire(&ep->key);
             if (sk == key) goto found;
-            if (sk != NULL && ep->hash == hash) {
-                if (t->pinned) {
-                    /* sk is alive: pinned by t, which cannot be freed while
-                     * we are in the region. */
-                    if (PyUnicode_CheckExact(key) && PyUnicode_CheckExact(sk)) {
-                        if (ncd_str_eq(sk, key)) goto found;
-                    } else if (PyLong_CheckExact(key) && PyLong_CheckExact(sk)) {
-                        if (ncd_int_eq(sk, key)) goto found;
-                    } else {
-                        Py_INCREF(sk);
-                        p->eqkey = sk;
-                        goto need_eq;
-                    }
-                } else {
-                    PyObject *ref = ncc_try_getref_deferred(&ep->key, sk, &drop);
-                    if (ref == NULL) {
-                        /* The key was deleted (NULL'ed) meanwhile: its entry
-                         * is dead, go on probing -- unless the try-incref
-                         * succeeded and handed its reference to `drop`,
-                         * which holds one object only (a second one would
-                         * leak): then retry, which releases it.  A refused
-                         * try-incref of a live key is a retry. */
-                        if (drop == NULL && ncc_load_obj_acquire(&ep->key) == NULL) goto next;
-                        goto retry;
-                    }
-                    /* Before any Python code sees the key: was `t` still the
-                     * published table?  A retired table's key slots are
-                     * frozen, so the re-check inside the try-incref proves
-                     * nothing there: the key may have been deleted from the
-                     * new table and freed, and its memory reused by an
-                     * unrelated object, which the try-incref then took and
-                     * whose __eq__ would run (or raise) in this lookup.
-                     * Acquire fence + relaxed load, as at the end of the
-                     * probe; pairs with the release fence in
-                     * ncc_seq_write_begin of the table-wide writer.  (Pinned
-                     * keys need no check: a retired pinned table keeps them
-                     * alive until synchronize(), see the file comment.) */
-                    if (mode != NCD_WRITER && !ncc_seq_read_validate(&h->tseq, p->version)) {
-                        drop = ref;
-                        goto retry;
-                    }
-                    p->eqkey = ref;
+            if (sk == NULL) goto next;
+            if (pinned) {
+                /* sk is alive: pinned by t, which cannot be freed while we
+                 * are in the region.  No stored hash: a str's is cached in
+                 * the object (loaded only after the type check, from the
+                 * line that holds ob_type too, as CPython's unicode-keys
+                 * lookup does), ints compare by value; a str never equals
+                 * an int. */
+                if (PyUnicode_CheckExact(key)) {
+                    if (PyUnicode_CheckExact(sk) && ncd_str_cached_hash(sk) == hash &&
+                        ncd_str_eq(sk, key))
+                        goto found;
+                } else if (PyLong_CheckExact(key)) {
+                    if (PyLong_CheckExact(sk) && ncd_int_eq(sk, key)) goto found;
+                } else if (ncd_pinned_hash(sk) == hash) {
+                    /* Another type (1.0, a str subclass, ...): its __eq__. */
+                    Py_INCREF(sk);
+                    p->eqkey = sk;
                     goto need_eq;
                 }
+            } else if (((ncd_hentry *)ep)->hash == hash) {
+                PyObject *ref = ncc_try_getref_deferred(&ep->key, sk, &drop);
+                if (ref == NULL) {
+                    /* The key was deleted (NULL'ed) meanwhile: its entry
+                     * is dead, go on probing -- unless the try-incref
+                     * succeeded and handed its reference to `drop`,
+                     * which holds one object only (a second one would
+                     * leak): then retry, which releases it.  A refused
+                     * try-incref of a live key is a retry. */
+                    if (drop == NULL && ncc_load_obj_acquire(&ep->key) == NULL) goto next;
+                    goto retry;
+                }
+                /* Before any Python code sees the key: was `t` still the
+                 * published table?  A retired table's key slots are
+                 * frozen, so the re-check inside the try-incref proves
+                 * nothing there: the key may have been deleted from the
+                 * new table and freed, and its memory reused by an
+                 * unrelated object, which the try-incref then took and
+                 * whose __eq__ would run (or raise) in this lookup.
+                 * Acquire fence + relaxed load, as at the end of the
+                 * probe; pairs with the release fence in
+                 * ncc_seq_write_begin of the table-wide writer.  (Pinned
+                 * keys need no check: a retired pinned table keeps them
+                 * alive until synchronize(), see the file comment.) */
+                if (mode != NCD_WRITER && !ncc_seq_read_validate(&h->tseq, p->version)) {
+                    drop = ref;
+                    goto retry;
+                }
+                p->eqkey = ref;
+                goto need_eq;
             }
         }
     next:
@@ -468,7 +570,7 @@ retry:
  * (two atomic operations when another thread owns the key). */
 static inline void ncd_delete(ncd_hot *h, ncd_table *t, Py_ssize_t slot, Py_ssize_t ix,
                               PyObject **okey, PyObject **oval, int want_key) {
-    ncd_entry *ep = &t->entries[ix];
+    ncd_entry *ep = ncd_entry_at(t, ix);
     PyObject *key = ep->key, *value = ep->value;
     /* Release; pairs with the acquire index load in ncd_probe_run.  DUMMY
      * first: a reader that then finds the value NULL knows the delete
@@ -511,6 +613,7 @@ static inline int ncd_load_index_relaxed(ncd_table *t, Py_ssize_t slot) {
 /* What ncd_collect takes references to. */
 #define NCD_WANT_KEYS 1
 #define NCD_WANT_VALUES 2
+#define NCD_WANT_HASHES 4     /* fill ncd_item.hash (copy() re-indexes them) */
 
 /* Entries ncd_collect visits per read region.  A region must stay short: a
  * writer that waits in synchronize() (a pinned table's resize, the retire
@@ -523,9 +626,10 @@ static inline int ncd_load_index_relaxed(ncd_table *t, Py_ssize_t slot) {
 /* Lock-free consistent copy of the live entries into buf (capacity bufcap).
  * On NCD_FOUND ("ok"): *count entries in insertion order, each key (if
  * want & NCD_WANT_KEYS) and value (if want & NCD_WANT_VALUES) a new
- * reference, the other field NULL.  NCD_RETRY: a writer interfered, nothing
+ * reference, the other field NULL, and the key's hash if want &
+ * NCD_WANT_HASHES (else -1).  NCD_RETRY: a writer interfered, nothing
  * held.  Returns -(needed) - 10 when buf is too small (nothing held). */
-static Py_ssize_t ncd_collect(ncd_hot *h, ncd_entry *buf, Py_ssize_t bufcap,
+static Py_ssize_t ncd_collect(ncd_hot *h, ncd_item *buf, Py_ssize_t bufcap,
                               Py_ssize_t *count, int want) {
     PyObject *drop = NULL;
     Py_ssize_t k = 0, ix, n;
@@ -558,14 +662,21 @@ static Py_ssize_t ncd_collect(ncd_hot *h, ncd_entry *buf, Py_ssize_t bufcap,
             NCC_FI_COUNT("dict.collect.region");
             if (!ncc_seq_read_validate(&h->version, v)) goto retry;
         }
-        ncd_entry *ep = &t->entries[ix];
+        ncd_entry *ep = ncd_entry_at(t, ix);
         /* Acquire loads; pair with ncc_slot_store / ncd_append. */
         PyObject *val = ncc_load_obj_acquire(&ep->value);
         if (val == NULL) continue;
         if (k >= bufcap) goto retry;
         buf[k].key = NULL;
         buf[k].value = NULL;
-        buf[k].hash = ep->hash;
+        buf[k].hash = -1;
+        if (want & NCD_WANT_HASHES) {
+            /* A pinned table's key is alive while we are in the region and
+             * its hash is final (ncd_pinned_hash); a generic entry's hash
+             * was written before the entry was published. */
+            if (t->pinned) buf[k].hash = ncd_pinned_hash(ncc_load_obj_acquire(&ep->key));
+            else buf[k].hash = ((ncd_hentry *)t->entries)[ix].hash;
+        }
         k++;
         if (want & NCD_WANT_VALUES) {
             buf[k - 1].value = ncc_try_getref_deferred(&ep->value, val, &drop);
