@@ -374,9 +374,8 @@ ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash, ncd_probe *p,
     PyObject *drop = NULL, *val = NULL;
     ncd_table *t;
     ncd_entry *ep;
-    void *entries;
-    size_t mask, i, perturb, esize, n = 0;
-    int ix, res, pinned;
+    size_t mask, i, perturb, n = 0;
+    int ix, res;
     ncc_qsbr_thread *rec = NULL;
     if (mode == NCD_WRITER) {
         /* Under the critical section, which this call holds throughout (it
@@ -413,10 +412,6 @@ ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash, ncd_probe *p,
      * ConcurrentDict._publish_table / _clear_impl (and initialisation). */
     t = (ncd_table *)ncc_load_ptr_acquire((void **)&h->table);
     mask = (size_t)t->mask;
-    /* The entry layout of `t` (fixed for its lifetime), loaded once. */
-    entries = t->entries;
-    pinned = t->pinned;
-    esize = ncd_entry_size(pinned);
     if (p->resume == NCD_FRESH) {
         p->table = t;
         perturb = (size_t)hash;
@@ -426,7 +421,7 @@ ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash, ncd_probe *p,
         if (p->resume == NCD_RESUME_EQ) {
             i = p->i;
             ix = (int)p->ix;
-            ep = ncd_entry_in(entries, esize, ix);
+            ep = ncd_entry_at(t, ix);
             goto found;
         }
         perturb = p->perturb >> NCD_PERTURB_SHIFT;
@@ -443,14 +438,16 @@ ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash, ncd_probe *p,
         }
         if (ix >= 0) {
             if (ix >= t->capacity) goto retry;   /* defensive: cannot happen */
-            ep = ncd_entry_in(entries, esize, ix);
-            /* Acquire; pairs with the stores of ep->key in ncd_append (made
-             * visible by the index release) and the NULL store on delete
-             * (a NULL key: the entry was deleted, go on probing). */
-            PyObject *sk = ncc_load_obj_acquire(&ep->key);
-            if (sk == key) goto found;
-            if (sk == NULL) goto next;
-            if (pinned) {
+            /* One branch per layout, each with a constant entry size (the
+             * branch is perfectly predicted: `pinned` is fixed per table). */
+            PyObject *sk;
+            if (t->pinned) {
+                ep = &((ncd_entry *)t->entries)[ix];
+                /* Acquire; pairs with the relaxed store of ep->key in
+                 * ncd_append, made visible by the index release.  Never
+                 * NULL: a pinned table never clears a key (ncd_delete). */
+                sk = ncc_load_obj_acquire(&ep->key);
+                if (sk == key) goto found;
                 /* sk is alive: pinned by t, which cannot be freed while we
                  * are in the region.  No stored hash: a str's is cached in
                  * the object (loaded only after the type check, from the
@@ -469,7 +466,15 @@ ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash, ncd_probe *p,
                     p->eqkey = sk;
                     goto need_eq;
                 }
-            } else if (((ncd_hentry *)ep)->hash == hash) {
+                goto next;
+            }
+            ep = &((ncd_hentry *)t->entries)[ix].kv;
+            /* Acquire; pairs with the stores of ep->key in ncd_append (made
+             * visible by the index release) and the NULL store on delete
+             * (a NULL key: the entry was deleted, go on probing). */
+            sk = ncc_load_obj_acquire(&ep->key);
+            if (sk == key) goto found;
+            if (sk != NULL && ((ncd_hentry *)ep)->hash == hash) {
                 PyObject *ref = ncc_try_getref_deferred(&ep->key, sk, &drop);
                 if (ref == NULL) {
                     /* The key was deleted (NULL'ed) meanwhile: its entry
