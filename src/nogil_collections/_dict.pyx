@@ -92,6 +92,7 @@ cdef extern from "_dict_table.h":
     void ncd_mutant_window(int spins) nogil
     ncd_table *ncd_table_new(int log2size, int pinned) nogil
     ncd_entry *ncd_entry_at(ncd_table *t, Py_ssize_t ix) nogil
+    size_t ncd_entry_size(int pinned) nogil
     Py_hash_t ncd_entry_hash(ncd_table *t, Py_ssize_t ix) nogil
     Py_ssize_t ncd_find_empty(ncd_table *t, Py_hash_t hash) nogil
     void ncd_append(ncd_table *t, Py_ssize_t slot, PyObject *key, PyObject *value, Py_hash_t hash) nogil
@@ -1293,6 +1294,23 @@ cdef class ConcurrentDict:
 
     # ------------------------------------------------------------------
     # Debug
+
+    def _table_info(self):
+        """Tests only: the current table's kind and geometry, read under
+        the lock: pinned, entry_size (bytes), size (index slots), capacity,
+        nentries (tombstones included), ndead_pinned, nbytes."""
+        cdef ncd_table *t
+        with cython.critical_section(self._wlock):
+            t = self._h.table
+            return {
+                "pinned": bool(t.pinned),
+                "entry_size": ncd_entry_size(t.pinned),
+                "size": t.mask + 1,
+                "capacity": t.capacity,
+                "nentries": t.nentries,
+                "ndead_pinned": t.ndead_pinned,
+                "nbytes": t.nbytes,
+            }
 
     def _check(self):
         """Raise AssertionError if an internal invariant is broken."""
