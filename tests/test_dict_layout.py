@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import weakref
+from collections.abc import Callable
 
 import pytest
 
@@ -297,6 +298,49 @@ def test_memory_of_100k_str_keys_matches_dict() -> None:
 # --------------------------------------------------------------------------- races
 
 
+def _readers_then_writer(
+    write_round: Callable[[int], None], read_pass: Callable[[], None], readers: int = 2
+) -> tuple[int, list[int]]:
+    """Run `readers` threads calling read_pass() until the writer is done,
+    and one writer calling write_round(r) for DURATION seconds once every
+    reader has completed a first pass (on a loaded machine a reader may be
+    scheduled late: the writer's phase must overlap reading, not precede
+    it).  Returns (writer rounds, passes per reader)."""
+    started = [threading.Event() for _ in range(readers)]
+    stop = threading.Event()
+
+    def writer() -> int:
+        try:
+            for e in started:
+                assert e.wait(30), "a reader never started"
+            deadline = time.monotonic() + DURATION
+            r = 0
+            while time.monotonic() < deadline:
+                r += 1
+                write_round(r)
+            return r
+        finally:
+            stop.set()
+
+    def reader(j: int) -> Callable[[], int]:
+        def run() -> int:
+            passes = 0
+            try:
+                while True:
+                    read_pass()
+                    passes += 1
+                    started[j].set()
+                    if stop.is_set():
+                        return passes
+            finally:
+                started[j].set()  # never leave the writer waiting on an error
+
+        return run
+
+    results = run_threads([writer] + [reader(j) for j in range(readers)])
+    return results[0], results[1:]
+
+
 @pytest.mark.free_threaded_only
 @pytest.mark.parametrize("kind", ["str", "int", "mixed"])
 def test_readers_with_fresh_keys_during_inserts_deletes_and_resizes(kind: str) -> None:
@@ -311,30 +355,29 @@ def test_readers_with_fresh_keys_during_inserts_deletes_and_resizes(kind: str) -
 
     stable = [make(i) for i in range(200)]
     d = CD((k, ("v", k)) for k in stable)
-    deadline = time.monotonic() + DURATION
 
-    def writer() -> None:
-        r = 0
-        while time.monotonic() < deadline:
-            r += 1
-            churn = [f"churn-{r}-{i}" if i % 2 else 2 * 10**9 + r * 1000 + i for i in range(300)]
-            for k in churn:
-                d[k] = r
-            for k in churn:
-                del d[k]
+    def write_round(r: int) -> None:
+        churn = [f"churn-{r}-{i}" if i % 2 else 2 * 10**9 + r * 1000 + i for i in range(300)]
+        for k in churn:
+            d[k] = r
+        for k in churn:
+            del d[k]
 
-    def reader() -> int:
-        hits = 0
-        mine = [fresh_str(k) if isinstance(k, str) else fresh_int(k) for k in stable]
-        while time.monotonic() < deadline:
-            for k in mine:
-                assert d[k] == ("v", k)
-                hits += 1
-            assert d.get("never-there") is None
-        return hits
+    local = threading.local()
 
-    results = run_threads([writer, reader, reader])
-    assert results[1] > 0 and results[2] > 0
+    def read_pass() -> None:
+        mine = getattr(local, "keys", None)
+        if mine is None:
+            mine = local.keys = [
+                fresh_str(k) if isinstance(k, str) else fresh_int(k)  # type: ignore[arg-type]
+                for k in stable
+            ]
+        for k in mine:
+            assert d[k] == ("v", k)
+        assert d.get("never-there") is None
+
+    rounds, passes = _readers_then_writer(write_round, read_pass)
+    assert rounds > 0 and all(p > 0 for p in passes)
     assert info(d)["pinned"]
     d._check()
 
@@ -348,37 +391,31 @@ def test_conversion_to_generic_while_readers_run() -> None:
     # wrong value, in either layout or across the switch.
     stable: list[object] = [f"s{i}" for i in range(100)] + [10**12 + i for i in range(100)]
     box: list[CD] = [CD((k, k) for k in stable)]
-    stop = threading.Event()
-    conversions = [0]
 
-    def writer() -> None:
-        try:
-            deadline = time.monotonic() + DURATION
-            r = 0
-            while time.monotonic() < deadline:
-                r += 1
-                d = CD((k, k) for k in stable)
-                extra = [f"x{r}-{i}" for i in range(50)]
-                for k in extra:
-                    d[k] = 0
-                box[0] = d
-                d[("generic", r)] = r  # pinned -> generic, readers inside
-                conversions[0] += 1
-                for k in extra:
-                    del d[k]
-                d._check()
-        finally:
-            stop.set()
+    def write_round(r: int) -> None:
+        d = CD((k, k) for k in stable)
+        extra = [f"x{r}-{i}" for i in range(50)]
+        for k in extra:
+            d[k] = 0
+        box[0] = d
+        d[("generic", r)] = r  # pinned -> generic, readers inside
+        assert not info(d)["pinned"]
+        for k in extra:
+            del d[k]
+        d._check()
 
-    def reader() -> int:
-        mine = [fresh_str(k) if isinstance(k, str) else fresh_int(k) for k in stable]  # type: ignore[arg-type]
-        n = 0
-        while not stop.is_set():
-            d = box[0]
-            for k in mine:
-                assert d[k] == k
-                n += 1
-        return n
+    local = threading.local()
 
-    results = run_threads([writer, reader, reader])
-    assert conversions[0] > 0 and results[1] > 0 and results[2] > 0
+    def read_pass() -> None:
+        mine = getattr(local, "keys", None)
+        if mine is None:
+            mine = local.keys = [
+                fresh_str(k) if isinstance(k, str) else fresh_int(k)  # type: ignore[arg-type]
+                for k in stable
+            ]
+        d = box[0]
+        for k in mine:
+            assert d[k] == k
+
+    rounds, passes = _readers_then_writer(write_round, read_pass)
+    assert rounds > 0 and all(p > 0 for p in passes)
