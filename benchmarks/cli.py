@@ -391,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
             except ValueError:
                 plot_prefix = str(args.publish_plots) + "/"
     md = report.render_markdown(
-        env, impls, points, costs, fps, plots, plot_prefix, settings, loops, apps
+        env, impls, points, costs, fps, plots, plot_prefix, settings, loops, apps, duration
     )
     (out / "latest.md").write_text(md)
     (out / f"latest-{tag}.md").write_text(md)

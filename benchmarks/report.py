@@ -287,6 +287,7 @@ def render_markdown(
     settings: dict[str, Any],
     loops: list[Any] | None = None,
     apps: list[Any] | None = None,
+    duration_s: float | None = None,
 ) -> str:
     it = env["interpreter"]
     m = env["machine"]
@@ -304,6 +305,9 @@ def render_markdown(
         f"- nogil_collections commit: {env.get('git_commit')}",
         f"- settings: {', '.join(f'{k}={v}' for k, v in settings.items())}",
     ]
+    if duration_s is not None:
+        # So that what the docs say a run takes comes from a result file.
+        out.append(f"- the run took {duration_s:.0f} s")
     for line in unavailable_lines(impls):
         out.append(f"- {line}")
     out += [
