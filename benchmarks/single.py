@@ -61,35 +61,42 @@ Builder = Callable[
 ]
 
 
+def _on_one_container(
+    c: Any, fn: Callable[..., Any], *arg_lists: list[Any]
+) -> tuple[Callable[[], Any], Callable[[Any], None], int]:
+    """A builder's result for ``fn(c, *args)`` over the argument lists, all on
+    one container built beforehand: ``partial`` binds the container (a borrowed
+    reference, as in scaling.py) and ``map`` is the C-level loop."""
+    return (lambda: c), (lambda c: _consume(map(partial(fn, c), *arg_lists))), len(arg_lists[0])
+
+
 def _map_builders() -> dict[str, Builder]:
+    def filled(impl: Impl, keys: list[Any], values: list[Any]) -> Any:
+        return impl.make(list(zip(keys, values, strict=True)))
+
     def getitem(impl: Impl, keys: list[Any], values: list[Any], n: int) -> Any:
-        c = impl.make(list(zip(keys, values, strict=True)))
-        args = _sample(keys, n)
-        return (lambda: c), (lambda c: _consume(map(partial(operator.getitem, c), args))), n
+        return _on_one_container(filled(impl, keys, values), operator.getitem, _sample(keys, n))
 
     def get(impl: Impl, keys: list[Any], values: list[Any], n: int) -> Any:
-        c = impl.make(list(zip(keys, values, strict=True)))
+        # A bound-method call (``c.get(k)``), not partial: how get is called.
+        c = filled(impl, keys, values)
         args = _sample(keys, n)
         return (lambda: c), (lambda c: _consume(map(c.get, args))), n
 
     def setitem(impl: Impl, keys: list[Any], values: list[Any], n: int) -> Any:
-        c = impl.make(list(zip(keys, values, strict=True)))
-        args = _sample(keys, n)
-        vals = _sample(values, n)
-        return (lambda: c), (lambda c: _consume(map(partial(operator.setitem, c), args, vals))), n
+        c = filled(impl, keys, values)
+        return _on_one_container(c, operator.setitem, _sample(keys, n), _sample(values, n))
 
     def contains(impl: Impl, keys: list[Any], values: list[Any], n: int) -> Any:
-        c = impl.make(list(zip(keys, values, strict=True)))
-        args = _sample(keys, n)
-        return (lambda: c), (lambda c: _consume(map(partial(operator.contains, c), args))), n
+        return _on_one_container(filled(impl, keys, values), operator.contains, _sample(keys, n))
 
     def iterate(impl: Impl, keys: list[Any], values: list[Any], n: int) -> Any:
-        c = impl.make(list(zip(keys, values, strict=True)))
+        c = filled(impl, keys, values)
         passes = max(1, n // len(keys))
         return (lambda: c), (lambda c: _iterate(c, passes)), passes * len(keys)
 
     def length(impl: Impl, keys: list[Any], values: list[Any], n: int) -> Any:
-        c = impl.make(list(zip(keys, values, strict=True)))
+        c = filled(impl, keys, values)
         return (lambda: c), (lambda c: _consume(map(len, repeat(c, n)))), n
 
     def pop(impl: Impl, keys: list[Any], values: list[Any], n: int) -> Any:
@@ -110,22 +117,19 @@ def _map_builders() -> dict[str, Builder]:
 
 def _seq_builders() -> dict[str, Builder]:
     def getitem(impl: Impl, keys: list[Any], values: list[Any], n: int) -> Any:
-        c = impl.make(values)
-        args = _sample(list(range(len(values))), n)
-        return (lambda: c), (lambda c: _consume(map(partial(operator.getitem, c), args))), n
+        indices = _sample(list(range(len(values))), n)
+        return _on_one_container(impl.make(values), operator.getitem, indices)
 
     def setitem(impl: Impl, keys: list[Any], values: list[Any], n: int) -> Any:
-        c = impl.make(values)
-        args = _sample(list(range(len(values))), n)
-        vals = _sample(values, n)
-        return (lambda: c), (lambda c: _consume(map(partial(operator.setitem, c), args, vals))), n
+        indices = _sample(list(range(len(values))), n)
+        return _on_one_container(
+            impl.make(values), operator.setitem, indices, _sample(values, n)
+        )
 
     def contains(impl: Impl, keys: list[Any], values: list[Any], n: int) -> Any:
         # A linear scan: n is cut so the timing stays short; reported per lookup.
-        c = impl.make(values)
         m = max(10, n // 64)
-        args = _sample(values, m)
-        return (lambda: c), (lambda c: _consume(map(partial(operator.contains, c), args))), m
+        return _on_one_container(impl.make(values), operator.contains, _sample(values, m))
 
     def iterate(impl: Impl, keys: list[Any], values: list[Any], n: int) -> Any:
         c = impl.make(values)
