@@ -403,3 +403,69 @@ def test_readers_of_stable_keys_under_churn_resizes_and_replacements() -> None:
     results = run_threads([replacer, churner, grower] + [reader] * nreaders)
     assert all(r > 0 for r in results[3:])
     d._check()
+
+
+# Ints equal modulo 2**61 - 1 have equal hashes: the same whole probe sequence
+# in a pinned (int-only) table.
+_M61 = (1 << 61) - 1
+
+
+def test_reinserting_a_deleted_key_reuses_its_slot() -> None:
+    """A delete leaves a DUMMY index slot; the next insert on that probe
+    sequence takes it (CPython's pre-3.6 'freeslot'), so a key deleted and
+    re-inserted over and over keeps one slot instead of adding a DUMMY per
+    round (each one lengthened every later probe of that sequence until the
+    next resize).  Colliding keys behind the reused slot stay reachable."""
+    a, b, c = 7, 7 + _M61, 7 + 2 * _M61  # one probe sequence, in this order
+    d = CD({k: i for i, k in enumerate(range(100, 140))})
+    d[a], d[b], d[c] = "a", "b", "c"
+    for r in range(200):
+        del d[a]
+        assert a not in d and d[b] == "b" and d[c] == "c"
+        d[a] = r  # takes a's old slot: ahead of b and c in the sequence
+        assert d[a] == r and d[b] == "b" and d[c] == "c"
+        _empty, dummy, _named = _dict_module._index_counts(d)
+        assert dummy <= 1, f"round {r}: {dummy} DUMMY slots"
+    del d[b]
+    d[7 + 3 * _M61] = "d"  # a new colliding key takes b's slot, before c
+    assert d[c] == "c" and d[7 + 3 * _M61] == "d" and b not in d
+    d._check()
+
+
+def test_readers_of_colliding_keys_while_slots_are_reused() -> None:
+    """Keys sharing one probe sequence: a writer deletes and re-inserts the
+    ones at the front (each insert reuses a DUMMY slot ahead of the stable
+    ones) while readers look up the stable keys behind them, which must never
+    be missed, and the churned ones, whose value must be one written for them."""
+    churned = [11 + j * _M61 for j in range(4)]
+    stable = [11 + j * _M61 for j in range(4, 8)]
+    d = CD()
+    for k in churned + stable:
+        d[k] = k
+    deadline = time.monotonic() + DURATION
+
+    def writer() -> int:
+        n = 0
+        while until(deadline):
+            n += 1
+            for k in churned:
+                del d[k]
+            for k in reversed(churned):  # a different slot order every round
+                d[k] = k
+        return n
+
+    def reader() -> int:
+        reads = 0
+        while until(deadline):
+            for k in stable:
+                assert d[k] == k
+                assert k in d
+            for k in churned:
+                assert d.get(k, k) == k
+            reads += 1
+        return reads
+
+    results = run_threads([writer, reader, reader])
+    assert all(r > 0 for r in results)
+    d._check()
+    assert _dict_module._index_counts(d)[1] <= len(churned)

@@ -68,6 +68,7 @@ cdef extern from "_dict_table.h":
         uint64_t version
         Py_ssize_t ix
         Py_ssize_t slot
+        Py_ssize_t freeslot
         PyObject *eqkey
         int resume
     enum:
@@ -1377,6 +1378,25 @@ def _set_mutant(int which):
     from len()) or neither (0).  Process-wide."""
     global ncd_mutant
     ncd_mutant = which
+
+
+def _index_counts(ConcurrentDict d):
+    """Tests only: (EMPTY, DUMMY, entry-number) index slots of d's table,
+    counted under its lock."""
+    cdef ncd_table *t
+    cdef Py_ssize_t i, empty = 0, dummy = 0, named = 0
+    cdef int ix
+    with cython.critical_section(d._wlock):
+        t = d._h.table
+        for i in range(t.mask + 1):
+            ix = ncd_load_index_relaxed(t, i)
+            if ix == NCD_EMPTY:
+                empty += 1
+            elif ix == NCD_DUMMY:
+                dummy += 1
+            else:
+                named += 1
+    return (empty, dummy, named)
 
 
 def _reader_retries():

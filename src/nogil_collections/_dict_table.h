@@ -11,9 +11,11 @@
  * indices[i] is NCD_EMPTY, NCD_DUMMY (a deleted entry) or an entry number.
  * Entries are appended in insertion order and NEVER reused inside a table: a
  * deleted entry stays a tombstone (value NULL) until a resize copies the live
- * entries into a new table.  An index slot goes EMPTY -> ix -> DUMMY and never
- * back, so a probe sequence always ends at an EMPTY slot (nentries <=
- * capacity = 2/3 size leaves >= 1/3 of the slots EMPTY forever).
+ * entries into a new table.  An index slot goes EMPTY -> ix -> DUMMY, and a
+ * single-key insert may name a new entry in a DUMMY slot again (slot reuse,
+ * docs/design.md), but a slot never goes back to EMPTY and only an appended
+ * entry takes an EMPTY one, so a probe sequence always ends at an EMPTY slot
+ * (nentries <= capacity = 2/3 size leaves >= 1/3 of the slots EMPTY forever).
  *
  * Two entry layouts, chosen per table by its `pinned` flag (below):
  *   - pinned tables: ncd_entry {key, value}, 16 bytes, as CPython's
@@ -332,7 +334,8 @@ typedef struct {
     ncd_table *table;      /* table it probes (compared only, after a resume) */
     size_t i, perturb;     /* position in the probe sequence */
     Py_ssize_t ix;         /* FOUND / NEED_EQ: entry number */
-    Py_ssize_t slot;       /* FOUND: index slot; MISS (writer): first EMPTY slot */
+    Py_ssize_t slot;       /* FOUND: index slot; MISS (writer): insertion slot */
+    Py_ssize_t freeslot;   /* writer: first DUMMY slot of the sequence, or -1 */
     PyObject *eqkey;       /* NEED_EQ: new reference to the stored key */
     int resume;            /* NCD_FRESH, or how the caller's __eq__ answered */
 } ncd_probe;
@@ -340,7 +343,9 @@ typedef struct {
 /* One lock-free step of a lookup.  Returns
  *   NCD_FOUND:   key present; p->ix/p->slot set; *pvalue a new reference
  *                in NCD_READ_VALUE mode;
- *   NCD_MISS:    key absent; in NCD_WRITER mode p->slot = first EMPTY slot;
+ *   NCD_MISS:    key absent; in NCD_WRITER mode p->slot = the insertion
+ *                slot: the first DUMMY slot of the probe sequence if any,
+ *                else the EMPTY slot that ended it;
  *   NCD_NEED_EQ: a stored key with the same hash needs its __eq__: p->eqkey
  *                is a new reference; the caller compares OUTSIDE any region,
  *                sets p->resume and calls again (the call re-validates the
@@ -356,9 +361,11 @@ typedef struct {
  *   - readers validate `tseq` only, which moves only when the table is
  *     replaced (resize, clear) or a multi-key batch (update) is applied;
  *     an insert, delete or value replacement of ANOTHER key never makes a
- *     reader retry: index slots only go EMPTY -> ix -> DUMMY, entries are
- *     never reused inside a table and a value never comes back from NULL,
- *     so what the probe loads about its own key is monotone;
+ *     reader retry: index slots never go back to EMPTY (a DUMMY slot
+ *     reused by an insert names a complete entry of another key), entries
+ *     are never reused inside a table and a value never comes back from
+ *     NULL, so what the probe loads about its own key is monotone, and a
+ *     miss is linearizable (the argument in docs/design.md, "Slot reuse");
  *   - a reader retries for its OWN key only if the value it loaded was
  *     replaced before its try-incref re-check, or the try-incref was refused;
  *     a value found NULL (the entry was deleted after its index was loaded)
@@ -388,6 +395,7 @@ ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash, ncd_probe *p,
         uint64_t cur = ncc_load_uint64_relaxed(&h->version);
         if (p->resume == NCD_FRESH) {
             p->version = cur;
+            p->freeslot = -1;
         } else if (cur != p->version) {
             return NCD_RETRY;
         }
@@ -432,9 +440,17 @@ ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash, ncd_probe *p,
          * names is fully written. */
         ix = ncd_ix_load_acquire(t, i);
         if (ix == NCD_EMPTY) {
-            p->slot = (Py_ssize_t)i;
+            /* A writer inserts at the first DUMMY slot it passed, if any:
+             * re-inserting a deleted key then reuses its old slot instead of
+             * lengthening its probe sequence by one DUMMY per delete+insert
+             * (which made churned keys' probes O(deletes since the last
+             * resize): docs/design.md, "Slot reuse"). */
+            p->slot = (mode == NCD_WRITER && p->freeslot >= 0) ? p->freeslot : (Py_ssize_t)i;
             res = NCD_MISS;
             goto done;
+        }
+        if (mode == NCD_WRITER && ix == NCD_DUMMY && p->freeslot < 0) {
+            p->freeslot = (Py_ssize_t)i;
         }
         if (ix >= 0) {
             if (ix >= t->capacity) goto retry;   /* defensive: cannot happen */
