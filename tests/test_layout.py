@@ -22,8 +22,8 @@ LINE = 64
 
 def test_dict_hot_fields_own_their_lines() -> None:
     d = ConcurrentDict(a=1)
-    # Asserts: hot words at offset >= 128 and % 64 == 0, reader and writer
-    # words >= 64 bytes apart, size a multiple of 64.
+    # Asserts: hot words at offset >= 128 and % 64 == 0, writer words inside
+    # the first line of the writer lock object, size a multiple of 64.
     d._check()
     assert ConcurrentDict.__basicsize__ % LINE == 0
 
@@ -35,6 +35,19 @@ def test_dict_objects_are_line_aligned_so_no_neighbour_shares_the_hot_line() -> 
     dicts = [ConcurrentDict() for _ in range(256)]
     misaligned = [id(d) % LINE for d in dicts if id(d) % LINE]
     assert not misaligned, f"{len(misaligned)} of 256 dicts are not 64-byte aligned"
+
+
+@pytest.mark.skipif(not FREE_THREADED_BUILD, reason="mimalloc size classes: free-threaded build")
+def test_dict_writer_words_share_the_writer_lock_line() -> None:
+    # version/used sit right after the writer lock's header, whose ob_mutex
+    # every write takes: one line per write moves between writing threads.
+    from nogil_collections import _dict
+
+    dicts = [ConcurrentDict() for _ in range(256)]
+    for d in dicts:
+        addr, off, size = _dict._writer_lock_layout(d)
+        assert addr % LINE == 0, "writer lock not 64-byte aligned"
+        assert off + size <= LINE, "writer words off the mutex's line"
 
 
 @pytest.mark.skipif(not FREE_THREADED_BUILD, reason="mimalloc size classes: free-threaded build")

@@ -59,11 +59,13 @@ cdef extern from "_dict_table.h":
         Py_ssize_t ndead_pinned
         int pinned
         int index_bytes
+    ctypedef struct ncd_wwords:
+        uint64_t version
+        Py_ssize_t used
     ctypedef struct ncd_hot:
         uint64_t tseq
         ncd_table *table
-        uint64_t version
-        Py_ssize_t used
+        ncd_wwords *w
     ctypedef struct ncd_probe:
         uint64_t version
         Py_ssize_t ix
@@ -262,9 +264,13 @@ cdef class _WriterLock:
     header, on the cache line from which every call on the object loads
     ob_type; locking the dict's own header would make each write cost every
     reader of the dict a cache miss.  128 bytes (a mimalloc size class of
-    its own), so no other object shares the mutex's line."""
+    its own, 64-byte aligned blocks), so no other object shares the mutex's
+    line.  The writer words `w` (version, used) follow the header on that
+    same line: a writer owns the line for the lock anyway, so every write
+    moves one line between writing threads, not two."""
 
-    cdef char _pad[96]
+    cdef ncd_wwords w
+    cdef char _pad[80]   # 32-byte header (3.13t) + 16 + 80 = 128
 
 
 @cython.final
@@ -427,10 +433,10 @@ cdef class ConcurrentDict:
     {'a': 1, 'b': 2}
     """
 
-    # Cold fields first, then padding, then the shared words: the readers'
-    # on a 64-byte line of their own at offset 192, the writers' on the next
-    # line, in a 320-byte object (ncd_hot is 64-byte aligned: docs/design.md,
-    # memory layout; checked by _check() and tests/test_layout.py).
+    # Cold fields first, then padding, then the readers' words on a 64-byte
+    # line of their own at offset 192, in a 256-byte object (ncd_hot is
+    # 64-byte aligned: docs/design.md, memory layout; checked by _check() and
+    # tests/test_layout.py).  The writers' words live in _wlock.
     @cython.final
     cdef object __weakref__
     @cython.final
@@ -450,8 +456,11 @@ cdef class ConcurrentDict:
         if t == NULL:
             raise MemoryError()
         self._h.tseq = 0
-        self._h.version = 0
-        self._h.used = 0
+        # The dict keeps _wlock for its whole life (_cd_clear restores it),
+        # so the pointer stays valid; not yet visible to any other thread.
+        self._h.w = &self._wlock.w
+        self._h.w.version = 0
+        self._h.w.used = 0
         # Not yet visible to any other thread.
         self._h.table = t
 
@@ -559,18 +568,18 @@ cdef class ConcurrentDict:
             # Acquire; pairs with the release store in ncc_seq_write_end: a
             # window that published or hid a key this thread has seen is
             # either still open (odd) or closed with its `used` visible.
-            v = ncc_seq_read_begin(&self._h.version)
+            v = ncc_seq_read_begin(&self._h.w.version)
             if not ncc_seq_is_writing(v):
                 # Relaxed: validated by the version (same cache line).
-                n = ncc_load_ssize_relaxed(&self._h.used)
+                n = ncc_load_ssize_relaxed(&self._h.w.used)
                 # Acquire fence + relaxed load; pairs with the release fence
                 # in ncc_seq_write_begin.
-                if ncc_seq_read_validate(&self._h.version, v):
+                if ncc_seq_read_validate(&self._h.w.version, v):
                     return n
             ncc_cpu_relax()
         # A stream of writes (or a writer preempted inside its window).
         with cython.critical_section(self._wlock):
-            return self._h.used
+            return self._h.w.used
 
     # ------------------------------------------------------------------
     # Writer helpers: the caller holds the critical section.
@@ -604,13 +613,13 @@ cdef class ConcurrentDict:
     cdef int _publish_table(self, ncd_table *new) except -1:
         # A table replacement concerns every reader: both sequences move
         # (tseq for point readers, version for consistent copies).
-        ncc_seq_write_begin(&self._h.version)
+        ncc_seq_write_begin(&self._h.w.version)
         ncc_seq_write_begin(&self._h.tseq)
         # Release; pairs with the acquire loads of the table pointer in
         # ncd_probe_run / ncd_collect.
         ncc_store_ptr_release(<void **>&self._h.table, new)
         ncc_seq_write_end(&self._h.tseq)
-        ncc_seq_write_end(&self._h.version)
+        ncc_seq_write_end(&self._h.w.version)
         return 0
 
     @cython.final
@@ -628,7 +637,7 @@ cdef class ConcurrentDict:
             raise MemoryError()
         # Loaded after the allocation, in case allocating ever suspends.
         old = self._h.table
-        if self._h.used > new.capacity:
+        if self._h.w.used > new.capacity:
             PyMem_RawFree(new)
             raise SystemError("ConcurrentDict: resize target too small")
         for ix in range(old.nentries):
@@ -648,7 +657,7 @@ cdef class ConcurrentDict:
         """Make room for n new entries (and a generic table unless pin)."""
         cdef ncd_table *t = self._h.table
         if t.nentries + n > t.capacity or (t.pinned and not pin):
-            self._resize(_grow_log2(self._h.used, n), t.pinned and pin)
+            self._resize(_grow_log2(self._h.w.used, n), t.pinned and pin)
         return 0
 
     @cython.final
@@ -669,12 +678,12 @@ cdef class ConcurrentDict:
         ncc_publish(<PyObject *>value)
         Py_INCREF(key)
         Py_INCREF(value)
-        ncc_seq_write_begin(&self._h.version)
+        ncc_seq_write_begin(&self._h.w.version)
         ncd_append(t, slot, <PyObject *>key, <PyObject *>value, h)
         if ncd_mutant == NCD_MUTANT_WIDE_COUNT_WINDOW:
             ncd_mutant_window(20000)   # tests only: see _dict_table.h
-        ncc_store_ssize_relaxed(&self._h.used, self._h.used + 1)
-        ncc_seq_write_end(&self._h.version)
+        ncc_store_ssize_relaxed(&self._h.w.used, self._h.w.used + 1)
+        ncc_seq_write_end(&self._h.w.version)
         return 1
 
     cdef PyObject *_replace_value(self, Py_ssize_t ix, object value) except? NULL:
@@ -686,14 +695,14 @@ cdef class ConcurrentDict:
         # Only `version` moves (consistent copies): a point reader of this
         # key validates the value itself (try-incref, then re-load of the
         # slot), and readers of other keys never load this entry's value.
-        ncc_seq_write_begin(&self._h.version)
+        ncc_seq_write_begin(&self._h.w.version)
         if ncd_mutant == NCD_MUTANT_TORN_REPLACE:
             # Deliberately broken (tests only): a transient NULL that a
             # reader takes for "deleted".
             ncc_slot_store(&ep.value, NULL)
             ncd_mutant_window(20000)
         ncc_slot_store(&ep.value, <PyObject *>value)
-        ncc_seq_write_end(&self._h.version)
+        ncc_seq_write_end(&self._h.w.version)
         return old
 
     @cython.final
@@ -702,9 +711,9 @@ cdef class ConcurrentDict:
         """Delete the entry _find_locked found; the caller owns *okey/*oval
         and releases them after leaving the critical section.  Without
         want_key, *okey may be NULL (a pinned table keeps the key)."""
-        ncc_seq_write_begin(&self._h.version)
+        ncc_seq_write_begin(&self._h.w.version)
         ncd_delete(&self._h, self._h.table, p.slot, p.ix, okey, oval, want_key)
-        ncc_seq_write_end(&self._h.version)
+        ncc_seq_write_end(&self._h.w.version)
 
     @cython.final
     cdef object _delete_found(self, ncd_probe *p):
@@ -834,7 +843,7 @@ cdef class ConcurrentDict:
             # capacity and kind explicitly (the version does not cover the
             # reserve, which ran before it was sampled).
             self._reserve(n, pin)
-            version = self._h.version
+            version = self._h.w.version
             nnew = 0
             for j in range(n):
                 if self._find_locked(keys[j], hashes[j], &p) == NCD_FOUND:
@@ -842,7 +851,7 @@ cdef class ConcurrentDict:
                 else:
                     found[j] = -1
                     nnew += 1
-            if self._h.version != version:
+            if self._h.w.version != version:
                 continue    # positions are stale
             t = self._h.table
             if t.nentries + nnew <= t.capacity and (pin or not t.pinned):
@@ -858,7 +867,7 @@ cdef class ConcurrentDict:
         # Several keys change at once: point readers must see all or none
         # of it, so the table-wide sequence moves too (one key: a normal
         # single-key write).
-        ncc_seq_write_begin(&self._h.version)
+        ncc_seq_write_begin(&self._h.w.version)
         if n > 1:
             ncc_seq_write_begin(&self._h.tseq)
         for j in range(n):
@@ -868,10 +877,10 @@ cdef class ConcurrentDict:
             else:
                 ncd_append(t, ncd_find_empty(t, hashes[j]), <PyObject *>keys[j],
                            <PyObject *>values[j], hashes[j])
-        ncc_store_ssize_relaxed(&self._h.used, self._h.used + nnew)
+        ncc_store_ssize_relaxed(&self._h.w.used, self._h.w.used + nnew)
         if n > 1:
             ncc_seq_write_end(&self._h.tseq)
-        ncc_seq_write_end(&self._h.version)
+        ncc_seq_write_end(&self._h.w.version)
         return 0
 
     def update(self, other=(), /, **kwargs):
@@ -935,13 +944,13 @@ cdef class ConcurrentDict:
                 if new == NULL:
                     raise MemoryError()
                 old = self._h.table
-                ncc_seq_write_begin(&self._h.version)
+                ncc_seq_write_begin(&self._h.w.version)
                 ncc_seq_write_begin(&self._h.tseq)
                 # Release; pairs with the acquire loads of the table pointer.
                 ncc_store_ptr_release(<void **>&self._h.table, new)
-                ncc_store_ssize_relaxed(&self._h.used, 0)
+                ncc_store_ssize_relaxed(&self._h.w.used, 0)
                 ncc_seq_write_end(&self._h.tseq)
-                ncc_seq_write_end(&self._h.version)
+                ncc_seq_write_end(&self._h.w.version)
         if old != NULL:
             # Unpublished: owned by this thread alone.  Decrefs may run code.
             _drop_table(old, True, False)
@@ -953,7 +962,7 @@ cdef class ConcurrentDict:
     @cython.final
     cdef _Scratch _collect(self, int want=NCD_WANT_KEYS | NCD_WANT_VALUES):
         cdef _Scratch s = _Scratch.__new__(_Scratch)
-        cdef Py_ssize_t cap = ncc_load_ssize_relaxed(&self._h.used) + 8, count = 0, r
+        cdef Py_ssize_t cap = ncc_load_ssize_relaxed(&self._h.w.used) + 8, count = 0, r
         cdef int tries = 0
         while True:
             if s.buf == NULL:
@@ -1070,7 +1079,7 @@ cdef class ConcurrentDict:
             s.n = 0   # references now owned by t
             _drop_table(new._h.table, True, True)
             new._h.table = t
-            new._h.used = t.nentries
+            new._h.w.used = t.nentries
         return new
 
     @classmethod
@@ -1113,9 +1122,9 @@ cdef class ConcurrentDict:
                     return False
                 cur = ncd_entry_at(self._h.table, p.ix).value
                 if cur != <PyObject *>expected:
-                    version = self._h.version
+                    version = self._h.w.version
                     eq = self._value_eq(cur, expected)
-                    if self._h.version != version:
+                    if self._h.w.version != version:
                         continue    # __eq__ let another writer in: re-check
                     if not eq:
                         return False
@@ -1135,9 +1144,9 @@ cdef class ConcurrentDict:
         held).  The reference taken here is dropped here too: if the value was
         replaced while __eq__ ran, that decref may be the last one."""
         cdef object v = <object>cur
-        NCC_SUSPEND_POINT_CHECKED("dict.value_eq", &self._h.version)
+        NCC_SUSPEND_POINT_CHECKED("dict.value_eq", &self._h.w.version)
         eq = PyObject_RichCompareBool(v, expected, Py_EQ)
-        NCC_SUSPEND_POINT_CHECKED("dict.value_eq.decref", &self._h.version)
+        NCC_SUSPEND_POINT_CHECKED("dict.value_eq.decref", &self._h.w.version)
         v = None
         return eq
 
@@ -1324,13 +1333,16 @@ cdef class ConcurrentDict:
         assert off % 64 == 0, "reader words not at the start of a line"
         assert type(self).__basicsize__ % 64 == 0 or type(self) is not ConcurrentDict, \
             "ConcurrentDict's size is not a multiple of 64"
-        # Reader words (tseq, table) and writer words (version, used) never
-        # share a line: >= 64 bytes between the last byte of one group and
-        # the first of the other.
-        gap = <char *>&self._h.version - (<char *>&self._h.table + sizeof(void *))
-        assert gap >= 64, f"writer words {gap} bytes after the reader words"
+        # The writer words (version, used) are not in the dict at all: they
+        # follow the writer lock's header, inside the first 64 bytes of the
+        # _WriterLock object (on its mutex's line when the object is 64-byte
+        # aligned, which tests/test_layout.py checks for real allocations).
+        assert self._h.w == &self._wlock.w, "writer words not in the writer lock"
+        off = <char *>self._h.w - <char *><PyObject *>self._wlock
+        assert off + <Py_ssize_t>sizeof(ncd_wwords) <= 64, \
+            f"writer words at offset {off}: off the lock's line"
         with cython.critical_section(self._wlock):
-            assert self._h.version % 2 == 0, "odd version outside a write"
+            assert self._h.w.version % 2 == 0, "odd version outside a write"
             assert self._h.tseq % 2 == 0, "odd tseq outside a write"
             t = self._h.table
             assert t.mask + 1 >= 8 and (t.mask + 1) & t.mask == 0, "size not a power of two"
@@ -1362,7 +1374,7 @@ cdef class ConcurrentDict:
                     assert t.pinned, "generic tombstone holds a key"
                     dead_pinned += 1
             assert live == len(seen), "indexed entries != live entries"
-            assert live == self._h.used, f"used {self._h.used} != live {live}"
+            assert live == self._h.w.used, f"used {self._h.w.used} != live {live}"
             assert dead_pinned == t.ndead_pinned, "ndead_pinned"
             assert t.live_end > last_live and t.live_end <= t.nentries, "live_end"
 
@@ -1397,6 +1409,13 @@ def _index_counts(ConcurrentDict d):
             else:
                 named += 1
     return (empty, dummy, named)
+
+
+def _writer_lock_layout(ConcurrentDict d):
+    """Tests only: (address of d's writer-lock object, offset of the writer
+    words in it, their size)."""
+    return (id(d._wlock), <char *>d._h.w - <char *><PyObject *>d._wlock,
+            <Py_ssize_t>sizeof(ncd_wwords))
 
 
 def _reader_retries():
@@ -1510,13 +1529,20 @@ cdef int _cd_traverse(PyObject *o, visitproc visit, void *arg) noexcept:
 
 
 cdef int _cd_clear(PyObject *o) noexcept:
+    cdef ConcurrentDict d = <ConcurrentDict>o
+    cdef _WriterLock wl = d._wlock
+    cdef int r = 0
     try:
-        (<ConcurrentDict>o)._clear_impl()   # not a subclass's clear()
+        d._clear_impl()   # not a subclass's clear()
     except BaseException:
         pass
     if _base_clear != NULL:
-        return _base_clear(o)
-    return 0
+        r = _base_clear(o)
+    # The generated clear sets _wlock to None; put it back: the writer words
+    # (_h.w) live inside it, and a dict cleared by the GC may still be used
+    # by a finalizer of its cycle.  It holds no references (no cycle).
+    d._wlock = wl
+    return r
 
 
 cdef void _install_gc_hooks() noexcept:

@@ -106,27 +106,32 @@ typedef struct {
     Py_ssize_t ndead_pinned;  /* writer only: tombstones that still hold a key */
 } ncd_table;
 
-/* The words the readers and the writers of the dict object share.  Two
- * groups, NCD_HOT_GAP bytes apart so that they never share a cache line
- * (objects are only 16-byte aligned):
- *   - the READER words, loaded by every lookup: `tseq` and `table`.  Only
- *     changes that concern every key store them: a table replacement
- *     (resize, clear) and a multi-key batch (update of >= 2 keys);
- *   - the WRITER words, stored by every write: `version` and `used`.  Only
- *     consistent copies (ncd_collect), len() and writers load them.
- * docs/design.md, "Readers: who disturbs whom".
- * Aligned to 64 bytes (so 128 bytes long): the reader words fill the first
- * 16 bytes of a line of their own, the writer words sit in the next line,
- * and the dict object's size is a multiple of 64 (320 bytes), which mimalloc
+/* The words every writer stores: the seqlock of every change and the live
+ * count.  They live INSIDE the dict's writer-lock object (_WriterLock in
+ * _dict.pyx), right after its header, on the cache line that holds the
+ * lock's mutex (ob_mutex): a writer has to own that line to take and
+ * release the lock anyway, so a write moves one line between writer threads
+ * instead of two (docs/design.md, "Object layout").  Only writers (under
+ * the lock), consistent copies (ncd_collect) and len() load them. */
+typedef struct {
+    uint64_t version;         /* seqlock of every change (consistent copies) */
+    Py_ssize_t used;          /* live entries (atomic, relaxed) */
+} ncd_wwords;
+
+/* The words every lookup loads: `tseq` and `table` (and `w`, constant).
+ * Only changes that concern every key store them: a table replacement
+ * (resize, clear) and a multi-key batch (update of >= 2 keys); single-key
+ * writes store only the writer words, which are in another object
+ * (docs/design.md, "Readers: who disturbs whom").
+ * Aligned to 64 bytes: the words fill the start of a line of their own, and
+ * the dict object's size is a multiple of 64 (256 bytes), which mimalloc
  * serves from a size class whose blocks are 64-byte aligned, so no
  * neighbouring heap object's header (reference counts other threads write)
- * shares either line (docs/design.md, memory layout). */
+ * shares the line (docs/design.md, memory layout). */
 typedef struct {
     uint64_t tseq;            /* seqlock of table-wide changes (point readers) */
     ncd_table *table;         /* atomic; release-published inside a tseq window */
-    char _gap[64];
-    uint64_t version;         /* seqlock of every change (consistent copies) */
-    Py_ssize_t used;          /* live entries (atomic, relaxed) */
+    ncd_wwords *w;            /* set before the dict is shared, never changed */
 } __attribute__((aligned(64))) ncd_hot;
 
 static inline Py_ssize_t ncd_usable(Py_ssize_t size) { return (size << 1) / 3; }
@@ -392,7 +397,7 @@ ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash, ncd_probe *p,
          * __eq__ (which may have suspended the section) proceed only if no
          * write at all happened meanwhile: that also proves p->table was
          * not replaced, so not freed (a replacement moves `version`). */
-        uint64_t cur = ncc_load_uint64_relaxed(&h->version);
+        uint64_t cur = ncc_load_uint64_relaxed(&h->w->version);
         if (p->resume == NCD_FRESH) {
             p->version = cur;
             p->freeslot = -1;
@@ -609,7 +614,7 @@ static inline void ncd_delete(ncd_hot *h, ncd_table *t, Py_ssize_t slot, Py_ssiz
         ncc_slot_store(&ep->key, NULL);
     }
     /* Relaxed: len() is this one load; ncd_collect validates `version`. */
-    ncc_store_ssize_relaxed(&h->used, h->used - 1);
+    ncc_store_ssize_relaxed(&h->w->used, h->w->used - 1);
     *okey = key;
     *oval = value;
 }
@@ -654,14 +659,14 @@ static Py_ssize_t ncd_collect(ncd_hot *h, ncd_item *buf, Py_ssize_t bufcap,
                               Py_ssize_t *count, int want) {
     PyObject *drop = NULL;
     Py_ssize_t k = 0, ix, n;
-    uint64_t v = ncc_seq_read_begin(&h->version);
+    uint64_t v = ncc_seq_read_begin(&h->w->version);
     if (ncc_seq_is_writing(v)) return NCD_RETRY;
     ncc_qsbr_thread *rec = ncc_read_begin();
     NCC_FI_COUNT("dict.collect.region");
     /* Acquire; pairs with the release store of the table pointer. */
     ncd_table *t = (ncd_table *)ncc_load_ptr_acquire((void **)&h->table);
     /* Relaxed: validated by the version below. */
-    Py_ssize_t used = ncc_load_ssize_relaxed(&h->used);
+    Py_ssize_t used = ncc_load_ssize_relaxed(&h->w->used);
     if (used > bufcap) {
         ncc_read_end(rec);
         return -used - 10;
@@ -681,7 +686,7 @@ static Py_ssize_t ncd_collect(ncd_hot *h, ncd_item *buf, Py_ssize_t bufcap,
             drop = NULL;
             rec = ncc_read_begin();
             NCC_FI_COUNT("dict.collect.region");
-            if (!ncc_seq_read_validate(&h->version, v)) goto retry;
+            if (!ncc_seq_read_validate(&h->w->version, v)) goto retry;
         }
         ncd_entry *ep = ncd_entry_at(t, ix);
         /* Acquire loads; pair with ncc_slot_store / ncd_append. */
@@ -712,7 +717,7 @@ static Py_ssize_t ncd_collect(ncd_hot *h, ncd_item *buf, Py_ssize_t bufcap,
     }
     ncc_read_end(rec);
     Py_XDECREF(drop);
-    if (!ncc_seq_read_validate(&h->version, v)) goto release;
+    if (!ncc_seq_read_validate(&h->w->version, v)) goto release;
     *count = k;
     return NCD_FOUND;
 retry:
