@@ -191,6 +191,51 @@ def test_fault_mixed_operations_both_types_keep_invariants() -> None:
         assert hits.get(point, 0) > 0, point
 
 
+
+@needs_fi
+@pytest.mark.timeout(60)
+def test_fault_update_suspended_in_fn_keeps_its_result_unless_its_item_changed() -> None:
+    # update()'s fn is suspended (a hook at list.update.call blocks on another
+    # thread) while that thread writes.  A replacement of another item leaves
+    # self[1] as it was: fn's result is stored, fn ran once.  Before, any
+    # replacement discarded it; with the hook firing on every attempt, update
+    # gave up after 100 attempts (RuntimeError), which is how a
+    # compare_and_set loop on another index starved it in this build.
+    lst: ConcurrentList[int] = ConcurrentList([0, 5])
+    me = threading.get_ident()
+    calls: list[int] = []
+    writes: list[tuple[int, int]] = []
+
+    def write_from_another_thread(i: int, v: int) -> None:
+        writes.append((i, v))
+        t = threading.Thread(target=lst.__setitem__, args=(i, v))
+        t.start()
+        t.join(10)                      # blocks: our critical section is suspended
+
+    def hook(point: str) -> None:
+        if point == "list.update.call" and threading.get_ident() == me:
+            write_from_another_thread(0, len(writes) + 1)
+
+    with fi.hook(hook):
+        assert lst.update(1, lambda v: calls.append(v) or v + 1) == 6
+    assert calls == [5] and writes == [(0, 1)]
+    assert list(lst) == [1, 6]
+
+    # A replacement of the same item: fn runs again, on the new item.
+    calls.clear()
+    writes.clear()
+
+    def hook_same(point: str) -> None:
+        if point == "list.update.call" and threading.get_ident() == me and not writes:
+            write_from_another_thread(1, 60)
+
+    with fi.hook(hook_same):
+        assert lst.update(1, lambda v: calls.append(v) or v + 1) == 61
+    assert calls == [6, 60]
+    assert list(lst) == [1, 61]
+    lst._check()
+
+
 # ---------------------------------------------------------------- MemoryError injection
 
 @needs_fi

@@ -265,7 +265,66 @@ def test_eq_that_keeps_mutating_terminates() -> None:
     assert cl.compare_and_set(-1, a, 7) is True  # identity
     cl.append(a)
     cl._check()
-    # update() whose fn mutates the list each time gives up after bounded retries
+    # update() whose fn changes the list structurally each time gives up
+    # after bounded retries
     with pytest.raises(RuntimeError, match="modified during update"):
-        cl.update(0, lambda x: cl.append(1) or x)
+        cl.update(0, lambda x: cl.insert(0, 1) or x)
+    cl._check()
+
+
+def test_update_reruns_fn_only_when_its_item_could_have_changed() -> None:
+    # fn runs under the lock; whatever it does to the list is what a
+    # suspended update meets from another thread.  Before, any replacement
+    # of any slot or any append made update discard fn's result: a fn that
+    # replaced another slot each time ran 100 times and raised RuntimeError.
+    calls: list[Any] = []
+
+    def replaces_another_slot(v: int) -> int:
+        calls.append(v)
+        cl[0] = cl[0] + 1
+        return v * 10
+
+    cl = ConcurrentList([0, 5, 7])
+    assert cl.update(1, replaces_another_slot) == 50
+    assert calls == [5] and list(cl) == [1, 50, 7]
+
+    # An append does not move a non-negative index's item ...
+    calls.clear()
+    assert cl.update(1, lambda v: calls.append(v) or cl.append(9) or v + 1) == 51
+    assert calls == [50] and list(cl) == [1, 51, 7, 9]
+    # ... but it does move what -1 means: fn runs again on the new last item.
+    calls.clear()
+
+    def appends_once(v: int) -> int:
+        calls.append(v)
+        if len(calls) == 1:
+            cl.append(3)
+        return -v
+
+    assert cl.update(-1, appends_once) == -3
+    assert calls == [9, 3] and list(cl) == [1, 51, 7, 9, -3]
+
+    # A replacement of the very slot: fn runs again on the new item.
+    calls.clear()
+
+    def replaces_its_own_slot(v: int) -> int:
+        calls.append(v)
+        if len(calls) == 1:
+            cl[2] = 70
+        return v + 1
+
+    assert cl.update(2, replaces_its_own_slot) == 71
+    assert calls == [7, 70] and list(cl) == [1, 51, 71, 9, -3]
+
+    # A structural change (a shrink) too.
+    calls.clear()
+
+    def pops_first(v: int) -> int:
+        calls.append(v)
+        if len(calls) == 1:
+            cl.pop(0)
+        return v + 1
+
+    assert cl.update(1, pops_first) == 72
+    assert calls == [51, 71] and list(cl) == [51, 72, 9, -3]
     cl._check()

@@ -78,8 +78,8 @@ def test_appenders_all_present_once() -> None:
 @pytest.mark.skipif(
     _fault_injection.ENABLED,
     reason="fault-injection build: every update() call suspends its critical section, so "
-    "under contention update() reaches its documented 100-attempt bound (RuntimeError): a "
-    "liveness limit, not a lost update")
+    "two updaters of the same index can reach update()'s documented 100-attempt bound "
+    "(RuntimeError): a liveness limit, not a lost update")
 def test_compare_and_set_and_update_counters_are_exact() -> None:
     cl = ConcurrentList([0, 0])
     n_threads, per = 4, 2000

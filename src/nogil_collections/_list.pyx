@@ -1343,13 +1343,14 @@ cdef class ConcurrentList:
         """Atomically replace self[index] by fn(self[index]); return the new
         value.  fn runs holding the list's lock, so it normally runs exactly
         once; if fn blocks (which suspends the lock) or mutates the list and
-        the list changes meanwhile, its result is discarded and fn runs again
-        on the current item (RuntimeError after 100 such attempts).  If fn
-        raises, the list is unchanged."""
+        meanwhile the item at index was replaced or the list changed
+        structurally, its result is discarded and fn runs again on the
+        current item (RuntimeError after 100 such attempts).  If fn raises,
+        the list is unchanged."""
         cdef Py_ssize_t n, i
         cdef int attempt
-        cdef _Stamp v
-        cdef object cur, res
+        cdef uint64_t v
+        cdef object cur = None, res = None
         cdef PyObject *old = NULL
         for attempt in range(NCL_UPDATE_ATTEMPTS):
             with cython.critical_section(self):
@@ -1357,20 +1358,35 @@ cdef class ConcurrentList:
                 i = index + n if index < 0 else index
                 if not 0 <= i < n:
                     raise IndexError("list index out of range")
+                # A strong reference, kept until the lock is left: the
+                # identity check below must not meet a new object at a freed
+                # one's address, and the decref must not run __del__ (or
+                # suspend the section) between the check and the store.
                 cur = <object>self._s.array.items[i]
-                v = _stamp(self)
+                v = self._s.version
                 NCC_SUSPEND_POINT_CHECKED("list.update.call", &self._s.version)
                 res = fn(cur)
-                NCC_SUSPEND_POINT_CHECKED("list.update.decref", &self._s.version)
-                cur = None
-                if _same(self, v):
+                # fn's result may only land on the item it was computed from.
+                # Only what could change that item counts: a structural
+                # change (every shrink, move or reallocation moves `version`),
+                # an append when the index counts from the end (it moves
+                # what -k means), or a replacement of this very slot (the
+                # slot no longer holds cur).  A replacement of another slot
+                # (replace_seq alone) or an append under a non-negative index
+                # leaves self[index] as it was: the store below is then
+                # exactly `self[index] = fn(self[index])` at this instant.
+                if self._s.version == v and (index >= 0 or self._s.size == n) \
+                        and self._s.array.items[i] == <PyObject *>cur:
                     old = self._s.array.items[i]
                     Py_INCREF(res)
                     _pub(self, <PyObject *>res)
                     self._replace_slot_lh(i, <PyObject *>res)
+            # Outside the lock: either may be the last reference (__del__).
+            cur = None
             if old != NULL:
                 _decref(old)
                 return res
+            res = None
         raise RuntimeError("list modified during update: gave up after "
                            f"{NCL_UPDATE_ATTEMPTS} attempts")
 
