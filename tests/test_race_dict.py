@@ -129,7 +129,9 @@ def test_race_dict_campaign_catches_unlocked_compound_op(mutant: type, op: str) 
 # a key with inserts and deletes of its neighbours and with resizes: the
 # initial dicts are near the 8-slot table's capacity (5 entries), so a few
 # inserts after deletes (tombstones) force a resize during the reads.  Both
-# table kinds: str keys (pinned table) and mixed keys (generic table).
+# table kinds: str keys (pinned table), str and int keys (a pinned table with
+# both kinds in one probe sequence; -1 and -2 share a hash) and mixed keys
+# (generic table).
 
 NEIGHBOURS = DICT_OPS.only(
     "__setitem__", "__getitem__", "get", "__contains__", "__delitem__", "pop_default",
@@ -137,10 +139,13 @@ NEIGHBOURS = DICT_OPS.only(
 )
 
 _STR_KEYS = st.sampled_from("abcdefg")
+_STR_INT_KEYS = st.sampled_from(["a", "b", 1, -1, -2, 10**12, 2**70])
 _MIXED_KEYS = st.sampled_from(["a", "b", 1, 2, (1,), (2,), 2.5])
 
 
-@pytest.mark.parametrize("keys", [_STR_KEYS, _MIXED_KEYS], ids=["pinned", "generic"])
+@pytest.mark.parametrize(
+    "keys", [_STR_KEYS, _STR_INT_KEYS, _MIXED_KEYS], ids=["pinned", "pinned-str-int", "generic"]
+)
 def test_race_dict_replacements_next_to_inserts_deletes_and_resizes(
     keys: st.SearchStrategy[Any],
 ) -> None:
