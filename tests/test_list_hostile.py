@@ -8,6 +8,9 @@ are asserted as such.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from typing import Any
@@ -328,3 +331,72 @@ def test_update_reruns_fn_only_when_its_item_could_have_changed() -> None:
     assert cl.update(1, pops_first) == 72
     assert calls == [51, 71] and list(cl) == [51, 72, 9, -3]
     cl._check()
+
+
+# A __del__ that calls next() on the iterator that is being advanced, run
+# from INSIDE the iterator's batched read: a failed attempt of ncl_read_run
+# drops the references it took, and one of them is the last when a writer
+# replaced that item meanwhile.  The read used to go straight into the
+# iterator's own buffer, so the nested next() refilled it and the outer
+# attempt then released the nested batch's references, which the iterator
+# still handed out later: leaked references, or a use after free (SIGSEGV).
+# Runs in a subprocess so that a crash fails this test, not the whole run.
+_NESTED_NEXT_SCRIPT = """
+    import gc, sys, threading, time
+    from nogil_collections import ConcurrentList
+
+    N = 64
+    state = {"it": None, "reader": None, "busy": False}
+
+    class D:
+        def __del__(self):
+            if (state["it"] is not None and not state["busy"]
+                    and threading.get_ident() == state["reader"]):
+                state["busy"] = True
+                try:
+                    next(state["it"], None)
+                finally:
+                    state["busy"] = False
+
+    lst = ConcurrentList(D() for _ in range(N))
+    stop = threading.Event()
+
+    def writer():
+        i = 0
+        while not stop.is_set():
+            lst[i % N] = D()
+            i += 1
+
+    w = threading.Thread(target=writer)
+    w.start()
+    state["reader"] = threading.get_ident()
+    end = time.monotonic() + float(sys.argv[1])
+    try:
+        while time.monotonic() < end:
+            it = iter(lst)
+            state["it"] = it
+            for x in it:
+                pass
+            state["it"] = None
+    finally:
+        state["it"] = None
+        stop.set()
+        w.join()
+    # Every reference the iterators took was given back exactly once: with
+    # the list emptied, no D is left (the broken read leaked some, or freed
+    # some too early, which crashed).
+    lst.clear()
+    it = x = None
+    gc.collect()
+    leaked = sum(type(o) is D for o in gc.get_objects())
+    print("ok" if leaked == 0 else f"{leaked} leaked")
+"""
+
+
+@pytest.mark.free_threaded_only
+def test_del_calling_next_from_inside_the_iterators_batched_read() -> None:
+    r = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c", textwrap.dedent(_NESTED_NEXT_SCRIPT), "3"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "ok", (r.returncode, r.stderr[-3000:])

@@ -2211,19 +2211,34 @@ cdef class _ConcurrentListIterator:
         fresh run (the buffered case is ncl_iter_fast_next)."""
         cdef Py_ssize_t got
         cdef PyObject *r
+        # The run is read into a buffer of this call's own, not the
+        # iterator's: a failed attempt inside ncl_read_run drops the
+        # references it took, and one of them may be the last (a writer
+        # replaced the item meanwhile), whose __del__ may call next() on
+        # this very iterator, which refills the iterator's buffer; the
+        # attempt would then release that nested batch's references, which
+        # the iterator still owns (a use after free).
+        cdef PyObject *run[NCL_ITER_BATCH]
+        cdef uint64_t bv, brv
         # A __del__ run by dropping the stale batch may call next() on this
         # very iterator, which then leaves a batch of its own: drop until
-        # empty, or the read below overwrites (leaks) its references.  (That
+        # empty, or the copy below overwrites (leaks) its references.  (That
         # nested call yields index i itself; this call yields it again, as
-        # a shared iterator may.)
+        # a shared iterator may.)  The same after the read, for a __del__
+        # run inside it.
         while self._it.blen:
             self._drop_batch()
-        got = ncl_read_run(<PyObject *>self._lst, self._it.ls, i, self._it.buf, NCL_ITER_BATCH,
-                           &self._it.bv, &self._it.brv)
+        got = ncl_read_run(<PyObject *>self._lst, self._it.ls, i, run, NCL_ITER_BATCH,
+                           &bv, &brv)
         if got < 0:
             return _item_ref(self._lst, i)   # disturbed: item by item, lock last
         if got == 0:
             return NULL
+        while self._it.blen:
+            self._drop_batch()
+        memcpy(&self._it.buf[0], &run[0], <size_t>got * sizeof(PyObject *))
+        self._it.bv = bv
+        self._it.brv = brv
         self._it.bstart = i
         self._it.blen = got
         self._it.bpos = 1
