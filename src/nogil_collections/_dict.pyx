@@ -118,7 +118,28 @@ cdef extern from "_dict_table.h":
 cdef extern from *:
     """
     static inline PyObject *ncd_steal(PyObject *o) { return o; }
+
+    /* The writer lock's critical section, as `with cython.critical_section`
+     * (Py_BEGIN_CRITICAL_SECTION) but on a borrowed pointer, for the hottest
+     * writes (d[k] = v, del d[k], pop): Cython wraps its form in an
+     * incref/decref of the object, which on 3.13t is a pair of atomic
+     * operations on _wlock's shared refcount whenever the writer is not the
+     * thread that created the dict.  The dict keeps _wlock alive for its
+     * whole life (_cd_clear puts it back).  Same as the list's ncl_cs_*. */
+    #if PY_VERSION_HEX >= 0x030D0000
+    typedef PyCriticalSection ncd_cs;
+    #define ncd_cs_begin(cs, o) PyCriticalSection_Begin((cs), (o))
+    #define ncd_cs_end(cs) PyCriticalSection_End(cs)
+    #else
+    typedef struct { int unused; } ncd_cs;
+    #define ncd_cs_begin(cs, o) ((void)(cs), (void)(o))
+    #define ncd_cs_end(cs) ((void)(cs))
+    #endif
     """
+    ctypedef struct ncd_cs:
+        pass
+    void ncd_cs_begin(ncd_cs *cs, PyObject *o)
+    void ncd_cs_end(ncd_cs *cs)
     # Cython takes the returned object as a new reference: this steals `o`.
     object ncd_steal(PyObject *o)
     void ncd_list_set_steal "PyList_SET_ITEM"(object lst, Py_ssize_t i, PyObject *o)
@@ -730,13 +751,17 @@ cdef class ConcurrentDict:
         cdef ncd_probe p
         cdef PyObject *old = NULL
         cdef Py_hash_t h = _hash(key)
-        with cython.critical_section(self._wlock):
+        cdef ncd_cs cs
+        ncd_cs_begin(&cs, <PyObject *>self._wlock)   # see ncd_cs_begin
+        try:
             while True:
                 if self._find_locked(key, h, &p) == NCD_FOUND:
                     old = self._replace_value(p.ix, value)
                     break
                 if self._insert_new(key, h, value, p.slot):
                     break
+        finally:
+            ncd_cs_end(&cs)
         # Outside the critical section: may run __del__.
         Py_XDECREF(old)
 
@@ -745,9 +770,13 @@ cdef class ConcurrentDict:
         cdef Py_hash_t h = _hash(key)
         cdef PyObject *okey = NULL
         cdef PyObject *oval = NULL
-        with cython.critical_section(self._wlock):
+        cdef ncd_cs cs
+        ncd_cs_begin(&cs, <PyObject *>self._wlock)   # see ncd_cs_begin
+        try:
             if self._find_locked(key, h, &p) == NCD_FOUND:
                 self._delete_at(&p, &okey, &oval, False)
+        finally:
+            ncd_cs_end(&cs)
         if oval == NULL:
             raise KeyError(key)
         Py_XDECREF(okey)
@@ -782,9 +811,13 @@ cdef class ConcurrentDict:
         cdef Py_hash_t h = _hash(key)
         cdef PyObject *okey = NULL
         cdef PyObject *oval = NULL
-        with cython.critical_section(self._wlock):
+        cdef ncd_cs cs
+        ncd_cs_begin(&cs, <PyObject *>self._wlock)   # see ncd_cs_begin
+        try:
             if self._find_locked(key, h, &p) == NCD_FOUND:
                 self._delete_at(&p, &okey, &oval, False)
+        finally:
+            ncd_cs_end(&cs)
         if oval != NULL:
             Py_XDECREF(okey)
             return ncd_steal(oval)
