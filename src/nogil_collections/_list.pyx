@@ -6,7 +6,9 @@
 Design (docs/design.md, "ConcurrentList"; the array, the hot state and the
 lock-free reads are in _list_array.h):
 
-* Writers hold the per-object critical section (``cython.critical_section``).
+* Writers hold the critical section of the list's writer lock, a separate
+  ``_WriterLock`` object (never the mutex in the list's own header, on the
+  line every call loads ``ob_type`` from; docs/design.md, "The writer lock").
   A value replacement (``lst[i] = v``, compare_and_set, update) is one
   release store of the slot inside a ``replace_seq`` window (its own cache
   line); an append that fits stores the new slots, then the size (release);
@@ -260,11 +262,12 @@ cdef extern from *:
 
     #define ncl_type_name(o) (Py_TYPE(o)->tp_name)
 
-    /* The same per-object critical section as `with cython.critical_section`
-     * (Py_BEGIN_CRITICAL_SECTION), for the hottest write (append): Cython
-     * wraps its form in an incref/decref of the object, which on 3.13t is a
-     * pair of atomic ops on the list's shared refcount when the caller is
-     * not the list's owner thread.  The caller holds a reference anyway. */
+    /* The same critical section as `with cython.critical_section(lock)`
+     * (Py_BEGIN_CRITICAL_SECTION), for the hottest writes (append, pop,
+     * lst[i] = v), always on the list's writer lock: Cython wraps its form
+     * in an incref/decref of the object, which on 3.13t is a pair of atomic
+     * ops on a shared refcount when the caller is not the lock's owner
+     * thread.  The list holds a reference to its lock anyway. */
     #if PY_VERSION_HEX >= 0x030D0000
     typedef PyCriticalSection ncl_cs;
     #define ncl_cs_begin(cs, o) PyCriticalSection_Begin((cs), (o))
@@ -322,6 +325,22 @@ cdef enum:
 cdef bint _PY312 = _sys.version_info >= (3, 12)
 
 
+@cython.final
+cdef class _WriterLock:
+    """The object whose critical section every writer of one ConcurrentList
+    holds, and every locked fallback of a reader (docs/design.md, "The
+    writer lock").  A PyMutex lives in an object's header, on the cache
+    line from which every call on the object loads ob_type (and whose
+    reference counts the interpreter writes on 3.13t); locking the list's
+    own header would make each write (two atomic read-modify-writes of
+    ob_mutex) cost every concurrent reader of the list a cache miss.  128
+    bytes (a mimalloc size class of its own, 64-byte aligned blocks), so no
+    other object shares the mutex's line.  ConcurrentDict has its own, which
+    also carries its writer words."""
+
+    cdef char _pad[96]
+
+
 cdef struct _Stamp:
     uint64_t changes
     Py_ssize_t size
@@ -336,6 +355,7 @@ cdef inline void _release(PyObject **items, Py_ssize_t n) noexcept:
 
 
 @cython.trashcan(True)
+@cython.no_gc_clear
 cdef class ConcurrentList:
     """ConcurrentList(iterable=(), /)
 
@@ -354,15 +374,24 @@ cdef class ConcurrentList:
     # Always None.  Its only purpose is to make Cython emit GC slots, which
     # ncl_patch_gc extends to traverse the items array.
     cdef object _gc_anchor
+    # The object whose critical section every writer (and every locked
+    # fallback of a reader) holds: never the list itself, whose header
+    # mutex sits on the line every call loads ob_type from (_WriterLock,
+    # docs/design.md "The writer lock").  Set in __cinit__, never changed,
+    # never cleared by the GC (no_gc_clear below).
+    cdef _WriterLock _wlock
     # ---- padding: the object header's cache line is written on every
     # incref/decref of the list (3.13t); keep the hot fields off it ----
-    cdef char _pad[96]
+    cdef char _pad[88]
     # ---- hot fields: read by every lock-free reader ----
     cdef ncl_state _s
 
     # ------------------------------------------------------------------
     # construction, destruction, GC
     # ------------------------------------------------------------------
+
+    def __cinit__(self, *args, **kwargs):
+        self._wlock = _WriterLock.__new__(_WriterLock)
 
     def __init__(self, iterable=(), /):
         self._items_clear()
@@ -386,7 +415,7 @@ cdef class ConcurrentList:
     cdef PyObject *_item_ref_locked(self, Py_ssize_t i) noexcept:
         cdef PyObject *r = NULL
         cdef Py_ssize_t n
-        with cython.critical_section(self):
+        with cython.critical_section(self._wlock):
             n = self._s.size
             if i < 0:
                 i += n
@@ -500,7 +529,7 @@ cdef class ConcurrentList:
                 break   # an unpublished item: only the locked path helps
         _mark_shared(self)
         # Too much write traffic: read under the lock (readers cannot starve).
-        with cython.critical_section(self):
+        with cython.critical_section(self._wlock):
             n = self._s.size
             s0 = 0
             s1 = n
@@ -557,7 +586,7 @@ cdef class ConcurrentList:
                           PyObject ***bb, Py_ssize_t *lb) except -1:
         """Both lists' items from the same instant (both locks held, no
         Python object created in between); see _locked_refs."""
-        with cython.critical_section(self, o):
+        with cython.critical_section(self._wlock, o._wlock):
             ba[0] = self._locked_refs(la)
             try:
                 bb[0] = o._locked_refs(lb)
@@ -777,7 +806,7 @@ cdef class ConcurrentList:
     cdef int _items_clear(self) except -1:
         cdef ncl_array *a = NULL
         cdef Py_ssize_t n = 0
-        with cython.critical_section(self):
+        with cython.critical_section(self._wlock):
             self._take_all_lh(&a, &n)
         if a != NULL:
             # Readers may still be loading these slots; the array stays valid
@@ -832,7 +861,7 @@ cdef class ConcurrentList:
                 f"list indices must be integers or slices, not {ncl_type_name(index).decode('utf-8')}")
         o = <PyObject *>value
         cdef ncl_cs cs
-        ncl_cs_begin(&cs, <PyObject *>self)
+        ncl_cs_begin(&cs, <PyObject *>self._wlock)
         n = self._s.size
         if i < 0:
             i += n
@@ -864,7 +893,7 @@ cdef class ConcurrentList:
             else:
                 seq = PySequence_Fast(value, b"must assign iterable to extended slice")
         try:
-            with cython.critical_section(self):
+            with cython.critical_section(self._wlock):
                 if value is self:
                     seq = self._locked_copy()
                 n = self._s.size
@@ -924,7 +953,7 @@ cdef class ConcurrentList:
         elif PySlice_Check(index):
             PySlice_Unpack(index, &start, &stop, &step)
             try:
-                with cython.critical_section(self):
+                with cython.critical_section(self._wlock):
                     n = self._s.size
                     L = PySlice_AdjustIndices(n, &start, &stop, step)
                     if L <= 0:
@@ -963,7 +992,7 @@ cdef class ConcurrentList:
         else:
             raise TypeError(
                 f"list indices must be integers or slices, not {ncl_type_name(index).decode('utf-8')}")
-        with cython.critical_section(self):
+        with cython.critical_section(self._wlock):
             n = self._s.size
             if i < 0:
                 i += n
@@ -993,7 +1022,7 @@ cdef class ConcurrentList:
     def append(self, object x, /):
         """Append x to the end.  Amortised O(1); atomic."""
         cdef ncl_cs cs
-        ncl_cs_begin(&cs, <PyObject *>self)
+        ncl_cs_begin(&cs, <PyObject *>self._wlock)
         try:
             self._append_lh(x)
         finally:
@@ -1012,7 +1041,7 @@ cdef class ConcurrentList:
         cdef ConcurrentList other
         cdef Py_ssize_t n
         if iterable is self:
-            with cython.critical_section(self):
+            with cython.critical_section(self._wlock):
                 n = self._s.size
                 if n:
                     self._replace_lh(n, n, &self._s.array.items[0], n, dummy)
@@ -1020,20 +1049,20 @@ cdef class ConcurrentList:
         # Exact types only, as list.extend: a subclass may override __iter__.
         if type(iterable) is ConcurrentList:
             other = <ConcurrentList>iterable
-            with cython.critical_section(self, other):
+            with cython.critical_section(self._wlock, other._wlock):
                 n = self._s.size
                 if other._s.size:
                     self._replace_lh(n, n, &other._s.array.items[0], other._s.size, dummy)
             return 0
         if PyList_CheckExact(iterable):
-            with cython.critical_section(self, iterable):
+            with cython.critical_section(self._wlock, iterable):
                 n = self._s.size
                 if PyList_GET_SIZE(iterable):
                     self._replace_lh(n, n, PySequence_Fast_ITEMS(iterable),
                                      PyList_GET_SIZE(iterable), dummy)
             return 0
         if PyTuple_CheckExact(iterable):
-            with cython.critical_section(self):
+            with cython.critical_section(self._wlock):
                 n = self._s.size
                 if len(<tuple>iterable):
                     self._replace_lh(n, n, PySequence_Fast_ITEMS(iterable),
@@ -1057,7 +1086,7 @@ cdef class ConcurrentList:
         cdef PyObject *src[1]
         cdef PyObject *dummy[1]
         src[0] = <PyObject *>x
-        with cython.critical_section(self):
+        with cython.critical_section(self._wlock):
             n = self._s.size
             if index < 0:
                 index += n
@@ -1074,7 +1103,7 @@ cdef class ConcurrentList:
         cdef ncl_array *a
         cdef ncl_cs cs
         g[0] = NULL
-        ncl_cs_begin(&cs, <PyObject *>self)   # see ncl_cs_begin
+        ncl_cs_begin(&cs, <PyObject *>self._wlock)   # see ncl_cs_begin
         try:
             n = self._s.size
             if n == 0:
@@ -1139,7 +1168,7 @@ cdef class ConcurrentList:
         cdef Py_ssize_t i
         cdef PyObject *g[1]
         g[0] = NULL
-        with cython.critical_section(self):
+        with cython.critical_section(self._wlock):
             i = self._find_lh(value)
             if i < 0:
                 raise ValueError("list.remove(x): x not in list")
@@ -1207,7 +1236,7 @@ cdef class ConcurrentList:
         cdef Py_ssize_t lo, hi
         cdef PyObject *t
         cdef ncl_array *a
-        with cython.critical_section(self):
+        with cython.critical_section(self._wlock):
             a = self._s.array
             lo = 0
             hi = self._s.size - 1
@@ -1234,7 +1263,7 @@ cdef class ConcurrentList:
         # Validate the arguments exactly as list.sort does (an empty list
         # never calls key): same errors, same messages on every version.
         [].sort(*args, **kwargs)
-        with cython.critical_section(self):
+        with cython.critical_section(self._wlock):
             v0 = _stamp(self)
             tmp = self._locked_copy()
             try:
@@ -1269,7 +1298,7 @@ cdef class ConcurrentList:
     def append_if_absent(self, x, /):
         """Append x unless an equal item (identity, then ==) is present.
         Returns True if appended.  Atomic with respect to other writers."""
-        with cython.critical_section(self):
+        with cython.critical_section(self._wlock):
             if self._find_lh(x) >= 0:
                 return False
             self._append_lh(x)
@@ -1304,7 +1333,7 @@ cdef class ConcurrentList:
         cdef _Stamp v
         cdef object cur
         cdef PyObject *old = NULL
-        with cython.critical_section(self):
+        with cython.critical_section(self._wlock):
             while True:
                 n = self._s.size
                 i = index + n if index < 0 else index
@@ -1353,7 +1382,7 @@ cdef class ConcurrentList:
         cdef object cur = None, res = None
         cdef PyObject *old = NULL
         for attempt in range(NCL_UPDATE_ATTEMPTS):
-            with cython.critical_section(self):
+            with cython.critical_section(self._wlock):
                 n = self._s.size
                 i = index + n if index < 0 else index
                 if not 0 <= i < n:
@@ -1508,7 +1537,7 @@ cdef class ConcurrentList:
             return self
         if c == 1:
             return self
-        with cython.critical_section(self):
+        with cython.critical_section(self._wlock):
             n = self._s.size
             if n == 0:
                 return self
@@ -1583,7 +1612,7 @@ cdef class ConcurrentList:
     def __sizeof__(self):
         cdef Py_ssize_t cap = 0
         # Under the lock: rare, and it needs no protocol of its own.
-        with cython.critical_section(self):
+        with cython.critical_section(self._wlock):
             if self._s.array != NULL:
                 cap = self._s.array.capacity
         return object.__sizeof__(self) + (<Py_ssize_t>NCL_ARRAY_BYTES(cap) if cap else 0)
@@ -1597,7 +1626,7 @@ cdef class ConcurrentList:
         cdef Py_ssize_t n, j, cap
         cdef ncl_array *a
         cdef Py_ssize_t off = <Py_ssize_t>(<char *>&self._s - <char *><PyObject *>self)
-        with cython.critical_section(self):
+        with cython.critical_section(self._wlock):
             n = self._s.size
             a = self._s.array
             v = self._s.version
@@ -2066,7 +2095,7 @@ cdef object _heap_op(ConcurrentList self, int kind, object item):
         added = <PyObject *>item
     h.full = NULL
     try:
-        with cython.critical_section(self):
+        with cython.critical_section(self._wlock):
             while True:
                 PyMem_RawFree(h.full)
                 h.full = NULL
@@ -2326,6 +2355,11 @@ def _read_retries():
     """Tests only: failed optimistic single-item read attempts (including
     the final fall back to the lock) since the last call, process-wide."""
     return ncl_take_read_retries()
+
+
+def _writer_lock_of(ConcurrentList lst):
+    """Tests only: the object whose critical section lst's writers hold."""
+    return lst._wlock
 
 
 def _set_mutant(str name):

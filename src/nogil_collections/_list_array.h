@@ -4,7 +4,8 @@
  * states the invariants and the memory-ordering argument of every path; each
  * atomic below names the operation it pairs with.
  *
- * Layout: one PyMem_RawMalloc'ed block per array, capacity header + slots.
+ * Layout: one PyMem_RawMalloc'ed block per array: a 64-byte header (the
+ * capacity; no slot shares its cache line) + slots.
  * Slots at and beyond `size` are always NULL.  A reader bounds-checks an index
  * against the capacity of the array it actually loaded.
  *
@@ -45,7 +46,13 @@
 #include "faultinject.h"
 
 typedef struct {
+    /* Loaded by every lock-free reader (the bounds check against the array
+     * actually loaded).  The slots start 64 bytes after it, so whatever the
+     * block's alignment the capacity's cache line holds no slot: a value
+     * replacement of lst[0] does not invalidate the line that readers of
+     * every other index load. */
     Py_ssize_t capacity;
+    char _pad[64 - sizeof(Py_ssize_t)];
     PyObject *items[1];
 } ncl_array;
 

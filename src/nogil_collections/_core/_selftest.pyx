@@ -329,6 +329,42 @@ cdef extern from *:
     }
 
     static size_t ncc_st_sizeof_pyobject(void) { return sizeof(PyObject); }
+
+    /* Hold the critical section of `op` (its header's ob_mutex) and stay in
+     * it, spinning without ever detaching (so the section is never
+     * suspended), until released or max_ns elapsed.  Returns 1 if released.
+     * Tests only: it shows which mutex a container's writers take. */
+    static struct {
+        int holding __attribute__((aligned(NCC_CACHE_LINE)));
+        int release;
+    } ncc_st_cs;
+    static int ncc_st_hold_section(PyObject *op, double max_ns) {
+        int released = 0;
+    #if defined(Py_GIL_DISABLED) && PY_VERSION_HEX >= 0x030D0000
+        PyCriticalSection cs;
+        PyCriticalSection_Begin(&cs, op);
+    #else
+        (void)op;
+    #endif
+        /* Release; pairs with the acquire load in ncc_st_section_held. */
+        ncc_store_int_release(&ncc_st_cs.holding, 1);
+        double t0 = ncc_st_now_ns();
+        while (ncc_st_now_ns() - t0 < max_ns) {
+            /* Acquire; pairs with the release store in ncc_st_release_section. */
+            if (ncc_load_int_acquire(&ncc_st_cs.release)) { released = 1; break; }
+            ncc_cpu_relax();
+        }
+        /* Cleared before the section ends: a thread that saw `holding`
+         * set after its own operation finished ran it while we held. */
+        ncc_store_int_release(&ncc_st_cs.holding, 0);
+    #if defined(Py_GIL_DISABLED) && PY_VERSION_HEX >= 0x030D0000
+        PyCriticalSection_End(&cs);
+    #endif
+        ncc_store_int_release(&ncc_st_cs.release, 0);
+        return released;
+    }
+    static int ncc_st_section_held(void) { return ncc_load_int_acquire(&ncc_st_cs.holding); }
+    static void ncc_st_release_section(void) { ncc_store_int_release(&ncc_st_cs.release, 1); }
     """
     int ncc_st_roundtrip_ptr(void *v)
     int ncc_st_roundtrip_ssize(Py_ssize_t v)
@@ -376,6 +412,9 @@ cdef extern from *:
     void ncc_st_release_region()
     void ncc_st_reset_hold()
     size_t ncc_st_sizeof_pyobject()
+    int ncc_st_hold_section(PyObject *op, double max_ns)
+    int ncc_st_section_held()
+    void ncc_st_release_section()
 
 ncc_qsbr_import()
 
@@ -644,6 +683,26 @@ def release_region():
 
 def reset_hold():
     ncc_st_reset_hold()
+
+
+def hold_section(obj, double max_seconds):
+    """Enter the critical section of obj (the mutex in its header) and stay
+    in it, spinning and attached so that it is never suspended, until
+    release_section() is called from another thread or max_seconds pass.
+    Returns True if released.  Free-threaded builds only (elsewhere a
+    critical section is nothing).  While it spins, the holder does not reach
+    a safe point: keep the cyclic GC off in the other threads meanwhile."""
+    if not NCC_FREE_THREADED:
+        raise RuntimeError("hold_section needs a free-threaded build")
+    return bool(ncc_st_hold_section(<PyObject *>obj, max_seconds * 1e9))
+
+
+def section_held():
+    return bool(ncc_st_section_held())
+
+
+def release_section():
+    ncc_st_release_section()
 
 
 # ---------------------------------------------------------------- benchmarks
