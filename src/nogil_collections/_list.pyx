@@ -91,8 +91,8 @@ cdef extern from "_list_array.h":
     bint ncl_inplace_begin(ncl_state *s)
     int ncl_read_item(PyObject *self, ncl_state *s, Py_ssize_t i, PyObject **out)
     Py_ssize_t ncl_read_run(PyObject *self, ncl_state *s, Py_ssize_t start, PyObject **buf,
-                            Py_ssize_t max, uint64_t *v_out, uint64_t *rv_out)
-    bint ncl_run_still_valid(ncl_state *s, uint64_t v, uint64_t rv)
+                            Py_ssize_t max, uint64_t *rv_out, PyObject *match, int *matched)
+    bint ncl_run_still_valid(ncl_state *s, uint64_t rv)
     Py_ssize_t ncl_iter_take_batch(ncl_iter_state *st, PyObject **out)
     int ncl_contains(PyObject *self, ncl_state *s, PyObject *value,
                      PyObject *(*item_ref)(PyObject *, Py_ssize_t) noexcept) except -1
@@ -104,7 +104,6 @@ cdef extern from "_list_array.h":
         Py_ssize_t bstart
         Py_ssize_t bpos
         Py_ssize_t blen
-        uint64_t bv
         uint64_t brv
         PyObject *buf[1]
     enum:
@@ -678,16 +677,16 @@ cdef class ConcurrentList:
                     memcpy(&na.items[lo], src, <size_t>k * sizeof(PyObject *))
                 if n - hi > 0:
                     memcpy(&na.items[lo + k], &old.items[hi], <size_t>(n - hi) * sizeof(PyObject *))
-            ncc_seq_write_begin(&self._s.version)
+            _struct_begin(self)
             # Relaxed; readers validate it with the version.
             ncc_store_ssize_relaxed(&self._s.size, newsize)
             self._publish_array(na)
-            ncc_seq_write_end(&self._s.version)
+            _struct_end(self)
             if old != NULL:
                 # After the release store that unpublished it.
                 ncc_retire(old, NCL_ARRAY_BYTES(old.capacity))
             return 0
-        ncc_seq_write_begin(&self._s.version)
+        _struct_begin(self)
         # Move slots with atomic (release) stores, never memmove: a reader
         # may load any slot at any time (pairs with its acquire slot load).
         if d < 0:
@@ -703,7 +702,7 @@ cdef class ConcurrentList:
         for j in range(k):
             ncc_slot_store(&old.items[lo + j], src[j])
         ncc_store_ssize_relaxed(&self._s.size, newsize)
-        ncc_seq_write_end(&self._s.version)
+        _struct_end(self)
         return 0
 
     cdef int _take_all_lh(self, ncl_array **out_array, Py_ssize_t *out_n) except -1:
@@ -713,10 +712,10 @@ cdef class ConcurrentList:
         out_n[0] = self._s.size
         if self._s.array == NULL and self._s.size == 0:
             return 0
-        ncc_seq_write_begin(&self._s.version)
+        _struct_begin(self)
         ncc_store_ssize_relaxed(&self._s.size, 0)
         self._publish_array(NULL)
-        ncc_seq_write_end(&self._s.version)
+        _struct_end(self)
         return 0
 
     cdef int _grow_lh(self, Py_ssize_t need) except -1:
@@ -925,13 +924,13 @@ cdef class ConcurrentList:
                         for j in range(L):
                             Py_INCREF(<object>items[j])
                             _pub(self, items[j])
-                        ncc_seq_write_begin(&self._s.version)
+                        _struct_begin(self)
                         cur = start
                         for j in range(L):
                             garbage[j] = self._s.array.items[cur]
                             ncc_slot_store(&self._s.array.items[cur], items[j])
                             cur += step
-                        ncc_seq_write_end(&self._s.version)
+                        _struct_end(self)
                         ngarbage = L
         finally:
             if garbage != NULL:
@@ -1116,10 +1115,10 @@ cdef class ConcurrentList:
             if index == n - 1 and (n - 1) >= (a.capacity >> 1):
                 # Last item, no shrink: one slot store and a size store.
                 g[0] = a.items[index]
-                ncc_seq_write_begin(&self._s.version)
+                _struct_begin(self)
                 ncc_slot_store(&a.items[index], NULL)
                 ncc_store_ssize_relaxed(&self._s.size, n - 1)
-                ncc_seq_write_end(&self._s.version)
+                _struct_end(self)
             else:
                 self._replace_lh(index, index + 1, NULL, 0, g)
         finally:
@@ -1241,14 +1240,14 @@ cdef class ConcurrentList:
             lo = 0
             hi = self._s.size - 1
             if hi > 0:
-                ncc_seq_write_begin(&self._s.version)
+                _struct_begin(self)
                 while lo < hi:
                     t = a.items[lo]
                     ncc_slot_store(&a.items[lo], a.items[hi])
                     ncc_slot_store(&a.items[hi], t)
                     lo += 1
                     hi -= 1
-                ncc_seq_write_end(&self._s.version)
+                _struct_end(self)
 
     def sort(self, *args, **kwargs):
         """Stable sort in place, as list.sort.  Atomic: the items are sorted
@@ -1286,10 +1285,10 @@ cdef class ConcurrentList:
         cdef PyObject **src = PySequence_Fast_ITEMS(tmp)
         if n < 2:
             return
-        ncc_seq_write_begin(&self._s.version)
+        _struct_begin(self)
         for j in range(n):
             ncc_slot_store(&a.items[j], src[j])
-        ncc_seq_write_end(&self._s.version)
+        _struct_end(self)
 
     # ------------------------------------------------------------------
     # atomic compound operations beyond list
@@ -1700,6 +1699,24 @@ cdef inline bint _same(ConcurrentList self, _Stamp st) noexcept:
     return self._s.version + self._s.replace_seq == st.changes and self._s.size == st.size
 
 
+cdef inline void _struct_begin(ConcurrentList self) noexcept:
+    # Opens the window of a structural change that moves, replaces or
+    # removes items: `version` (every lock-free reader validates it) and,
+    # nested in it, `replace_seq`, so that the batched iterator and `in`
+    # check one word per item (ncl_run_still_valid).  A pure reallocation
+    # (growth, *=) changes no item's index and opens `version` alone.
+    # Relaxed stores + release fences (seqlock.h); pair with the readers'
+    # acquire fences in their validation.
+    ncc_seq_write_begin(&self._s.version)
+    ncc_seq_write_begin(&self._s.replace_seq)
+
+
+cdef inline void _struct_end(ConcurrentList self) noexcept:
+    # Release stores; pair with the readers' acquire loads of both counters.
+    ncc_seq_write_end(&self._s.replace_seq)
+    ncc_seq_write_end(&self._s.version)
+
+
 cdef inline bint _is_shared(ConcurrentList self) noexcept:
     # Relaxed: see _mark_shared.  Always false on GIL builds, where no reader
     # runs while a writer holds the GIL.
@@ -2045,10 +2062,10 @@ cdef int _hv_publish(ConcurrentList self, _HeapView *h, PyObject *added) except 
         if added != NULL:
             Py_INCREF(<object>added)
             _pub(self, added)
-        ncc_seq_write_begin(&self._s.version)
+        _struct_begin(self)
         ncc_store_ssize_relaxed(&self._s.size, newsize)
         self._publish_array(na)
-        ncc_seq_write_end(&self._s.version)
+        _struct_end(self)
         if a != NULL:
             # After the release store that unpublished it.
             ncc_retire(a, NCL_ARRAY_BYTES(a.capacity))
@@ -2056,7 +2073,7 @@ cdef int _hv_publish(ConcurrentList self, _HeapView *h, PyObject *added) except 
     if added != NULL:
         Py_INCREF(<object>added)
         _pub(self, added)
-    ncc_seq_write_begin(&self._s.version)
+    _struct_begin(self)
     # Atomic (release) slot stores; pair with readers' acquire slot loads.
     if h.full != NULL:
         for j in range(newsize):
@@ -2073,7 +2090,7 @@ cdef int _hv_publish(ConcurrentList self, _HeapView *h, PyObject *added) except 
         # Release (pairs with the readers' acquire size load); also
         # validated by the version.
         ncc_store_ssize_release(&self._s.size, newsize)
-    ncc_seq_write_end(&self._s.version)
+    _struct_end(self)
     if newsize < n and a != NULL and newsize < (a.capacity >> 1):
         # A pop left the array mostly empty: let _replace_lh apply the
         # list's shrink policy (a content-preserving resize, one more write).
@@ -2248,7 +2265,8 @@ cdef class _ConcurrentListIterator:
         # attempt would then release that nested batch's references, which
         # the iterator still owns (a use after free).
         cdef PyObject *run[NCL_ITER_BATCH]
-        cdef uint64_t bv, brv
+        cdef uint64_t brv
+        cdef int matched = 0
         # A __del__ run by dropping the stale batch may call next() on this
         # very iterator, which then leaves a batch of its own: drop until
         # empty, or the copy below overwrites (leaks) its references.  (That
@@ -2258,7 +2276,7 @@ cdef class _ConcurrentListIterator:
         while self._it.blen:
             self._drop_batch()
         got = ncl_read_run(<PyObject *>self._lst, self._it.ls, i, run, NCL_ITER_BATCH,
-                           &bv, &brv)
+                           &brv, NULL, &matched)
         if got < 0:
             return _item_ref(self._lst, i)   # disturbed: item by item, lock last
         if got == 0:
@@ -2266,7 +2284,6 @@ cdef class _ConcurrentListIterator:
         while self._it.blen:
             self._drop_batch()
         memcpy(&self._it.buf[0], &run[0], <size_t>got * sizeof(PyObject *))
-        self._it.bv = bv
         self._it.brv = brv
         self._it.bstart = i
         self._it.blen = got

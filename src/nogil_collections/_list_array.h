@@ -16,11 +16,16 @@
  *                clear, a reallocating append/extend).  Every lock-free
  *                reader validates it.
  *   replace_seq  bumped by VALUE REPLACEMENTS (lst[i] = v, compare_and_set,
- *                update): one slot changes in place.  Only readers that read
- *                several slots as one state (slices, snapshot, copy,
- *                comparisons, the batched iterator) validate it; a
- *                single-item reader validates the slot it read instead
- *                (try-incref, then re-check that the slot still holds it).
+ *                update): one slot changes in place; and also, inside
+ *                their version window, by the structural changes that move,
+ *                replace or remove items (all but a pure reallocation), so
+ *                that "no item changed index or value since" is ONE word to
+ *                check (the batched iterator and `in`, per item).  Only
+ *                readers that read several slots as one state (slices,
+ *                snapshot, copy, comparisons, the iterator's runs) validate
+ *                it; a single-item reader validates the slot it read
+ *                instead (try-incref, then re-check that the slot still
+ *                holds it).
  * An append/extend that fits in the array changes neither: it stores the new
  * slots, then the size with a release store.
  *
@@ -332,13 +337,19 @@ int ncl_read_item(PyObject *self, ncl_state *s, Py_ssize_t i, PyObject **out) {
 
 /* Lock-free read of a run of up to `max` items starting at index `start`
  * (>= 0) into buf (new references), all checked against one structural
- * version and one replacement sequence, which are returned in *v_out and
- * *rv_out for the caller to re-check later.  Returns the number read (0: at
- * or past the end at that moment), or -1 if the caller must fall back
- * (disturbed, or an unpublished item).  One read region. */
+ * version and one replacement sequence; the latter is returned in *rv_out
+ * for the caller to re-check later (ncl_run_still_valid).  Returns the
+ * number read (0: at or past the end at that moment), or -1 if the caller
+ * must fall back (disturbed, or an unpublished item).  One read region.
+ *
+ * With `match` non-NULL (`in`), the run stops at the first slot that holds
+ * exactly `match`, without a reference to it, and sets *matched: that slot
+ * is index start + (the number returned) in the validated state.  No ABA:
+ * the caller holds a reference to `match`, so no other object can be at
+ * its address. */
 static inline Py_ssize_t ncl_read_run(PyObject *self, ncl_state *s, Py_ssize_t start,
-                                      PyObject **buf, Py_ssize_t max,
-                                      uint64_t *v_out, uint64_t *rv_out) {
+                                      PyObject **buf, Py_ssize_t max, uint64_t *rv_out,
+                                      PyObject *match, int *matched) {
     ncl_reader_announce(self, s);
     for (int attempt = 0; attempt < NCL_READ_RETRIES; attempt++) {
         uint64_t v = ncl_read_version(s);
@@ -354,7 +365,6 @@ static inline Py_ssize_t ncl_read_run(PyObject *self, ncl_state *s, Py_ssize_t s
         Py_ssize_t want = n - start;
         if (want <= 0) {
             if (ncc_seq_read_validate(&s->version, v)) {
-                *v_out = v;
                 *rv_out = rv;
                 return 0;
             }
@@ -365,7 +375,7 @@ static inline Py_ssize_t ncl_read_run(PyObject *self, ncl_state *s, Py_ssize_t s
         }
         Py_ssize_t got = 0;
         PyObject *drop = NULL;
-        int refused = 0;
+        int refused = 0, hit = 0;
         ncc_qsbr_thread *rec = ncc_read_begin();
         /* Acquire; pairs with the release store in ncl_publish_array. */
         ncl_array *a = (ncl_array *)ncc_load_ptr_acquire((void **)&s->array);
@@ -376,6 +386,18 @@ static inline Py_ssize_t ncl_read_run(PyObject *self, ncl_state *s, Py_ssize_t s
                 PyObject *o = ncc_load_obj_acquire(&slot[got]);
                 if (o == NULL) {
                     break;
+                }
+                if (o == match) {
+                    hit = 1;
+                    break;
+                }
+                if (ncc_is_immortal(o)) {
+                    /* No reference to take, and no re-check: an immortal
+                     * object is never freed, so the pointer cannot have
+                     * been reused (the ABA case the re-check is for); the
+                     * run's validation below covers the slot load. */
+                    buf[got] = o;
+                    continue;
                 }
                 if (!ncc_try_incref(o)) {
                     refused = ncc_load_obj(&slot[got]) == o;
@@ -394,14 +416,14 @@ static inline Py_ssize_t ncl_read_run(PyObject *self, ncl_state *s, Py_ssize_t s
         if (drop != NULL) {
             Py_DECREF(drop);
         }
-        if (got == want
+        if ((got == want || hit)
                 && ncc_seq_read_validate(&s->version, v)
                 /* Relaxed after the acquire fence in the validation above:
                  * pairs with the release fence in ncc_seq_write_begin of a
                  * value replacement, as the version does. */
                 && ncc_load_uint64_relaxed(&s->replace_seq) == rv) {
-            *v_out = v;
             *rv_out = rv;
+            *matched = hit;
             return got;
         }
         for (Py_ssize_t k = 0; k < got; k++) {
@@ -414,13 +436,16 @@ static inline Py_ssize_t ncl_read_run(PyObject *self, ncl_state *s, Py_ssize_t s
     return -1;
 }
 
-/* True if neither counter moved since a run read with (v, rv): the items of
- * that run are still at their indices now.  Acquire loads (this decides
- * whether buffered references are still the list's current items). */
-static inline int ncl_run_still_valid(ncl_state *s, uint64_t v, uint64_t rv) {
-    /* Acquire; pair with the release stores in ncc_seq_write_end. */
-    return ncc_load_uint64_acquire(&s->version) == v
-        && ncc_load_uint64_acquire(&s->replace_seq) == rv;
+/* True if replace_seq did not move since a run read with rv: the items of
+ * that run are still at their indices now (every write that replaces, moves
+ * or removes an item moves replace_seq; appends and reallocations do not,
+ * and change no item's index).  Acquire load (this decides whether buffered
+ * references are still the list's current items); pairs with the release
+ * store in ncc_seq_write_end of replace_seq, and the release fence in
+ * ncc_seq_write_begin orders the odd value before the writer's slot
+ * stores. */
+static inline int ncl_run_still_valid(ncl_state *s, uint64_t rv) {
+    return ncc_load_uint64_acquire(&s->replace_seq) == rv;
 }
 
 /* ---------------------------------------------------------------- iterator */
@@ -439,7 +464,7 @@ typedef struct {
     Py_ssize_t bstart;         /* buf[j] holds the item read at index bstart + j */
     Py_ssize_t bpos;           /* buf[0:bpos] handed out, buf[bpos:blen] owned */
     Py_ssize_t blen;
-    uint64_t bv, brv;          /* the counters the run was validated against */
+    uint64_t brv;              /* the replace_seq the run was validated against */
     PyObject *buf[NCL_ITER_BATCH];
 } ncl_iter_state;
 
@@ -453,7 +478,7 @@ static inline PyObject *ncl_iter_fast_next(ncl_iter_state *st) {
     Py_ssize_t i = ncc_load_ssize_relaxed(&st->index);
     Py_ssize_t p = st->bpos;
     if (i != st->bstart + p || p >= st->blen || st->owner != ncl_thread_id()
-            || !ncl_run_still_valid(st->ls, st->bv, st->brv)) {
+            || !ncl_run_still_valid(st->ls, st->brv)) {
         return NULL;
     }
     st->bpos = p + 1;
@@ -487,10 +512,11 @@ static int ncl_contains(PyObject *self, ncl_state *s, PyObject *value,
                         PyObject *(*item_ref)(PyObject *, Py_ssize_t)) {
     PyObject *buf[NCL_ITER_BATCH];
     Py_ssize_t i = 0;
-    uint64_t v = 0, rv = 0;
+    uint64_t rv = 0;
     for (;;) {
-        Py_ssize_t got = ncl_read_run(self, s, i, buf, NCL_ITER_BATCH, &v, &rv);
-        if (got == 0) {
+        int matched = 0;
+        Py_ssize_t got = ncl_read_run(self, s, i, buf, NCL_ITER_BATCH, &rv, value, &matched);
+        if (got == 0 && !matched) {
             return 0;
         }
         if (got < 0) {
@@ -504,7 +530,7 @@ static int ncl_contains(PyObject *self, ncl_state *s, PyObject *value,
         Py_ssize_t k = 0;
         int cmp = 0;
         while (k < got) {
-            if (k > 0 && !ncl_run_still_valid(s, v, rv)) {
+            if (k > 0 && !ncl_run_still_valid(s, rv)) {
                 break;   /* changed: re-read from index i + k */
             }
             cmp = PyObject_RichCompareBool(buf[k], value, Py_EQ);
@@ -519,6 +545,14 @@ static int ncl_contains(PyObject *self, ncl_state *s, PyObject *value,
         }
         if (cmp != 0) {
             return cmp;
+        }
+        /* The run stopped at a slot holding `value` itself, and every item
+         * before it compared unequal: if the run is still valid, `value` is
+         * at index i + got now, which is what `==` would have found
+         * (PyObject_RichCompareBool tests identity first), without taking
+         * a reference to it.  If it is not, re-read from there. */
+        if (matched && k == got && (got == 0 || ncl_run_still_valid(s, rv))) {
+            return 1;
         }
         i += k;
     }

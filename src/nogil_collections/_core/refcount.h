@@ -119,6 +119,18 @@ static inline void ncc_publish(PyObject *obj) { (void)obj; }
 static inline int ncc__try_incref(PyObject *obj) { Py_INCREF(obj); return 1; }
 #endif
 
+/* 1 if obj is immortal (never deallocated, reference counting is a no-op on
+ * it), 0 if not or unknown (3.11 has no immortal objects).  Relaxed: only the
+ * immortal value is tested, which never changes once set. */
+static inline int ncc_is_immortal(PyObject *obj) {
+#if PY_VERSION_HEX >= 0x030C0000
+    return _Py_IsImmortal(obj);
+#else
+    (void)obj;
+    return 0;
+#endif
+}
+
 /* Try-incref-if-nonzero without the slot re-check: 1 and a new reference if
  * the object is alive, 0 and nothing otherwise.  Only meaningful for a pointer
  * whose memory is still a PyObject (CPython keeps freed object memory
