@@ -543,3 +543,81 @@ def test_sequence_protocol_concat_and_repeat() -> None:
     same(lambda s: operator.imul(s, 2))
     same(lambda s: operator.imul(s, 0))
     same(lambda s: operator.imul(s, "a"))
+
+
+class _EqLog:
+    """An item whose == is recorded (and equal to nothing)."""
+
+    def __init__(self, log: list[str], name: str) -> None:
+        self.log, self.name = log, name
+
+    def __eq__(self, other: object) -> bool:
+        self.log.append(self.name)
+        return False
+
+    __hash__ = object.__hash__
+
+
+def test_contains_identity_hit_compares_the_earlier_items_first() -> None:
+    # `in` stops at the identical object without a reference to it (run
+    # read), but the items before it are still compared first, in order.
+    for n_before in (0, 3, 40, 100):
+        logs: list[list[str]] = []
+        for factory in (list, ConcurrentList):
+            log: list[str] = []
+            x = object()
+            items = [_EqLog(log, f"e{j}") for j in range(n_before)] + [x, _EqLog(log, "after")]
+            assert x in factory(items)
+            logs.append(log)
+        assert logs[0] == logs[1] == [f"e{j}" for j in range(n_before)]
+
+
+def test_contains_inline_comparisons_agree_with_list() -> None:
+    # Exact compact ints and exact str are compared without
+    # PyObject_RichCompareBool; every other pairing goes through it.
+    class S(str):
+        pass
+
+    class I(int):  # noqa: E742
+        pass
+
+    items: list[Any] = [0, 1, -1, 7, 2**29, -(2**29), 2**40, -(2**40), 2**100, True, False,
+                        1.0, 7.5, "", "a", "ab", "é", "日本", "\U0001f600", S("a"), I(7),
+                        b"a", None]
+    probes: list[Any] = items + [2, 2**41, "b", "é" * 2, S("zz"), I(3), 0.0, 1.5, object()]
+    for probe in probes:
+        for k in range(len(items) + 1):
+            sub = items[:k]
+            assert (probe in ConcurrentList(sub)) == (probe in sub), (probe, sub)
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda lst, i: lst.pop(),
+        lambda lst, i: lst.__delitem__(0),
+        lambda lst, i: lst.insert(0, -1),
+        lambda lst, i: lst.__setitem__(min(i + 1, len(lst) - 1), -7),
+        lambda lst, i: lst.reverse(),
+        lambda lst, i: lst.sort(reverse=True),
+        lambda lst, i: lst.append(99),
+        lambda lst, i: lst.clear() if i == 5 else None,
+        lambda lst, i: lst.__setitem__(slice(0, 2), [5]),
+    ],
+)
+def test_mutation_in_the_loop_body_is_seen_by_the_next_step(
+    mutate: Callable[[Any, int], Any],
+) -> None:
+    # The iterator hands out buffered items only while no item changed index
+    # or value (one counter, replace_seq, which every such write moves):
+    # each step yields what list's iterator yields.
+    seen = []
+    for factory in (list, ConcurrentList):
+        lst = factory(range(70))
+        out = []
+        for i, x in enumerate(lst):
+            out.append(x)
+            if i < 60:
+                mutate(lst, i)
+        seen.append(out)
+    assert seen[0] == seen[1]

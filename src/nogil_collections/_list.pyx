@@ -214,9 +214,17 @@ cdef extern from *:
         return ncl_iter_base_clear != NULL ? ncl_iter_base_clear(self) : 0;
     }
 
+    /* aligned(64): the whole fast path in one cache line of code.  Where the
+     * linker happened to place it mattered: the same instructions straddling
+     * two 64-byte blocks iterated about 15 % slower on the development
+     * machine (a build that only grew an unrelated function moved it). */
+    __attribute__((aligned(64)))
     static PyObject *ncl_iter_next(PyObject *self) {
-        PyObject *r = ncl_iter_fast_next(NCL_ITER_STATE(self));
-        return r != NULL ? r : ncl_iter_base_next(self);
+        PyObject *r;
+        if (ncl_iter_fast_next(NCL_ITER_STATE(self), &r)) {
+            return r;
+        }
+        return ncl_iter_base_next(self);
     }
 
     static int ncl_patch_iter(PyObject *type, Py_ssize_t state_offset) {

@@ -347,7 +347,10 @@ int ncl_read_item(PyObject *self, ncl_state *s, Py_ssize_t i, PyObject **out) {
  * is index start + (the number returned) in the validated state.  No ABA:
  * the caller holds a reference to `match`, so no other object can be at
  * its address. */
-static inline Py_ssize_t ncl_read_run(PyObject *self, ncl_state *s, Py_ssize_t start,
+/* always_inline: each caller gets its own copy, with `match` a constant NULL
+ * for the iterator (no identity test per item there). */
+static inline __attribute__((always_inline))
+Py_ssize_t ncl_read_run(PyObject *self, ncl_state *s, Py_ssize_t start,
                                       PyObject **buf, Py_ssize_t max, uint64_t *rv_out,
                                       PyObject *match, int *matched) {
     ncl_reader_announce(self, s);
@@ -468,22 +471,24 @@ typedef struct {
     PyObject *buf[NCL_ITER_BATCH];
 } ncl_iter_state;
 
-/* The fast path of next(): a new reference to the buffered item at the
- * current index if the calling thread owns the batch, the index is the next
- * buffered one, and the run is still valid (ncl_run_still_valid: the item is
- * the one at that index now); else NULL (the caller takes the slow path,
- * which refills or raises). */
-static inline PyObject *ncl_iter_fast_next(ncl_iter_state *st) {
+/* The fast path of next(): 1 and a new reference in *out to the buffered
+ * item at the current index if the calling thread owns the batch, the index
+ * is the next buffered one, and the run is still valid (ncl_run_still_valid:
+ * the item is the one at that index now); else 0 (the caller takes the slow
+ * path, which refills or raises).  A flag rather than a NULL result: a
+ * buffered item is never NULL, and the caller then needs no test of it. */
+static inline int ncl_iter_fast_next(ncl_iter_state *st, PyObject **out) {
     /* Relaxed; see the struct comment. */
     Py_ssize_t i = ncc_load_ssize_relaxed(&st->index);
     Py_ssize_t p = st->bpos;
     if (i != st->bstart + p || p >= st->blen || st->owner != ncl_thread_id()
             || !ncl_run_still_valid(st->ls, st->brv)) {
-        return NULL;
+        return 0;
     }
     st->bpos = p + 1;
     ncc_store_ssize_relaxed(&st->index, i + 1);
-    return st->buf[p];
+    *out = st->buf[p];
+    return 1;
 }
 
 /* Owner thread only: empty the batch, moving the references it still owns
@@ -501,6 +506,53 @@ static inline Py_ssize_t ncl_iter_take_batch(ncl_iter_state *st, PyObject **out)
     return m;
 }
 
+/* What `in` knows about its operand before the scan: an exact compact int
+ * or an exact str can be compared with an item of the same exact type here,
+ * without PyObject_RichCompareBool: the result is the one long_richcompare
+ * / unicode_compare_eq give (ints are normalised, so a compact int never
+ * equals a non-compact one; equal str have equal length, kind and code
+ * units), and no Python code can run, which is what the per-item call
+ * would cost.  Any other pair goes through PyObject_RichCompareBool. */
+enum { NCL_EQ_GENERIC = 0, NCL_EQ_INT = 1, NCL_EQ_STR = 2 };
+
+static inline int ncl_eq_kind(PyObject *value) {
+#if PY_VERSION_HEX >= 0x030C0000
+    if (PyLong_CheckExact(value) && PyUnstable_Long_IsCompact((PyLongObject *)value)) {
+        return NCL_EQ_INT;
+    }
+#endif
+    if (PyUnicode_CheckExact(value)) {
+        return NCL_EQ_STR;
+    }
+    return NCL_EQ_GENERIC;
+}
+
+/* item == value for the kinds above: 1 or 0; -1 if the pair needs the
+ * generic comparison (item of another type). */
+static inline int ncl_eq_inline(PyObject *item, PyObject *value, int kind) {
+#if PY_VERSION_HEX >= 0x030C0000
+    if (kind == NCL_EQ_INT) {
+        if (Py_TYPE(item) != &PyLong_Type) {
+            return -1;
+        }
+        return PyUnstable_Long_IsCompact((PyLongObject *)item)
+            && PyUnstable_Long_CompactValue((PyLongObject *)item)
+               == PyUnstable_Long_CompactValue((PyLongObject *)value);
+    }
+#endif
+    if (kind == NCL_EQ_STR) {
+        if (Py_TYPE(item) != &PyUnicode_Type) {
+            return -1;
+        }
+        Py_ssize_t n = PyUnicode_GET_LENGTH(item);
+        if (n != PyUnicode_GET_LENGTH(value)) return 0;
+        int k = PyUnicode_KIND(item);
+        if (k != (int)PyUnicode_KIND(value)) return 0;
+        return memcmp(PyUnicode_DATA(item), PyUnicode_DATA(value), (size_t)n * (size_t)k) == 0;
+    }
+    return -1;
+}
+
 /* `value in list`: 1, 0, or -1 with an exception set (from __eq__).  Reads
  * runs (ncl_read_run) and compares each item only while its run is still
  * valid, so every comparison is against the item at that index at that
@@ -513,6 +565,7 @@ static int ncl_contains(PyObject *self, ncl_state *s, PyObject *value,
     PyObject *buf[NCL_ITER_BATCH];
     Py_ssize_t i = 0;
     uint64_t rv = 0;
+    int kind = ncl_eq_kind(value);
     for (;;) {
         int matched = 0;
         Py_ssize_t got = ncl_read_run(self, s, i, buf, NCL_ITER_BATCH, &rv, value, &matched);
@@ -533,7 +586,10 @@ static int ncl_contains(PyObject *self, ncl_state *s, PyObject *value,
             if (k > 0 && !ncl_run_still_valid(s, rv)) {
                 break;   /* changed: re-read from index i + k */
             }
-            cmp = PyObject_RichCompareBool(buf[k], value, Py_EQ);
+            cmp = ncl_eq_inline(buf[k], value, kind);
+            if (cmp < 0) {
+                cmp = PyObject_RichCompareBool(buf[k], value, Py_EQ);
+            }
             Py_DECREF(buf[k]);
             k++;
             if (cmp != 0) {
