@@ -555,6 +555,19 @@ cdef class _Handle:
         raise TypeError(f"cannot deepcopy a {type(self).__name__}: copy its container")
 
 
+cdef _Handle _init_handle(_Handle h, object container, PyObject *exact_type,
+                          const nch_slots *exact_slots):
+    # Fill a handle made by _new (after its type check): the one strong
+    # reference, the borrowed pointer the hot paths use, and the slot table
+    # (the exact type's own, or the generic C API for a subclass).
+    h._c = container
+    h._cp = <PyObject *>container
+    h._exact = <PyObject *>Py_TYPE(container) == exact_type
+    h._slots = exact_slots if h._exact else &nch_generic_slots
+    h._owner = _get_ident()
+    return h
+
+
 @cython.final
 cdef class ConcurrentDictHandle(_Handle):
     """A per-thread handle to a :class:`ConcurrentDict` (``d.handle()``).
@@ -579,17 +592,11 @@ cdef class ConcurrentDictHandle(_Handle):
 
     @staticmethod
     def _new(container):
-        cdef ConcurrentDictHandle h
         if _dict_type == NULL or not isinstance(container, <object>_dict_type):
             raise TypeError(
                 f"ConcurrentDictHandle needs a ConcurrentDict, not {type(container).__name__}")
-        h = ConcurrentDictHandle.__new__(ConcurrentDictHandle, _CREATE)
-        h._c = container
-        h._cp = <PyObject *>container
-        h._exact = <PyObject *>Py_TYPE(container) == _dict_type
-        h._slots = &_dict_slots if h._exact else &nch_generic_slots
-        h._owner = _get_ident()
-        return h
+        return _init_handle(ConcurrentDictHandle.__new__(ConcurrentDictHandle, _CREATE),
+                            container, _dict_type, &_dict_slots)
 
     def update_item(self, key, fn, *default):
         """d.update_item(key, fn[, default]) on the shared dict: the same
@@ -643,17 +650,11 @@ cdef class ConcurrentListHandle(_Handle):
 
     @staticmethod
     def _new(container):
-        cdef ConcurrentListHandle h
         if _list_type == NULL or not isinstance(container, <object>_list_type):
             raise TypeError(
                 f"ConcurrentListHandle needs a ConcurrentList, not {type(container).__name__}")
-        h = ConcurrentListHandle.__new__(ConcurrentListHandle, _CREATE)
-        h._c = container
-        h._cp = <PyObject *>container
-        h._exact = <PyObject *>Py_TYPE(container) == _list_type
-        h._slots = &_list_slots if h._exact else &nch_generic_slots
-        h._owner = _get_ident()
-        return h
+        return _init_handle(ConcurrentListHandle.__new__(ConcurrentListHandle, _CREATE),
+                            container, _list_type, &_list_slots)
 
     def __add__(self, other):
         return self._c + _unwrap(other)

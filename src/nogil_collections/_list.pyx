@@ -2008,7 +2008,7 @@ cdef int _hv_siftup(ConcurrentList self, _Stamp v0, _HeapView *h, Py_ssize_t pos
 cdef int _hv_heapify(ConcurrentList self, _Stamp v0, _HeapView *h) except -1:
     """heapq's heapify, including its cache-friendly order above 2500 items
     (same heap either way, but a different comparison order)."""
-    cdef Py_ssize_t n = h.size, i, j, m, mhalf, leftmost
+    cdef Py_ssize_t n = h.size, i, m, mhalf, leftmost
     if n <= 2500:
         i = (n >> 1) - 1
         while i >= 0:
@@ -2022,18 +2022,18 @@ cdef int _hv_heapify(ConcurrentList self, _Stamp v0, _HeapView *h) except -1:
         leftmost <<= 1
     leftmost -= 1
     mhalf = m >> 1
-    i = leftmost - 1
-    while i >= mhalf:
-        j = i
-        while True:
-            if _hv_siftup(self, v0, h, j):
-                return 1
-            if not (j & 1):
-                break
-            j >>= 1
-        i -= 1
-    i = m - 1
-    while i >= leftmost:
+    if _hv_sift_runs(self, v0, h, leftmost - 1, mhalf):
+        return 1
+    return _hv_sift_runs(self, v0, h, m - 1, leftmost)
+
+
+cdef int _hv_sift_runs(ConcurrentList self, _Stamp v0, _HeapView *h,
+                       Py_ssize_t hi, Py_ssize_t lo) except -1:
+    """One loop of heapq's cache_friendly_heapify: for i = hi down to lo,
+    sift i up, then each ancestor reached through a left child (odd
+    position).  Returns 0, or 1 if the list changed during a comparison."""
+    cdef Py_ssize_t i = hi, j
+    while i >= lo:
         j = i
         while True:
             if _hv_siftup(self, v0, h, j):
