@@ -584,7 +584,7 @@ def test_contains_inline_comparisons_agree_with_list() -> None:
     items: list[Any] = [0, 1, -1, 7, 2**29, -(2**29), 2**40, -(2**40), 2**100, True, False,
                         1.0, 7.5, "", "a", "ab", "é", "日本", "\U0001f600", S("a"), I(7),
                         b"a", None]
-    probes: list[Any] = items + [2, 2**41, "b", "é" * 2, S("zz"), I(3), 0.0, 1.5, object()]
+    probes: list[Any] = [*items, 2, 2**41, "b", "é" * 2, S("zz"), I(3), 0.0, 1.5, object()]
     for probe in probes:
         for k in range(len(items) + 1):
             sub = items[:k]
