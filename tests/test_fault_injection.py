@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from _threads import run_threads
-from nogil_collections import ConcurrentDict, ConcurrentList
+from nogil_collections import ConcurrentDict, ConcurrentList, _dict
 from nogil_collections import _fault_injection as fi
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -234,6 +234,47 @@ def test_fault_update_suspended_in_fn_keeps_its_result_unless_its_item_changed()
     assert calls == [6, 60]
     assert list(lst) == [1, 61]
     lst._check()
+
+
+# ---------------------------------------------------------------- slot reuse
+
+class _SameHash:
+    """Keys that all hash alike (one probe sequence); equal by name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __hash__(self) -> int:
+        return 5
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _SameHash) and other.name == self.name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+@needs_fi
+@pytest.mark.timeout(60)
+def test_fault_insert_suspended_in_eq_does_not_reuse_a_slot_taken_meanwhile() -> None:
+    # docs/design.md, "Slot reuse": an insert records the first DUMMY slot
+    # of its probe (A's, deleted) and goes on to prove the key absent; B's
+    # __eq__ suspends the critical section, and another thread inserts C,
+    # which reuses that very slot.  The insert must see that a write ran
+    # (version) and probe again; using the recorded slot would overwrite
+    # C's index entry (C unreachable, "live entry not indexed").
+    a, b, c, k = (_SameHash(n) for n in "ABCK")
+    d: ConcurrentDict[_SameHash, int] = ConcurrentDict([(a, 0), (b, 1)])
+    del d[a]
+    before = _dict._index_counts(d)
+    with _in_another_thread_at("dict.eq", lambda: d.__setitem__(c, 2)) as fired:
+        d[k] = 3
+    assert fired
+    d._check()
+    assert d.snapshot() == {b: 1, c: 2, k: 3}
+    assert d[c] == 2 and d[k] == 3 and a not in d
+    _empty, dummy, named = _dict._index_counts(d)
+    assert (dummy, named) == (before[1] - 1, 3)   # C took A's slot, K an EMPTY one
 
 
 # ---------------------------------------------------------------- MemoryError injection
