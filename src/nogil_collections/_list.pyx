@@ -39,7 +39,7 @@ from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from libc.string cimport memcpy
 
 from nogil_collections._core.atomics cimport (
-    ncc_load_ptr_acquire, ncc_load_ptr_relaxed, ncc_store_ptr_release,
+    ncc_load_ptr_acquire, ncc_load_ptr_relaxed, ncc_store_ptr_release, ncc_store_ptr_relaxed,
     ncc_load_ssize_acquire, ncc_store_ssize_release,
     ncc_load_obj_acquire, ncc_load_ssize_relaxed, ncc_store_ssize_relaxed,
     ncc_load_uint64_relaxed, ncc_cpu_relax,
@@ -2265,33 +2265,33 @@ cdef class _ConcurrentListIterator:
         fresh run (the buffered case is ncl_iter_fast_next)."""
         cdef Py_ssize_t got
         cdef PyObject *r
-        # The run is read into a buffer of this call's own, not the
-        # iterator's: a failed attempt inside ncl_read_run drops the
-        # references it took, and one of them may be the last (a writer
-        # replaced the item meanwhile), whose __del__ may call next() on
-        # this very iterator, which refills the iterator's buffer; the
-        # attempt would then release that nested batch's references, which
-        # the iterator still owns (a use after free).
-        cdef PyObject *run[NCL_ITER_BATCH]
         cdef uint64_t brv
         cdef int matched = 0
+        cdef uintptr_t me = self._it.owner
         # A __del__ run by dropping the stale batch may call next() on this
         # very iterator, which then leaves a batch of its own: drop until
-        # empty, or the copy below overwrites (leaks) its references.  (That
+        # empty, or the read below overwrites (leaks) its references.  (That
         # nested call yields index i itself; this call yields it again, as
-        # a shared iterator may.)  The same after the read, for a __del__
-        # run inside it.
+        # a shared iterator may.)
         while self._it.blen:
             self._drop_batch()
-        got = ncl_read_run(<PyObject *>self._lst, self._it.ls, i, run, NCL_ITER_BATCH,
+        # The run is read straight into the iterator's buffer (a copy from a
+        # buffer of this call's own cost a fifth of the time per item), so
+        # while it is read the iterator has no owner: a failed attempt inside
+        # ncl_read_run drops the references it took, one of them may be the
+        # last (a writer replaced the item meanwhile), and its __del__ may
+        # call next() on this very iterator.  That call then takes the path
+        # of a foreign thread (item by item, the buffer untouched), so it
+        # can neither refill the buffer under the read nor have its batch
+        # released by it.  Relaxed stores: see ncl_iter_fast_next.
+        ncc_store_ptr_relaxed(<void **>&self._it.owner, NULL)
+        got = ncl_read_run(<PyObject *>self._lst, self._it.ls, i, self._it.buf, NCL_ITER_BATCH,
                            &brv, NULL, &matched)
+        ncc_store_ptr_relaxed(<void **>&self._it.owner, <void *>me)
         if got < 0:
             return _item_ref(self._lst, i)   # disturbed: item by item, lock last
         if got == 0:
             return NULL
-        while self._it.blen:
-            self._drop_batch()
-        memcpy(&self._it.buf[0], &run[0], <size_t>got * sizeof(PyObject *))
         self._it.brv = brv
         self._it.bstart = i
         self._it.blen = got
@@ -2303,7 +2303,8 @@ cdef class _ConcurrentListIterator:
         # Relaxed: a shared iterator may yield an item twice, never crash.
         cdef Py_ssize_t i = ncc_load_ssize_relaxed(&self._it.index)
         cdef PyObject *r
-        cdef bint owner = ncl_thread_id() == self._it.owner
+        # Relaxed: the owner clears the field while it refills (_next_batched).
+        cdef bint owner = ncl_thread_id() == <uintptr_t>ncc_load_ptr_relaxed(<void **>&self._it.owner)
         if i < 0:
             if not NCC_FREE_THREADED:
                 self._lst = None

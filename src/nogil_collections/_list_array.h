@@ -481,7 +481,10 @@ static inline int ncl_iter_fast_next(ncl_iter_state *st, PyObject **out) {
     /* Relaxed; see the struct comment. */
     Py_ssize_t i = ncc_load_ssize_relaxed(&st->index);
     Py_ssize_t p = st->bpos;
-    if (i != st->bstart + p || p >= st->blen || st->owner != ncl_thread_id()
+    /* owner: relaxed (the owner clears it while it refills the buffer, see
+     * _next_batched; a foreign thread only compares it with its own id). */
+    if (i != st->bstart + p || p >= st->blen
+            || (uintptr_t)ncc_load_ptr_relaxed((void **)&st->owner) != ncl_thread_id()
             || !ncl_run_still_valid(st->ls, st->brv)) {
         return 0;
     }
