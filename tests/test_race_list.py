@@ -66,8 +66,11 @@ def test_race_list_compound_operations(report: RaceReport) -> None:
     assert not set(COMPOUND) & set(report.ops_skipped), report
 
 
+# At least two ops per thread: with (1, 4), 2 of 300 random campaign seeds
+# generated no scenario with one of the three ops asserted below (a flaky
+# coverage failure seen once in a GIL run); with (2, 4), 0 of 300.
 @race_test(factory=ConcurrentList, model=list, ops=REPLACE_VS_STRUCTURE, threads=(2, 3),
-           ops_per_thread=(1, 4), examples=40, repetitions=10)
+           ops_per_thread=(2, 4), examples=40, repetitions=10)
 def test_race_list_value_replacement_next_to_structural_changes(report: RaceReport) -> None:
     assert {"__setitem__", "insert", "__delitem__"} <= set(report.ops_seen), report
 
