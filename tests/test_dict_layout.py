@@ -298,6 +298,18 @@ def test_memory_of_100k_str_keys_matches_dict() -> None:
 # --------------------------------------------------------------------------- races
 
 
+def _own_key_copies(local: threading.local, keys: list[object]) -> list[object]:
+    """This thread's own equal copies of `keys` (made once per thread), so that
+    lookups compare by value, never by identity with the stored keys."""
+    mine: list[object] | None = getattr(local, "keys", None)
+    if mine is None:
+        mine = local.keys = [
+            fresh_str(k) if isinstance(k, str) else fresh_int(k)  # type: ignore[arg-type]
+            for k in keys
+        ]
+    return mine
+
+
 def _readers_then_writer(
     write_round: Callable[[int], None], read_pass: Callable[[], None], readers: int = 2
 ) -> tuple[int, list[int]]:
@@ -366,12 +378,7 @@ def test_readers_with_fresh_keys_during_inserts_deletes_and_resizes(kind: str) -
     local = threading.local()
 
     def read_pass() -> None:
-        mine = getattr(local, "keys", None)
-        if mine is None:
-            mine = local.keys = [
-                fresh_str(k) if isinstance(k, str) else fresh_int(k)  # type: ignore[arg-type]
-                for k in stable
-            ]
+        mine = _own_key_copies(local, stable)
         for k in mine:
             assert d[k] == ("v", k)
         assert d.get("never-there") is None
@@ -407,12 +414,7 @@ def test_conversion_to_generic_while_readers_run() -> None:
     local = threading.local()
 
     def read_pass() -> None:
-        mine = getattr(local, "keys", None)
-        if mine is None:
-            mine = local.keys = [
-                fresh_str(k) if isinstance(k, str) else fresh_int(k)  # type: ignore[arg-type]
-                for k in stable
-            ]
+        mine = _own_key_copies(local, stable)
         d = box[0]
         for k in mine:
             assert d[k] == k
