@@ -398,12 +398,18 @@ def test_conversion_to_generic_while_readers_run() -> None:
     # wrong value, in either layout or across the switch.
     stable: list[object] = [f"s{i}" for i in range(100)] + [10**12 + i for i in range(100)]
     box: list[CD] = [CD((k, k) for k in stable)]
+    # Every published dict stays alive until the end: a reader's lock-free
+    # read of box[0] (CPython's list_get_item_ref) may try-incref a dict the
+    # writer just replaced; were it freed, its memory would be reused by the
+    # next round's dict, which TSAN reports against CPython's own list read.
+    published: list[CD] = list(box)
 
     def write_round(r: int) -> None:
         d = CD((k, k) for k in stable)
         extra = [f"x{r}-{i}" for i in range(50)]
         for k in extra:
             d[k] = 0
+        published.append(d)
         box[0] = d
         d[("generic", r)] = r  # pinned -> generic, readers inside
         assert not info(d)["pinned"]
