@@ -320,7 +320,8 @@ def test_lt_that_always_replaces_an_item_gives_up() -> None:
 def test_readers_never_see_a_half_sifted_heap() -> None:
     """Each heap operation is published in one step: a lock-free snapshot
     taken at any moment is a valid heap (in-place swaps would expose
-    intermediate states), and the multiset is always conserved."""
+    intermediate states), and its size is 1000, or 999 between the two
+    operations of heappush(heappop())."""
     cl: ConcurrentList[int] = ConcurrentList(range(0, 2000, 2))
     stop = threading.Event()
 
@@ -345,7 +346,9 @@ def test_readers_never_see_a_half_sifted_heap() -> None:
         while not stop.is_set() or seen == 0:
             snap = cl.snapshot()
             assert is_heap(snap), "a reader saw a half-sifted heap"
-            assert len(snap) == 1000
+            # heappush(heappop()) is two operations: between them the heap
+            # legitimately holds 999 items (seen in CI on 852191f).
+            assert len(snap) in (999, 1000)
             seen += 1
         return seen
 
