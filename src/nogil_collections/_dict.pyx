@@ -40,6 +40,7 @@ from _thread import allocate_lock as _allocate_lock, get_ident as _get_ident
 ncc_qsbr_import()
 
 include "_core/faultinject.pxi"
+include "_core/immortal.pxi"
 
 
 cdef extern from "_dict_table.h":
@@ -1125,6 +1126,29 @@ cdef class ConcurrentDict:
             for k in iterable:
                 d[k] = value
         return d
+
+    @classmethod
+    def immortal(cls, *args, **kwargs):
+        """A new dict, like ``cls(*args, **kwargs)``, that is never freed.
+
+        On free-threaded builds the object is made immortal between
+        ``__new__`` and ``__init__``, while the creating thread holds its only
+        reference: its reference count is never written again, so threads
+        that read it through a local name, a module global, ``self.c`` or a
+        closure variable do not contend on it (docs/guarantees.md, "Immortal
+        containers").  The dict itself is never freed; its items are
+        released as usual when removed or on ``clear()``.  ``copy()``,
+        pickling and operators return ordinary (mortal) containers.  Use it
+        for module-level, process-lifetime shared caches and registries,
+        never for containers created per request.  On GIL builds this is
+        simply ``cls(...)``.  Works for subclasses (``__init__`` runs with
+        the arguments).
+
+        >>> REGISTRY = ConcurrentDict.immortal(a=1)
+        >>> REGISTRY
+        {'a': 1}
+        """
+        return _new_immortal(cls, ConcurrentDict, args, kwargs)
 
     # ------------------------------------------------------------------
     # Atomic compound operations beyond dict

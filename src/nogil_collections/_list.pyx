@@ -69,6 +69,7 @@ from nogil_collections._handle import ConcurrentListHandle as _Handle
 ncc_qsbr_import()
 
 include "_core/faultinject.pxi"
+include "_core/immortal.pxi"
 
 cdef extern from "_list_array.h":
     ctypedef struct ncl_array:
@@ -1564,6 +1565,30 @@ cdef class ConcurrentList:
             ncc_seq_write_end(&self._s.version)
             ncc_retire(old, NCL_ARRAY_BYTES(old.capacity))
         return self
+
+    @classmethod
+    def immortal(cls, *args, **kwargs):
+        """immortal(iterable=(), /): a new list, like ``cls(iterable)``, that
+        is never freed.
+
+        On free-threaded builds the object is made immortal between
+        ``__new__`` and ``__init__``, while the creating thread holds its only
+        reference: its reference count is never written again, so threads
+        that read it through a local name, a module global, ``self.c`` or a
+        closure variable do not contend on it (docs/guarantees.md, "Immortal
+        containers").  The list itself is never freed; its items are
+        released as usual when removed or on ``clear()``.  ``copy()``,
+        pickling and operators return ordinary (mortal) containers.  Use it
+        for module-level, process-lifetime shared caches and registries,
+        never for containers created per request.  On GIL builds this is
+        simply ``cls(...)``.  Works for subclasses (``__init__`` runs with
+        the arguments).
+
+        >>> SHARED = ConcurrentList.immortal([1, 2])
+        >>> SHARED
+        [1, 2]
+        """
+        return _new_immortal(cls, ConcurrentList, args, kwargs)
 
     def handle(self):
         """A per-thread handle: this list's whole API, reached without

@@ -131,6 +131,69 @@ static inline int ncc_is_immortal(PyObject *obj) {
 #endif
 }
 
+/* ncc_make_immortal(op): make a FRESH object immortal, as CPython 3.13t does
+ * to functions and classes once a second thread starts (gh-117783:
+ * _PyGC_ImmortalizeDeferredObjects -> _Py_SetImmortal, Objects/object.c and
+ * Python/gc_free_threading.c; not exported, so reproduced here).  An
+ * immortal object's reference count is only READ by Py_INCREF / Py_DECREF
+ * (`ob_ref_local == _Py_IMMORTAL_REFCNT_LOCAL`, _Py_IsImmortal in
+ * Include/object.h), so threads that load it through a name no longer bounce
+ * its header's cache line.  It is never deallocated.
+ *
+ * Precondition, checked: the calling thread holds the ONLY reference and
+ * owns the object (ob_tid is ours, ob_ref_local == 1, ob_ref_shared == 0:
+ * no other thread has ever taken a reference that it still holds, no weakref
+ * flag, nothing queued for a merge).  Returns 1 when the object is immortal
+ * now, 0 (nothing changed) when the precondition does not hold.  Never raises.
+ *
+ * Free-threaded 3.13 (tested) and 3.14 (untested): the same three public
+ * header fields and the same immortality test (_Py_IsImmortal reads
+ * ob_ref_local in both); 3.14's own _Py_SetImmortalUntracked also sets the
+ * deferred-refcount GC bit (an internal flag that only spares stack
+ * references the read of ob_ref_local), which we do not.  3.15 (0x030F00A7,
+ * untested): the public PyUnstable_SetImmortal, which checks the same
+ * precondition.  GIL builds: returns 0 and changes nothing; callers do not
+ * immortalize there (the GIL serializes every refcount write anyway). */
+#if NCC_FREE_THREADED && PY_VERSION_HEX >= 0x030F00A7
+#  define NCC_CAN_MAKE_IMMORTAL 1
+static inline int ncc_make_immortal(PyObject *op) { return PyUnstable_SetImmortal(op) == 1; }
+#elif NCC_FREE_THREADED
+#  define NCC_CAN_MAKE_IMMORTAL 1
+static inline int ncc_make_immortal(PyObject *op) {
+    /* All loads relaxed: while we own the object and hold its only
+     * reference, no other thread can write these fields (an incref from
+     * another thread needs a reference or a pointer it could only have got
+     * from us). */
+    if ((uintptr_t)ncc_load_ptr_relaxed((void **)&op->ob_tid) != _Py_ThreadId()
+            || ncc_load_uint32_relaxed(&op->ob_ref_local) != 1
+            || ncc_load_ssize_relaxed(&op->ob_ref_shared) != 0) {
+        return 0;
+    }
+    /* As _Py_SetImmortal: an immortal object leaves the cyclic GC (3.13t's
+     * collector would untrack it itself, update_refs in
+     * gc_free_threading.c).  Its items are then roots, which is right: the
+     * container keeps them alive until they are removed. */
+    if (PyObject_IS_GC(op)) {
+        PyObject_GC_UnTrack(op);
+    }
+    /* Relaxed stores: no other thread can see the object yet.  Whatever later
+     * hands the pointer to another thread (a store into a dict, a lock, a
+     * thread start) orders these stores before that thread's first relaxed
+     * load of ob_ref_local in Py_INCREF / Py_DECREF.  ob_ref_local first, so
+     * that from here on our own increfs and decrefs are no-ops; ob_tid = 0
+     * (_Py_UNOWNED_TID): every thread, the creator included, is a non-owner,
+     * which all our owner tests (ncl_foreign, the try-incref fast path) treat
+     * correctly, only more conservatively. */
+    ncc_store_uint32_relaxed(&op->ob_ref_local, _Py_IMMORTAL_REFCNT_LOCAL);
+    ncc_store_ssize_relaxed(&op->ob_ref_shared, 0);
+    ncc_store_ptr_relaxed((void **)&op->ob_tid, (void *)(uintptr_t)0);
+    return 1;
+}
+#else
+#  define NCC_CAN_MAKE_IMMORTAL 0
+static inline int ncc_make_immortal(PyObject *op) { (void)op; return 0; }
+#endif
+
 /* Try-incref-if-nonzero without the slot re-check: 1 and a new reference if
  * the object is alive, 0 and nothing otherwise.  Only meaningful for a pointer
  * whose memory is still a PyObject (CPython keeps freed object memory

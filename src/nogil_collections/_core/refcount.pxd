@@ -17,3 +17,8 @@ cdef extern from "refcount.h" nogil:
     void ncc_publish(PyObject *obj)
     # Release store into a reader-visible slot.
     void ncc_slot_store(PyObject **slot, PyObject *obj)
+    # 1 on free-threaded builds, where ncc_make_immortal works; 0 on GIL builds.
+    bint NCC_CAN_MAKE_IMMORTAL
+    # Make a fresh object that only the calling thread references immortal:
+    # 1 done, 0 refused (another reference exists; nothing changed).
+    bint ncc_make_immortal(PyObject *op)
