@@ -165,6 +165,9 @@ def test_dict_behaves_like_an_ordinary_dict() -> None:
     d._check()
     h = d.handle()
     assert h["b"] == 20 and dict(h.items()) == ref
+    via_handle = h.immortal(z=1)
+    assert type(via_handle) is ConcurrentDict and via_handle == {"z": 1}
+    assert is_immortal(via_handle) is FREE_THREADED_BUILD
 
 
 def test_list_behaves_like_an_ordinary_list() -> None:
@@ -231,7 +234,7 @@ def test_copies_and_pickles_are_mortal(kind: type) -> None:
     if kind is ConcurrentDict:
         others += [c | {5: 5}, {5: 5} | c, dict(c)]
     else:
-        others += [c + [5], c * 2, list(c)]
+        others += [c + [5], c * 2, list(c)]  # noqa: RUF005 (the operator is the point)
     while others:
         o = others.pop()
         assert sys.getrefcount(o) < 10, type(o)

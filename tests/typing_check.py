@@ -130,3 +130,13 @@ def json_api() -> None:
 
     d: ConcurrentDict[str, int] = ConcurrentDict(a=1)
     assert_type(json.dumps(d, default=json_default), str)
+
+
+def immortal_api() -> None:
+    d = ConcurrentDict.immortal({"a": 1})
+    assert_type(d, ConcurrentDict[str, int])
+    assert_type(ConcurrentDict.immortal(a=1, b=2), ConcurrentDict[str, int])
+    assert_type(ConcurrentDict.immortal([(1, "x")]), ConcurrentDict[int, str])
+    lst = ConcurrentList.immortal([1, 2])
+    assert_type(lst, ConcurrentList[int])
+    assert_type(lst.copy(), ConcurrentList[int])

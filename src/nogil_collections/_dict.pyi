@@ -122,6 +122,32 @@ class ConcurrentDict(_ConcurrentDictAPI[_K, _V]):
     def __init__(
         self: ConcurrentDict[str, _V], iterable: Iterable[tuple[str, _V]], /, **kwargs: _V
     ) -> None: ...
+    # immortal(): the constructor's arguments; a never-freed dict on
+    # free-threaded builds (docs/guarantees.md, "Immortal containers").  A
+    # subclass's immortal() returns that subclass and runs its __init__ with
+    # any arguments; the stub types the base class's signature.
+    @overload
+    @classmethod
+    def immortal(cls) -> ConcurrentDict[Any, Any]: ...
+    @overload
+    @classmethod
+    def immortal(cls, **kwargs: _V) -> ConcurrentDict[str, _V]: ...
+    @overload
+    @classmethod
+    def immortal(cls, map: SupportsKeysAndGetItem[_K, _V], /) -> ConcurrentDict[_K, _V]: ...
+    @overload
+    @classmethod
+    def immortal(
+        cls, map: SupportsKeysAndGetItem[str, _V], /, **kwargs: _V
+    ) -> ConcurrentDict[str, _V]: ...
+    @overload
+    @classmethod
+    def immortal(cls, iterable: Iterable[tuple[_K, _V]], /) -> ConcurrentDict[_K, _V]: ...
+    @overload
+    @classmethod
+    def immortal(
+        cls, iterable: Iterable[tuple[str, _V]], /, **kwargs: _V
+    ) -> ConcurrentDict[str, _V]: ...
     @overload
     @classmethod
     def fromkeys(

@@ -487,6 +487,11 @@ cdef class _Handle:
         """A new handle to the same container, owned by the calling thread."""
         return type(self)._new(self._c)
 
+    def immortal(self, *args, **kwargs):
+        """type(c).immortal(...): a new immortal container of the
+        container's type (not a handle), as ``c.immortal(...)`` gives."""
+        return type(self._c).immortal(*args, **kwargs)
+
     # No __getattr__ forwarding: a type with one cannot have its method
     # loads specialised by the interpreter (LOAD_ATTR_METHOD_* needs the
     # generic tp_getattro), which made h.get(k) twice as slow as d.get(k).
