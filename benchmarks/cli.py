@@ -265,12 +265,15 @@ def main(argv: list[str] | None = None) -> int:
     cpus = env["machine"]["usable_cpus"] or 1
 
     ordered = sorted(impls, key=lambda i: impl_key(i.role, i.name))
+    # The container-only suites (scaling, single, memory) skip the real-code-only variants.
+    plain = [i for i in impls if not i.by_name_only]
+    containers = [i for i in ordered if not i.by_name_only]
     scaling_cases = prof.cases if "scaling" in suites else []
-    total = scaling.count_steps(ordered, scaling_cases, prof.threads, prof.repeats)
+    total = scaling.count_steps(containers, scaling_cases, prof.threads, prof.repeats)
     if "single" in suites:
-        total += single.count_steps(impls)
+        total += single.count_steps(plain)
     if "memory" in suites:
-        total += sum(1 for i in impls if i.available)
+        total += sum(1 for i in plain if i.available)
     real_threads = _real_threads(prof.threads, cpus)
     if "realcode" in suites:
         total += realcode.count_loop_steps(ordered, prof.real_plan, real_threads, prof.real_repeats)
@@ -286,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for case in scaling_cases:
             points += scaling.measure(
-                ordered,
+                containers,
                 case,
                 prof.threads,
                 prof.size,
@@ -297,10 +300,10 @@ def main(argv: list[str] | None = None) -> int:
             )
         if "single" in suites:
             costs = single.measure(
-                impls, prof.size, prof.single_n, prof.single_repeats, progress=bar.step
+                plain, prof.size, prof.single_n, prof.single_repeats, progress=bar.step
             )
         if "memory" in suites:
-            fps = memory.measure(impls, prof.memory_n, progress=bar.step)
+            fps = memory.measure(plain, prof.memory_n, progress=bar.step)
         if "realcode" in suites:
             loops = realcode.measure_loops(
                 ordered,
@@ -361,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
                 "available": i.available,
                 "ops": sorted(i.ops),
                 "note": i.note,
+                "by_name_only": i.by_name_only,
                 "version": env["packages"].get(i.package) if i.package else sys.version.split()[0],
             }
             for i in impls

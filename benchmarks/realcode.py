@@ -58,6 +58,9 @@ ACCESS_LABELS = {
     "partial": "thread-owned partial",
     "handle": "handle()",
 }
+#: The accesses that load the container by name (and so write its reference
+#: count, unless it is immortal).
+BY_NAME = ("local", "global", "attr", "closure")
 MIXES = ("read", "90/10", "churn")
 BLOCK = 10  # a write mix has one write per BLOCK operations
 KEYS_PER_THREAD = 1000
@@ -232,6 +235,8 @@ def applicable(impl: Impl, access: str, mix: str) -> bool:
         return False
     if mix == "churn" and (impl.family != MAP or not impl.supports("delitem")):
         return False
+    if impl.by_name_only:
+        return access in BY_NAME
     if access == "handle":
         return impl.role == "ours"
     return True

@@ -133,6 +133,11 @@ class Impl:
     note: str = ""  # why it is unavailable, or a caveat
     ops: frozenset[str] = field(default_factory=frozenset)
     readonly: bool = False
+    #: A variant that only differs where the loop reaches the container by
+    #: name (ours made immortal: its reference count is never written):
+    #: measured only by the real-code suite, through a local, a global,
+    #: ``self.c`` and a closure.  The container-only suites skip it.
+    by_name_only: bool = False
 
     @property
     def available(self) -> bool:
@@ -277,6 +282,17 @@ def load_implementations() -> list[Impl]:
             why,
         )
     )
+    impls.append(
+        Impl(
+            "ConcurrentDict.immortal()",
+            MAP,
+            _from_items_map(cd.immortal) if cd else None,
+            "ours",
+            "nogil_collections",
+            why,
+            by_name_only=True,
+        )
+    )
     ftd, why = _import_attr("ft_utils.concurrency", "ConcurrentDict")
     impls.append(
         Impl(
@@ -307,6 +323,17 @@ def load_implementations() -> list[Impl]:
     impls.append(Impl("list+Lock", SEQ, LockedList, "locked"))
     cl, why = _import_attr("nogil_collections", "ConcurrentList")
     impls.append(Impl("ConcurrentList", SEQ, cl, "ours", "nogil_collections", why))
+    impls.append(
+        Impl(
+            "ConcurrentList.immortal()",
+            SEQ,
+            cl.immortal if cl else None,
+            "ours",
+            "nogil_collections",
+            why,
+            by_name_only=True,
+        )
+    )
     impls.append(Impl("tuple", SEQ, tuple, "ceiling", readonly=True, note="immutable: reads only"))
 
     for impl in impls:

@@ -56,6 +56,8 @@ def test_cli_smoke_writes_table_json_markdown_and_plots(tmp_path: Path) -> None:
     # Every available implementation of the case's family was measured at every thread count.
     points = {(p["impl"], p["family"], p["threads"]) for p in result["scaling"]}
     for impl in result["implementations"]:
+        if impl["by_name_only"]:  # real-code-only variants: checked below
+            continue
         if impl["available"] and (impl["family"] == "seq" or "setitem" in impl["ops"]):
             assert {(impl["name"], impl["family"], t) for t in (1, 2)} <= points, impl["name"]
         if not impl["available"]:
@@ -78,6 +80,13 @@ def test_cli_smoke_writes_table_json_markdown_and_plots(tmp_path: Path) -> None:
     assert {("ConcurrentDict", "handle", "read", 2), ("dict", "local", "read", 2),
             ("ConcurrentList", "handle", "read", 1), ("tuple", "local", "read", 2)} <= loops
     assert ("dict+Lock", "partial", "churn", 2) in loops
+    # The immortal variants: reached by name only, never in the container-only suites.
+    assert {("ConcurrentDict.immortal()", "local", "read", 2),
+            ("ConcurrentList.immortal()", "local", "read", 2)} <= loops
+    assert not {(i, a) for i, a, _, _ in loops if i.endswith(".immortal()")} - {
+        (i, a) for i in ("ConcurrentDict.immortal()", "ConcurrentList.immortal()")
+        for a in ("local", "global", "attr", "closure")}
+    assert not any(p["impl"].endswith(".immortal()") for p in result["scaling"])
     assert all(r["median_ops_per_s"] > 0 for r in result["realcode_loops"])
     apps = {(a["workload"], a["threads"]) for a in result["realcode_apps"]}
     assert {("memo cache", 1), ("memo cache", 2), ("word count", 1), ("word count", 2),
