@@ -29,6 +29,13 @@ object itself, which takes a reference, like code that uses the container.
 Semantics are exactly the container's: a handle adds no state, no caching
 and no lock.  Any thread may use any handle; only threads that own it (the
 creating thread) get the contention-free path.
+
+Handle or ``ConcurrentDict.immortal()`` / ``ConcurrentList.immortal()``
+(docs/guarantees.md, "Immortal containers")?  An immortal container's
+reference count is never written, so it needs no handle whichever way code
+reaches it, but it is never freed: use it for module-level, process-lifetime
+caches and registries.  For containers created and dropped while the program
+runs, or when only a few hot loops read one, take handles in those loops.
 """
 
 cimport cython

@@ -151,8 +151,8 @@ static inline int ncc_is_immortal(PyObject *obj) {
  * ob_ref_local in both); 3.14's own _Py_SetImmortalUntracked also sets the
  * deferred-refcount GC bit (an internal flag that only spares stack
  * references the read of ob_ref_local), which we do not.  3.15 (0x030F00A7,
- * untested): the public PyUnstable_SetImmortal, which checks the same
- * precondition.  GIL builds: returns 0 and changes nothing; callers do not
+ * untested): the public PyUnstable_SetImmortal, which refuses objects not
+ * created by (or not uniquely referenced by) the calling thread.  GIL builds: returns 0 and changes nothing; callers do not
  * immortalize there (the GIL serializes every refcount write anyway). */
 #if NCC_FREE_THREADED && PY_VERSION_HEX >= 0x030F00A7
 #  define NCC_CAN_MAKE_IMMORTAL 1
