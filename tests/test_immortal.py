@@ -255,31 +255,19 @@ def _readers_and_writers(access: str, d: Any, lst: Any) -> None:
     k{i}, index i); two writers flip signs and append/pop their own tail
     items.  The container is reached the way ``access`` says."""
     rounds = 30
+    R, K = range(rounds), range(N_KEYS)
 
+    # Each reader counts the values that look right (every one must); the
+    # comprehensions are inlined (PEP 709), so the names load as written.
     def reader_local() -> int:
         dd, ll = d, lst
-        seen = 0
-        for _ in range(rounds):
-            for i in range(N_KEYS):
-                assert abs(dd[f"k{i}"]) == i and abs(ll[i]) == i
-                seen += 1
-        return seen
+        return sum(abs(dd[f"k{i}"]) == i == abs(ll[i]) for _ in R for i in K)
 
     def reader_closure() -> int:
-        seen = 0
-        for _ in range(rounds):
-            for i in range(N_KEYS):
-                assert abs(d[f"k{i}"]) == i and abs(lst[i]) == i
-                seen += 1
-        return seen
+        return sum(abs(d[f"k{i}"]) == i == abs(lst[i]) for _ in R for i in K)
 
     def reader_global() -> int:
-        seen = 0
-        for _ in range(rounds):
-            for i in range(N_KEYS):
-                assert abs(SHARED_DICT[f"k{i}"]) == i and abs(SHARED_LIST[i]) == i
-                seen += 1
-        return seen
+        return sum(abs(SHARED_DICT[f"k{i}"]) == i == abs(SHARED_LIST[i]) for _ in R for i in K)
 
     def writer(tid: int) -> Any:
         def run() -> int:
@@ -293,7 +281,8 @@ def _readers_and_writers(access: str, d: Any, lst: Any) -> None:
         return run
 
     reader = {"local": reader_local, "global": reader_global, "closure": reader_closure}[access]
-    run_threads([reader, reader, writer(0), writer(1)])
+    seen = run_threads([reader, reader, writer(0), writer(1)])
+    assert seen[:2] == [rounds * N_KEYS] * 2
     # Each writer flipped its own keys `rounds` times (an even number).
     assert [d[f"k{i}"] for i in range(N_KEYS)] == list(range(N_KEYS))
     assert list(lst[:N_KEYS]) == list(range(N_KEYS))

@@ -1131,18 +1131,13 @@ cdef class ConcurrentDict:
     def immortal(cls, *args, **kwargs):
         """A new dict, like ``cls(*args, **kwargs)``, that is never freed.
 
-        On free-threaded builds the object is made immortal between
-        ``__new__`` and ``__init__``, while the creating thread holds its only
-        reference: its reference count is never written again, so threads
-        that read it through a local name, a module global, ``self.c`` or a
-        closure variable do not contend on it (docs/guarantees.md, "Immortal
-        containers").  The dict itself is never freed; its items are
-        released as usual when removed or on ``clear()``.  ``copy()``,
-        pickling and operators return ordinary (mortal) containers.  Use it
-        for module-level, process-lifetime shared caches and registries,
-        never for containers created per request.  On GIL builds this is
-        simply ``cls(...)``.  Works for subclasses (``__init__`` runs with
-        the arguments).
+        Free-threaded builds: made immortal before ``__init__`` runs, so
+        threads that reach it by name (local, global, ``self.c``, closure)
+        never write its reference count.  Its items are released as usual
+        when removed; copies, pickles and ``|`` give ordinary dicts.  For
+        module-level, process-lifetime caches and registries only.  GIL
+        builds: ``cls(*args, **kwargs)``.  Rules: docs/guarantees.md,
+        "Immortal containers".
 
         >>> REGISTRY = ConcurrentDict.immortal(a=1)
         >>> REGISTRY

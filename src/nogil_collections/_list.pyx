@@ -1571,18 +1571,13 @@ cdef class ConcurrentList:
         """immortal(iterable=(), /): a new list, like ``cls(iterable)``, that
         is never freed.
 
-        On free-threaded builds the object is made immortal between
-        ``__new__`` and ``__init__``, while the creating thread holds its only
-        reference: its reference count is never written again, so threads
-        that read it through a local name, a module global, ``self.c`` or a
-        closure variable do not contend on it (docs/guarantees.md, "Immortal
-        containers").  The list itself is never freed; its items are
-        released as usual when removed or on ``clear()``.  ``copy()``,
-        pickling and operators return ordinary (mortal) containers.  Use it
-        for module-level, process-lifetime shared caches and registries,
-        never for containers created per request.  On GIL builds this is
-        simply ``cls(...)``.  Works for subclasses (``__init__`` runs with
-        the arguments).
+        The list object is never freed: on free-threaded builds it becomes
+        immortal before ``__init__`` runs (which gets every argument, also
+        for subclasses), so no thread ever writes its reference count, even
+        through a global or ``self.lst``.  Removed items are freed as usual;
+        ``copy()``, slices and ``+`` return ordinary lists.  Only for lists
+        that live as long as the process; on GIL builds an ordinary list.
+        See docs/guarantees.md, "Immortal containers".
 
         >>> SHARED = ConcurrentList.immortal([1, 2])
         >>> SHARED
