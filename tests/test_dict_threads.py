@@ -4,6 +4,7 @@ too (interleaving at the switch interval); they are meant for 3.13t/3.14t."""
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -469,3 +470,126 @@ def test_readers_of_colliding_keys_while_slots_are_reused() -> None:
     assert all(r > 0 for r in results)
     d._check()
     assert _dict_module._index_counts(d)[1] <= len(churned)
+
+
+# ------------------------------------------------------------ the probe before the lock
+# docs/design.md, "Writers: the probe before the lock": a thread that found
+# the writer lock held probes for its next writes before taking the lock.
+# _set_contended_writes(n) puts the calling thread on that path for its next
+# n writes, so these tests cover it on every build and without contention.
+
+class _CountingKey:
+    """Equal by name, same hash for all: every comparison calls __eq__."""
+
+    eq_calls = 0
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __hash__(self) -> int:
+        return 7
+
+    def __eq__(self, other: object) -> bool:
+        _CountingKey.eq_calls += 1
+        return isinstance(other, _CountingKey) and other.name == self.name
+
+
+def _eq_calls_of(write: Callable[[CD], object], contended: bool) -> int:
+    d = CD({_CountingKey("a"): 0, _CountingKey("b"): 1})
+    _dict_module._set_contended_writes(1 if contended else 0)
+    try:
+        _CountingKey.eq_calls = 0
+        write(d)
+        return _CountingKey.eq_calls
+    finally:
+        _dict_module._set_contended_writes(0)
+
+
+@pytest.mark.parametrize("write", [
+    lambda d: d.__setitem__(_CountingKey("b"), 5),
+    lambda d: d.__delitem__(_CountingKey("b")),
+    lambda d: d.pop(_CountingKey("b")),
+    lambda d: d.__setitem__(_CountingKey("c"), 5),
+], ids=["replace", "del", "pop", "insert"])
+def test_early_probe_leaves_keys_that_need_eq_to_the_locked_lookup(
+    write: Callable[[CD], object],
+) -> None:
+    # The early probe runs no Python code: a stored key that needs __eq__
+    # makes it give up, so __eq__ runs as often as on the uncontended path.
+    assert _eq_calls_of(write, True) == _eq_calls_of(write, False) > 0
+
+
+def test_early_probe_writes_behave_like_dict() -> None:
+    # One thread, every write on the early-probe path: str, int and
+    # float keys (pinned and generic tables, equal but distinct key objects,
+    # 1 == 1.0), deletes, re-inserts and resizes, against the builtin.
+    rng = random.Random(5)
+    d: CD = CD()
+    model: dict[object, int] = {}
+    pool: list[object] = [*(f"k{i}" for i in range(12)), *range(6), 1.0, 2.5, -1, -2]
+    _dict_module._set_contended_writes(10**9)
+    try:
+        for step in range(3000):
+            k = rng.choice(pool)
+            if isinstance(k, str):
+                k = k[:1] + k[1:]        # equal, not identical
+            op = rng.random()
+            if op < 0.5:
+                d[k] = model[k] = step
+            elif op < 0.75:
+                if k in model:
+                    del d[k]
+                    del model[k]
+                else:
+                    with pytest.raises(KeyError):
+                        del d[k]
+            else:
+                assert d.pop(k, None) == model.pop(k, None)
+            if step % 500 == 0:
+                d._check()
+                assert d.snapshot() == model
+    finally:
+        _dict_module._set_contended_writes(0)
+    d._check()
+    assert d.snapshot() == model and len(d) == len(model)
+
+
+@pytest.mark.free_threaded_only
+def test_early_probe_writers_keep_invariants() -> None:
+    # Threads on the early-probe path replace, delete and re-insert the same
+    # keys and their neighbours while the table grows (tombstones) and is
+    # converted; each also owns keys whose final values are known.
+    d: CD = CD((f"s{i}", 0) for i in range(8))
+    deadline = time.monotonic() + DURATION
+
+    def worker(t: int) -> int:
+        _dict_module._set_contended_writes(10**9)
+        r = 0
+        try:
+            while until(deadline):
+                r += 1
+                k = f"s{r % 8}"
+                d[k[:1] + k[1:]] = r
+                d[f"own{t}.{r % 16}"] = r
+                if r % 3 == t % 3:
+                    d.pop(k[:1] + k[1:], None)
+                    d[k] = -r
+                if r % 100 == 50:
+                    for i in range(20):
+                        d[f"tmp{t}.{i}"] = i
+                        del d[f"tmp{t}.{i}"]
+                if r == 500 + t:
+                    d[t + 0.5] = t
+        finally:
+            _dict_module._set_contended_writes(0)
+        return r
+
+    rounds = run_threads([lambda t=t: worker(t) for t in range(3)])
+    d._check()
+    for t, n in enumerate(rounds):
+        for i in range(16):
+            if n >= 16:
+                last = max(r for r in range(n - 15, n + 1) if r % 16 == i)
+                assert d[f"own{t}.{i}"] == last
+        if n >= 500 + t:
+            assert d[t + 0.5] == t

@@ -277,6 +277,185 @@ def test_fault_insert_suspended_in_eq_does_not_reuse_a_slot_taken_meanwhile() ->
     assert (dummy, named) == (before[1] - 1, 3)   # C took A's slot, K an EMPTY one
 
 
+# ---------------------------------------------------------------- the probe before the lock
+# docs/design.md, "Writers: the probe before the lock": a contended d[k] = v,
+# del d[k] or pop finds the key's entry lock-free, then takes the lock and
+# uses that entry only if `tseq` is unchanged and the entry is still live.
+# Each action below runs in another thread exactly between the probe and the
+# lock (the dict.setitem.prelock / dict.delete.prelock points) and changes
+# what the probe found; the write must see it and redo its lookup locked.
+
+_NKEYS = 6   # a 16-slot table with room for 4 more entries: a delete and
+             # re-insert then needs no resize (which would move tseq too)
+
+
+def _fresh() -> ConcurrentDict[object, int]:
+    # Keys built at run time: the writer's key is equal to, never identical
+    # with, the stored one (the probe compares the str contents).
+    d: ConcurrentDict[object, int] = ConcurrentDict((f"key{i}", i) for i in range(_NKEYS))
+    assert sum(_dict._index_counts(d)) == 16
+    return d
+
+
+def _copy(key: str) -> str:
+    return key[:1] + key[1:]   # an equal, distinct str object
+
+
+def _reinsert_equal(d: ConcurrentDict[object, int]) -> None:
+    # Delete the entry the probe found and insert an equal key again: a new
+    # entry (entries are never reused) in the same index slot (slot reuse).
+    del d[_copy("key2")]
+    d[_copy("key2")] = 20
+
+
+def _delete(d: ConcurrentDict[object, int]) -> None:
+    del d[_copy("key2")]
+
+
+# The table-wide changes also renumber the entries, so that entry and slot
+# numbers of the old table name something else in the new one.
+
+def _resize(d: ConcurrentDict[object, int]) -> None:
+    del d["key0"]               # compaction moves key2 to entry 1
+    for i in range(100):        # several resizes: the probed table is retired
+        d[f"grow{i}"] = i
+
+
+def _to_generic(d: ConcurrentDict[object, int]) -> None:
+    del d["key0"]
+    d[2.5] = 0                  # pinned -> generic conversion (a new table)
+
+
+def _clear(d: ConcurrentDict[object, int]) -> None:
+    d.clear()
+    for i in range(4):          # entry 2 of the new table is x2
+        d[f"x{i}"] = i
+
+
+def _neighbours(d: ConcurrentDict[object, int]) -> None:
+    # Writes to other keys only: the entry found stays valid.
+    d["key1"] = 10
+    del d["key3"]
+    d["new"] = 0
+
+
+_PRELOCK_ACTIONS = {"reinsert-equal": _reinsert_equal, "delete": _delete, "resize": _resize,
+                    "to-generic": _to_generic, "clear": _clear, "neighbours": _neighbours}
+
+
+def _model_after(action: str) -> dict[object, int]:
+    model: dict[object, int] = {f"key{i}": i for i in range(_NKEYS)}
+    if action == "reinsert-equal":
+        model["key2"] = 20
+    elif action == "delete":
+        del model["key2"]
+    elif action == "resize":
+        del model["key0"]
+        model.update({f"grow{i}": i for i in range(100)})
+    elif action == "to-generic":
+        del model["key0"]
+        model[2.5] = 0
+    elif action == "clear":
+        model = {f"x{i}": i for i in range(4)}
+    else:
+        model["key1"] = 10
+        del model["key3"]
+        model["new"] = 0
+    return model
+
+
+@needs_fi
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("action", list(_PRELOCK_ACTIONS))
+def test_fault_replacement_revalidates_what_its_early_probe_found(action: str) -> None:
+    d = _fresh()
+    _dict._set_contended_writes(1)
+    with _in_another_thread_at("dict.setitem.prelock",
+                               lambda: _PRELOCK_ACTIONS[action](d)) as fired:
+        d[_copy("key2")] = 99
+    assert fired
+    d._check()
+    expected = _model_after(action)
+    expected["key2"] = 99       # a replacement, or an insert if key2 is gone
+    assert d.snapshot() == expected
+    assert d["key2"] == 99 and len(d) == len(expected)
+
+
+@needs_fi
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", ["del", "pop"])
+@pytest.mark.parametrize("action", list(_PRELOCK_ACTIONS))
+def test_fault_delete_revalidates_what_its_early_probe_found(action: str, how: str) -> None:
+    d = _fresh()
+    expected = _model_after(action)
+    _dict._set_contended_writes(1)
+    with _in_another_thread_at("dict.delete.prelock",
+                               lambda: _PRELOCK_ACTIONS[action](d)) as fired:
+        if "key2" in expected:
+            if how == "del":
+                del d[_copy("key2")]
+            else:
+                assert d.pop(_copy("key2")) == expected["key2"]
+        else:
+            with pytest.raises(KeyError):
+                if how == "del":
+                    del d[_copy("key2")]
+                else:
+                    d.pop(_copy("key2"))
+    assert fired
+    expected.pop("key2", None)
+    d._check()
+    assert d.snapshot() == expected
+    assert "key2" not in d and len(d) == len(expected)
+
+
+@needs_fi
+@pytest.mark.timeout(120)
+def test_fault_early_probe_writes_race_deletes_inserts_and_resizes() -> None:
+    # No hook: the prelock points detach (other threads run between every
+    # early probe and its lock).  All threads take the contended path; each
+    # replaces, deletes and re-inserts shared keys (the same and neighbouring
+    # keys), grows the table and converts it (a float key), and owns keys
+    # whose final values are known.
+    d: ConcurrentDict[object, int] = ConcurrentDict((f"s{i}", 0) for i in range(8))
+    rounds = 300
+
+    def worker(t: int) -> None:
+        _dict._set_contended_writes(10**9)
+        try:
+            for r in range(rounds):
+                k = f"s{r % 8}"
+                d[_copy(k)] = r
+                d[f"own{t}.{r % 16}"] = r
+                if r % 3 == t % 3:
+                    d.pop(_copy(k), None)
+                    d[k] = -r
+                if r % 7 == 0:
+                    try:
+                        del d[f"s{(r + 1) % 8}"]
+                    except KeyError:
+                        pass
+                if r % 50 == 25:
+                    for i in range(20):         # tombstones + inserts: resizes
+                        d[f"tmp{t}.{r}.{i}"] = i
+                        del d[f"tmp{t}.{r}.{i}"]
+                if r == 150 + t:
+                    d[float(t) + 0.5] = t       # pinned -> generic
+        finally:
+            _dict._set_contended_writes(0)
+
+    before = (fi.hits().get("dict.setitem.prelock", 0), fi.hits().get("dict.delete.prelock", 0))
+    run_threads([lambda t=t: worker(t) for t in range(3)], timeout=110)
+    d._check()
+    for t in range(3):
+        for i in range(16):
+            last = max(r for r in range(rounds) if r % 16 == i)
+            assert d[f"own{t}.{i}"] == last
+        assert d[float(t) + 0.5] == t
+    after = (fi.hits().get("dict.setitem.prelock", 0), fi.hits().get("dict.delete.prelock", 0))
+    assert after[0] > before[0] and after[1] > before[1]
+
+
 # ---------------------------------------------------------------- MemoryError injection
 
 @needs_fi

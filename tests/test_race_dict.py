@@ -155,6 +155,38 @@ def test_race_dict_replacements_next_to_inserts_deletes_and_resizes(
     assert {"__getitem__", "__setitem__", "__delitem__"} <= set(report.ops_seen), report
 
 
+# The same campaign with every d[k] = v, del d[k] and pop on the early-probe
+# path (docs/design.md, "Writers: the probe before the lock"), which a thread
+# otherwise takes only after finding the writer lock held: the entry found
+# before the lock must be re-validated against the deletes, re-inserts,
+# resizes and conversions of the other threads.
+
+class _EarlyProbeDict(ConcurrentDict):  # type: ignore[type-arg]
+    def __setitem__(self, key: Any, value: Any) -> None:
+        _dict_module._set_contended_writes(1)
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        _dict_module._set_contended_writes(1)
+        super().__delitem__(key)
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        _dict_module._set_contended_writes(1)
+        return super().pop(key, *default)
+
+
+@pytest.mark.parametrize(
+    "keys", [_STR_KEYS, _STR_INT_KEYS, _MIXED_KEYS], ids=["pinned", "pinned-str-int", "generic"]
+)
+def test_race_dict_early_probe_writes_next_to_inserts_deletes_and_resizes(
+    keys: st.SearchStrategy[Any],
+) -> None:
+    table = NEIGHBOURS.with_domain(keys=keys, values=st.integers(0, 2), max_initial=5)
+    report = explore(_EarlyProbeDict, table, dict, threads=(2, 4), ops_per_thread=(2, 6),
+                     examples=30, repetitions=8)
+    assert {"__setitem__", "__delitem__", "pop_default"} <= set(report.ops_seen), report
+
+
 # A value replacement that exposes a transient NULL (readers take it for a
 # delete): the deliberately broken writer of _dict._set_mutant.  The reader
 # campaign above must catch it -- the proof that it can fail.

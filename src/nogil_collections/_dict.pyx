@@ -17,7 +17,7 @@ from libc.stdint cimport uint64_t
 
 from nogil_collections._core.atomics cimport (
     ncc_load_ptr_acquire, ncc_store_ptr_release, ncc_load_ssize_relaxed,
-    ncc_store_ssize_relaxed, ncc_load_uint64_relaxed, ncc_cpu_relax,
+    ncc_store_ssize_relaxed, ncc_load_uint64_relaxed, ncc_cpu_relax, ncc_load_obj_relaxed,
 )
 from nogil_collections._core.refcount cimport ncc_publish, ncc_slot_store
 from nogil_collections._core.seqlock cimport (
@@ -88,6 +88,7 @@ cdef extern from "_dict_table.h":
         NCD_READ_PRESENCE
         NCD_READ_VALUE
         NCD_WRITER
+        NCD_PREWRITE
         NCD_MUTANT_NONE
         NCD_MUTANT_TORN_REPLACE
         NCD_MUTANT_WIDE_COUNT_WINDOW
@@ -119,6 +120,43 @@ cdef extern from "_dict_table.h":
 cdef extern from *:
     """
     static inline PyObject *ncd_steal(PyObject *o) { return o; }
+    /* Single-key writers (d[k] = v, del d[k], pop) probe BEFORE taking the
+     * writer lock only while this thread contends for it: then the lock is
+     * held just for a validation and the store (docs/design.md, "Writers:
+     * the probe before the lock").  Uncontended, the locked probe alone is
+     * cheaper (no read region, no second look at the entry), so a thread
+     * switches to the early probe when it finds the lock held and keeps it
+     * for its next NCD_CONTENDED_WRITES writes (to any dict). */
+    #define NCD_CONTENDED_WRITES 64
+    /* Pauses a contended writer spins, after its probe, for the lock to be
+     * released before it calls PyCriticalSection_Begin, whose slow path
+     * (3.13: sched_yield up to 40 times, then a futex park) costs
+     * microseconds; the early probe keeps the holder's section short. */
+    #define NCD_LOCK_SPINS 64
+    static __thread int ncd_contended = 0;
+    static inline int ncd_lock_busy(PyObject *o) {
+    #if defined(Py_GIL_DISABLED)
+        /* Relaxed: a hint only; PyCriticalSection_Begin's CAS decides. */
+        return __atomic_load_n(&o->ob_mutex._bits, __ATOMIC_RELAXED) & 1;
+    #else
+        (void)o;
+        return 0;
+    #endif
+    }
+    static inline int ncd_write_contended(PyObject *o) {
+        if (ncd_lock_busy(o)) {
+            ncd_contended = NCD_CONTENDED_WRITES;
+            return 1;
+        }
+        if (ncd_contended > 0) {
+            ncd_contended--;
+            return 1;
+        }
+        return 0;
+    }
+    static inline void ncd_wait_unlocked(PyObject *o) {
+        for (int k = 0; k < NCD_LOCK_SPINS && ncd_lock_busy(o); k++) ncc_cpu_relax();
+    }
 
     /* The writer lock's critical section, as `with cython.critical_section`
      * (Py_BEGIN_CRITICAL_SECTION) but on a borrowed pointer, for the hottest
@@ -143,6 +181,9 @@ cdef extern from *:
     void ncd_cs_end(ncd_cs *cs)
     # Cython takes the returned object as a new reference: this steals `o`.
     object ncd_steal(PyObject *o)
+    int ncd_contended
+    bint ncd_write_contended(PyObject *o) nogil
+    void ncd_wait_unlocked(PyObject *o) nogil
     void ncd_list_set_steal "PyList_SET_ITEM"(object lst, Py_ssize_t i, PyObject *o)
     void ncd_tuple_set_steal "PyTuple_SET_ITEM"(object tup, Py_ssize_t i, PyObject *o)
     object PyList_New(Py_ssize_t n)
@@ -632,6 +673,38 @@ cdef class ConcurrentDict:
             p.resume = NCD_FRESH
 
     @cython.final
+    cdef int _prefind(self, object key, Py_hash_t h, ncd_probe *p) noexcept:
+        """Lock-free probe of a single-key writer, BEFORE it takes the lock
+        (docs/design.md, "Writers: the probe before the lock"): NCD_FOUND
+        with p.ix, p.slot and p.version (the `tseq` sampled when the probe
+        started) if the probe met key's entry, else NCD_MISS or NCD_RETRY.  The caller then
+        takes the lock and uses p only if _prefound_live(p) holds; anything
+        else takes today's locked path (_find_locked).  A stored key that
+        needs __eq__ also gives up (NCD_RETRY): the locked path calls it,
+        once, as before; only identity and the inline str/int compares are
+        done here, which run no Python code.  p.version is validated only
+        under the lock (NCD_PREWRITE), where it must be checked anyway."""
+        p.resume = NCD_FRESH
+        return ncd_probe_run(&self._h, <PyObject *>key, h, p, NULL, NCD_PREWRITE)
+
+    @cython.final
+    cdef inline bint _prefound_live(self, ncd_probe *p) noexcept:
+        """Under the critical section: is the entry _prefind found (NCD_FOUND)
+        still the live entry of its key in the published table?  `tseq`
+        unchanged means no table was published since the probe (every store
+        of the table pointer is inside a tseq window), so p.ix names an
+        entry of the current table; entries are never reused inside a table
+        and a value never comes back from NULL, so a non-NULL value means
+        the entry the probe matched was never deleted: it still holds the
+        key the probe compared equal, and it is that key's only live entry.
+        Both loads are relaxed: every store of `tseq` and of an entry's
+        value is made by a holder of this lock, and our lock acquisition
+        synchronizes with the release of the previous holder (each earlier
+        holder's unlock, PyMutex_Unlock), so they read the latest values."""
+        return (ncc_load_uint64_relaxed(&self._h.tseq) == p.version and
+                ncc_load_obj_relaxed(&ncd_entry_at(self._h.table, p.ix).value) != NULL)
+
+    @cython.final
     cdef int _publish_table(self, ncd_table *new) except -1:
         # A table replacement concerns every reader: both sequences move
         # (tseq for point readers, version for consistent copies).
@@ -753,14 +826,27 @@ cdef class ConcurrentDict:
         cdef PyObject *old = NULL
         cdef Py_hash_t h = _hash(key)
         cdef ncd_cs cs
+        # Find the key's entry before the lock, so that the lock is held only
+        # for the validation and the store (docs/design.md).
+        cdef int pre = NCD_RETRY
+        if ncd_write_contended(<PyObject *>self._wlock):
+            pre = self._prefind(key, h, &p)
+            # Other writers may run here: _prefound_live re-checks under the lock.
+            NCC_SUSPEND_POINT("dict.setitem.prelock")
+            ncd_wait_unlocked(<PyObject *>self._wlock)
         ncd_cs_begin(&cs, <PyObject *>self._wlock)   # see ncd_cs_begin
         try:
-            while True:
-                if self._find_locked(key, h, &p) == NCD_FOUND:
-                    old = self._replace_value(p.ix, value)
-                    break
-                if self._insert_new(key, h, value, p.slot):
-                    break
+            if pre == NCD_FOUND and self._prefound_live(&p):
+                # Nothing between the validation and the store can suspend
+                # the section (_replace_value runs no Python code).
+                old = self._replace_value(p.ix, value)
+            else:
+                while True:
+                    if self._find_locked(key, h, &p) == NCD_FOUND:
+                        old = self._replace_value(p.ix, value)
+                        break
+                    if self._insert_new(key, h, value, p.slot):
+                        break
         finally:
             ncd_cs_end(&cs)
         # Outside the critical section: may run __del__.
@@ -772,9 +858,17 @@ cdef class ConcurrentDict:
         cdef PyObject *okey = NULL
         cdef PyObject *oval = NULL
         cdef ncd_cs cs
+        cdef int pre = NCD_RETRY
+        if ncd_write_contended(<PyObject *>self._wlock):   # see __setitem__
+            pre = self._prefind(key, h, &p)
+            NCC_SUSPEND_POINT("dict.delete.prelock")
+            ncd_wait_unlocked(<PyObject *>self._wlock)
         ncd_cs_begin(&cs, <PyObject *>self._wlock)   # see ncd_cs_begin
         try:
-            if self._find_locked(key, h, &p) == NCD_FOUND:
+            # A live entry's index slot still names it (only its delete
+            # stores DUMMY there), so p.slot is valid too.
+            if ((pre == NCD_FOUND and self._prefound_live(&p))
+                    or self._find_locked(key, h, &p) == NCD_FOUND):
                 self._delete_at(&p, &okey, &oval, False)
         finally:
             ncd_cs_end(&cs)
@@ -813,9 +907,15 @@ cdef class ConcurrentDict:
         cdef PyObject *okey = NULL
         cdef PyObject *oval = NULL
         cdef ncd_cs cs
+        cdef int pre = NCD_RETRY
+        if ncd_write_contended(<PyObject *>self._wlock):   # see __setitem__
+            pre = self._prefind(key, h, &p)
+            NCC_SUSPEND_POINT("dict.delete.prelock")
+            ncd_wait_unlocked(<PyObject *>self._wlock)
         ncd_cs_begin(&cs, <PyObject *>self._wlock)   # see ncd_cs_begin
         try:
-            if self._find_locked(key, h, &p) == NCD_FOUND:
+            if ((pre == NCD_FOUND and self._prefound_live(&p))   # see __delitem__
+                    or self._find_locked(key, h, &p) == NCD_FOUND):
                 self._delete_at(&p, &okey, &oval, False)
         finally:
             ncd_cs_end(&cs)
@@ -1684,3 +1784,13 @@ cdef object _pop_borrowed(object self, object key, object default):
 
 ncd_install_fast(<PyObject *>ConcurrentDict, <void *>_get_borrowed, <void *>_pop_borrowed,
                  <PyObject *>_MISSING)
+
+
+def _set_contended_writes(int n):
+    """Tests only: make this thread's next n single-key writes (d[k] = v,
+    del d[k], pop) take the contended path, which probes before the lock
+    (its fault-injection points are dict.setitem.prelock and
+    dict.delete.prelock).  Without it a thread takes that path only after
+    finding a dict's writer lock held."""
+    global ncd_contended
+    ncd_contended = n

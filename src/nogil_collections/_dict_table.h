@@ -332,6 +332,12 @@ enum {
     NCD_READ_PRESENCE = 0,   /* lock-free `in`: no reference to the value */
     NCD_READ_VALUE = 1,      /* lock-free lookup: a new reference to the value */
     NCD_WRITER = 2,          /* under the critical section: position only */
+    /* Lock-free, BEFORE a single-key writer takes the lock (_prefind in
+     * _dict.pyx): the entry of a present key, validated later under the
+     * lock (tseq still p->version, value still non-NULL), so this mode
+     * neither loads the value nor validates tseq at the end; a stored key
+     * that needs __eq__ gives up (NCD_RETRY): the locked path compares it. */
+    NCD_PREWRITE = 3,
 };
 
 typedef struct {
@@ -483,6 +489,7 @@ ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash, ncd_probe *p,
                     if (PyLong_CheckExact(sk) && ncd_int_eq(sk, key)) goto found;
                 } else if (ncd_pinned_hash(sk) == hash) {
                     /* Another type (1.0, a str subclass, ...): its __eq__. */
+                    if (mode == NCD_PREWRITE) goto retry;
                     Py_INCREF(sk);
                     p->eqkey = sk;
                     goto need_eq;
@@ -496,6 +503,7 @@ ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash, ncd_probe *p,
             sk = ncc_load_obj_acquire(&ep->key);
             if (sk == key) goto found;
             if (sk != NULL && ((ncd_hentry *)ep)->hash == hash) {
+                if (mode == NCD_PREWRITE) goto retry;   /* needs __eq__ */
                 PyObject *ref = ncc_try_getref_deferred(&ep->key, sk, &drop);
                 if (ref == NULL) {
                     /* The key was deleted (NULL'ed) meanwhile: its entry
@@ -540,7 +548,7 @@ found:
     p->ix = ix;
     p->slot = (Py_ssize_t)i;
     res = NCD_FOUND;
-    if (mode != NCD_WRITER) {
+    if (mode == NCD_READ_PRESENCE || mode == NCD_READ_VALUE) {
         /* Acquire; pairs with ncc_slot_store of the value (replacement,
          * release) and the relaxed store in ncd_append published by the
          * index release. */
@@ -564,6 +572,8 @@ done:
     }
     ncc_read_end(rec);
     Py_XDECREF(drop);
+    /* NCD_PREWRITE: the caller validates p->version under the lock. */
+    if (mode == NCD_PREWRITE) return res;
     /* The table was published for the whole call (no replacement started
      * since p->version), so every load above was of the live table.
      * Acquire fence + relaxed load; pairs with the release fence in
