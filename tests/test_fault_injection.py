@@ -409,6 +409,67 @@ def test_fault_delete_revalidates_what_its_early_probe_found(action: str, how: s
     assert "key2" not in d and len(d) == len(expected)
 
 
+# An early probe that found the key absent: the insert (or the KeyError of
+# del/pop) is used under the lock only if no write at all ran since the probe
+# started (`version`).  int keys of one probe sequence in a 16-slot table:
+# 1 and 17 start at slot 1; deleting 1 leaves a DUMMY there, which the probe
+# of 17 records as its insertion slot and 33 (also starting at slot 1) takes
+# if it is inserted first.
+
+def _ints() -> ConcurrentDict[object, int]:
+    d: ConcurrentDict[object, int] = ConcurrentDict((k, k) for k in (1, 2, 3, 4, 5, 8))
+    assert sum(_dict._index_counts(d)) == 16
+    del d[1]
+    return d
+
+
+_MISS_ACTIONS: dict[str, Callable[[ConcurrentDict[object, int]], object]] = {
+    "insert-same": lambda d: d.__setitem__(17, 5),
+    "reuse-slot": lambda d: d.__setitem__(33, 5),
+    "resize": lambda d: d.update({100 + i: i for i in range(40)}),
+    "clear": lambda d: (d.clear(), d.__setitem__(9, 9)),   # 9 starts at slot 1 of 8
+    "delete-other": lambda d: d.__delitem__(2),            # changes nothing 17 needs
+}
+
+
+@needs_fi
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("action", list(_MISS_ACTIONS))
+def test_fault_insert_after_an_early_miss_revalidates(action: str) -> None:
+    d = _ints()
+    model = dict(d.snapshot())
+    _MISS_ACTIONS[action](model)  # type: ignore[arg-type]
+    model[17] = 99
+    _dict._set_contended_writes(1)
+    with _in_another_thread_at("dict.setitem.prelock", lambda: _MISS_ACTIONS[action](d)) as fired:
+        d[17] = 99
+    assert fired
+    d._check()                          # "live entry not indexed" if 33's slot was reused
+    assert d.snapshot() == model and len(d) == len(model)
+
+
+@needs_fi
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", ["del", "pop"])
+@pytest.mark.parametrize("action", list(_MISS_ACTIONS))
+def test_fault_delete_after_an_early_miss_revalidates(action: str, how: str) -> None:
+    d = _ints()
+    model = dict(d.snapshot())
+    _MISS_ACTIONS[action](model)  # type: ignore[arg-type]
+    _dict._set_contended_writes(1)
+    with _in_another_thread_at("dict.delete.prelock", lambda: _MISS_ACTIONS[action](d)) as fired:
+        if 17 in model:                 # inserted meanwhile: deleted, no KeyError
+            assert (d.pop(17) if how == "pop" else d.__delitem__(17)) == (
+                model.pop(17) if how == "pop" else None)
+            model.pop(17, None)
+        else:
+            with pytest.raises(KeyError):
+                d.pop(17) if how == "pop" else d.__delitem__(17)
+    assert fired
+    d._check()
+    assert d.snapshot() == model and 17 not in d
+
+
 @needs_fi
 @pytest.mark.timeout(120)
 def test_fault_early_probe_writes_race_deletes_inserts_and_resizes() -> None:

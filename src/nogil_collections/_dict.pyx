@@ -72,6 +72,7 @@ cdef extern from "_dict_table.h":
         Py_ssize_t ix
         Py_ssize_t slot
         Py_ssize_t freeslot
+        uint64_t wversion
         PyObject *eqkey
         int resume
     enum:
@@ -128,11 +129,6 @@ cdef extern from *:
      * switches to the early probe when it finds the lock held and keeps it
      * for its next NCD_CONTENDED_WRITES writes (to any dict). */
     #define NCD_CONTENDED_WRITES 64
-    /* Pauses a contended writer spins, after its probe, for the lock to be
-     * released before it calls PyCriticalSection_Begin, whose slow path
-     * (3.13: sched_yield up to 40 times, then a futex park) costs
-     * microseconds; the early probe keeps the holder's section short. */
-    #define NCD_LOCK_SPINS 64
     static __thread int ncd_contended = 0;
     static inline int ncd_lock_busy(PyObject *o) {
     #if defined(Py_GIL_DISABLED)
@@ -153,9 +149,6 @@ cdef extern from *:
             return 1;
         }
         return 0;
-    }
-    static inline void ncd_wait_unlocked(PyObject *o) {
-        for (int k = 0; k < NCD_LOCK_SPINS && ncd_lock_busy(o); k++) ncc_cpu_relax();
     }
 
     /* The writer lock's critical section, as `with cython.critical_section`
@@ -183,7 +176,6 @@ cdef extern from *:
     object ncd_steal(PyObject *o)
     int ncd_contended
     bint ncd_write_contended(PyObject *o) nogil
-    void ncd_wait_unlocked(PyObject *o) nogil
     void ncd_list_set_steal "PyList_SET_ITEM"(object lst, Py_ssize_t i, PyObject *o)
     void ncd_tuple_set_steal "PyTuple_SET_ITEM"(object tup, Py_ssize_t i, PyObject *o)
     object PyList_New(Py_ssize_t n)
@@ -677,8 +669,11 @@ cdef class ConcurrentDict:
         """Lock-free probe of a single-key writer, BEFORE it takes the lock
         (docs/design.md, "Writers: the probe before the lock"): NCD_FOUND
         with p.ix, p.slot and p.version (the `tseq` sampled when the probe
-        started) if the probe met key's entry, else NCD_MISS or NCD_RETRY.  The caller then
-        takes the lock and uses p only if _prefound_live(p) holds; anything
+        started) if the probe met key's entry; NCD_MISS with p.slot (the
+        insertion slot) and p.wversion (`version` sampled when it started);
+        or NCD_RETRY.  The caller then
+        takes the lock and uses p only if _prefound_live(p) (a hit) or
+        _premiss_valid(p) (a miss) holds; anything
         else takes today's locked path (_find_locked).  A stored key that
         needs __eq__ also gives up (NCD_RETRY): the locked path calls it,
         once, as before; only identity and the inline str/int compares are
@@ -703,6 +698,16 @@ cdef class ConcurrentDict:
         holder's unlock, PyMutex_Unlock), so they read the latest values."""
         return (ncc_load_uint64_relaxed(&self._h.tseq) == p.version and
                 ncc_load_obj_relaxed(&ncd_entry_at(self._h.table, p.ix).value) != NULL)
+
+    @cython.final
+    cdef inline bint _premiss_valid(self, ncd_probe *p) noexcept:
+        """Under the critical section: is the miss _prefind found (NCD_MISS)
+        still valid, with its insertion slot?  Only if no write window
+        opened since the probe started (`version` unchanged): then the
+        table, its index slots and entries are those the probe loaded.
+        Relaxed, as in _prefound_live: only holders of this lock store
+        `version`."""
+        return ncc_load_uint64_relaxed(&self._h.w.version) == p.wversion
 
     @cython.final
     cdef int _publish_table(self, ncd_table *new) except -1:
@@ -833,14 +838,16 @@ cdef class ConcurrentDict:
             pre = self._prefind(key, h, &p)
             # Other writers may run here: _prefound_live re-checks under the lock.
             NCC_SUSPEND_POINT("dict.setitem.prelock")
-            ncd_wait_unlocked(<PyObject *>self._wlock)
         ncd_cs_begin(&cs, <PyObject *>self._wlock)   # see ncd_cs_begin
         try:
             if pre == NCD_FOUND and self._prefound_live(&p):
                 # Nothing between the validation and the store can suspend
                 # the section (_replace_value runs no Python code).
                 old = self._replace_value(p.ix, value)
-            else:
+            elif not (pre == NCD_MISS and self._premiss_valid(&p)
+                      and self._insert_new(key, h, value, p.slot)):
+                # (_insert_new returns 0 after growing the table, which may
+                # have suspended the section: look the key up again.)
                 while True:
                     if self._find_locked(key, h, &p) == NCD_FOUND:
                         old = self._replace_value(p.ix, value)
@@ -858,17 +865,22 @@ cdef class ConcurrentDict:
         cdef PyObject *okey = NULL
         cdef PyObject *oval = NULL
         cdef ncd_cs cs
+        cdef bint found
         cdef int pre = NCD_RETRY
         if ncd_write_contended(<PyObject *>self._wlock):   # see __setitem__
             pre = self._prefind(key, h, &p)
             NCC_SUSPEND_POINT("dict.delete.prelock")
-            ncd_wait_unlocked(<PyObject *>self._wlock)
         ncd_cs_begin(&cs, <PyObject *>self._wlock)   # see ncd_cs_begin
         try:
             # A live entry's index slot still names it (only its delete
             # stores DUMMY there), so p.slot is valid too.
-            if ((pre == NCD_FOUND and self._prefound_live(&p))
-                    or self._find_locked(key, h, &p) == NCD_FOUND):
+            if pre == NCD_FOUND and self._prefound_live(&p):
+                found = True
+            elif pre == NCD_MISS and self._premiss_valid(&p):
+                found = False
+            else:
+                found = self._find_locked(key, h, &p) == NCD_FOUND
+            if found:
                 self._delete_at(&p, &okey, &oval, False)
         finally:
             ncd_cs_end(&cs)
@@ -907,15 +919,20 @@ cdef class ConcurrentDict:
         cdef PyObject *okey = NULL
         cdef PyObject *oval = NULL
         cdef ncd_cs cs
+        cdef bint found
         cdef int pre = NCD_RETRY
         if ncd_write_contended(<PyObject *>self._wlock):   # see __setitem__
             pre = self._prefind(key, h, &p)
             NCC_SUSPEND_POINT("dict.delete.prelock")
-            ncd_wait_unlocked(<PyObject *>self._wlock)
         ncd_cs_begin(&cs, <PyObject *>self._wlock)   # see ncd_cs_begin
         try:
-            if ((pre == NCD_FOUND and self._prefound_live(&p))   # see __delitem__
-                    or self._find_locked(key, h, &p) == NCD_FOUND):
+            if pre == NCD_FOUND and self._prefound_live(&p):   # see __delitem__
+                found = True
+            elif pre == NCD_MISS and self._premiss_valid(&p):
+                found = False
+            else:
+                found = self._find_locked(key, h, &p) == NCD_FOUND
+            if found:
                 self._delete_at(&p, &okey, &oval, False)
         finally:
             ncd_cs_end(&cs)

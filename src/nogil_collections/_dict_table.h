@@ -335,8 +335,10 @@ enum {
     /* Lock-free, BEFORE a single-key writer takes the lock (_prefind in
      * _dict.pyx): the entry of a present key, validated later under the
      * lock (tseq still p->version, value still non-NULL), so this mode
-     * neither loads the value nor validates tseq at the end; a stored key
-     * that needs __eq__ gives up (NCD_RETRY): the locked path compares it. */
+     * neither loads the value nor validates tseq at the end; or a miss with
+     * the writer's insertion slot (first DUMMY, else the EMPTY one), valid
+     * under the lock if `version` is still p->wversion; a stored key that
+     * needs __eq__ gives up (NCD_RETRY): the locked path compares it. */
     NCD_PREWRITE = 3,
 };
 
@@ -347,6 +349,7 @@ typedef struct {
     Py_ssize_t ix;         /* FOUND / NEED_EQ: entry number */
     Py_ssize_t slot;       /* FOUND: index slot; MISS (writer): insertion slot */
     Py_ssize_t freeslot;   /* writer: first DUMMY slot of the sequence, or -1 */
+    uint64_t wversion;     /* NCD_PREWRITE: `version` sampled before the probe */
     PyObject *eqkey;       /* NEED_EQ: new reference to the stored key */
     int resume;            /* NCD_FRESH, or how the caller's __eq__ answered */
 } ncd_probe;
@@ -412,6 +415,17 @@ ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash, ncd_probe *p,
         }
     } else {
         if (p->resume == NCD_FRESH) {
+            if (mode == NCD_PREWRITE) {
+                /* A miss is used under the lock only if `version` is still
+                 * this value there: no write window opened since, so what
+                 * the probe loaded is the state the writer then sees.
+                 * Acquire; pairs with the release store in
+                 * ncc_seq_write_end: the stores of every window closed
+                 * before it are visible to the loads below.  (Odd: a
+                 * window was open; never equal under the lock.) */
+                p->wversion = ncc_load_uint64_acquire(&h->w->version);
+                p->freeslot = -1;
+            }
             /* Acquire; pairs with the release store in ncc_seq_write_end
              * of a table-wide writer. */
             p->version = ncc_seq_read_begin(&h->tseq);
@@ -456,11 +470,12 @@ ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash, ncd_probe *p,
              * lengthening its probe sequence by one DUMMY per delete+insert
              * (which made churned keys' probes O(deletes since the last
              * resize): docs/design.md, "Slot reuse"). */
-            p->slot = (mode == NCD_WRITER && p->freeslot >= 0) ? p->freeslot : (Py_ssize_t)i;
+            p->slot = ((mode == NCD_WRITER || mode == NCD_PREWRITE) && p->freeslot >= 0)
+                      ? p->freeslot : (Py_ssize_t)i;
             res = NCD_MISS;
             goto done;
         }
-        if (mode == NCD_WRITER && ix == NCD_DUMMY && p->freeslot < 0) {
+        if ((mode == NCD_WRITER || mode == NCD_PREWRITE) && ix == NCD_DUMMY && p->freeslot < 0) {
             p->freeslot = (Py_ssize_t)i;
         }
         if (ix >= 0) {
