@@ -129,7 +129,10 @@ cdef extern from *:
      * switches to the early probe when it finds the lock held and keeps it
      * for its next NCD_CONTENDED_WRITES writes (to any dict). */
     #define NCD_CONTENDED_WRITES 64
-    static __thread int ncd_contended = 0;
+    /* initial-exec, as qsbr.h's record: a %fs-relative load, where the
+     * default model of a shared object calls __tls_get_addr on every
+     * write. */
+    static __thread int ncd_contended __attribute__((tls_model("initial-exec"))) = 0;
     static inline int ncd_lock_busy(PyObject *o) {
     #if defined(Py_GIL_DISABLED)
         /* Relaxed: a hint only; PyCriticalSection_Begin's CAS decides. */
