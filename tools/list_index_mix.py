@@ -71,7 +71,7 @@ def bare_loop(h: object, ks: list[int], reps: int) -> None:
 
 
 def rate(
-    shared: ConcurrentList,
+    shared: ConcurrentList[int],
     make: Callable[[int], list[int]],
     loop: Callable[..., None],
     threads: int,
