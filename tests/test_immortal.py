@@ -115,17 +115,18 @@ def test_clear_releases_every_item(kind: type) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_failing_init_releases_what_it_inserted(kind: type) -> None:
     class Failing(kind):  # type: ignore[valid-type,misc]
-        def __init__(self, item: Any) -> None:
+        def __init__(self, item: Any, attribute: Any) -> None:
             super().__init__([(0, item)] if kind is ConcurrentDict else [item])
+            self.attribute = attribute  # the subclass's __dict__ holds it
             raise ValueError("boom")
 
-    item = Item()
-    item_ref = weakref.ref(item)
+    item, attribute = Item(), Item()
+    refs = [weakref.ref(item), weakref.ref(attribute)]
     with pytest.raises(ValueError, match="boom"):
-        Failing.immortal(item)
-    del item
+        Failing.immortal(item, attribute)
+    del item, attribute
     gc.collect()
-    assert item_ref() is None
+    assert [r() for r in refs] == [None, None], "the immortal shell must not keep them"
 
 
 @pytest.mark.skipif(not FREE_THREADED_BUILD, reason="GIL builds return an ordinary container")
@@ -142,6 +143,21 @@ def test_an_object_kept_by_new_is_refused(kind: type) -> None:
     with pytest.raises(RuntimeError, match=r"Keeps\.immortal\(\): the new object is already"):
         Keeps.immortal()
     assert not is_immortal(kept[0])
+
+
+@pytest.mark.skipif(not FREE_THREADED_BUILD, reason="GIL builds return an ordinary container")
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_object_weakly_referenced_by_new_is_refused(kind: type) -> None:
+    # A weak reference flags ob_ref_shared (3.13t's _PyObject_SetMaybeWeakref)
+    # for good, even once it is gone: ncc_make_immortal's check refuses it.
+    class WeaklyKept(kind):  # type: ignore[valid-type,misc]
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+            obj = super().__new__(cls)
+            weakref.ref(obj)
+            return obj
+
+    with pytest.raises(RuntimeError, match=r"kept or weakly referenced by WeaklyKept\.__new__"):
+        WeaklyKept.immortal()
 
 
 # ---------------------------------------------------------------- behaviour

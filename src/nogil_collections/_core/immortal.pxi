@@ -18,13 +18,23 @@ cdef object _new_immortal(type cls, type base, tuple args, dict kwargs):
     if NCC_CAN_MAKE_IMMORTAL and not ncc_make_immortal(<PyObject *>obj):
         raise RuntimeError(
             f"{cls.__name__}.immortal(): the new object is already referenced elsewhere "
-            f"(kept by {cls.__name__}.__new__?); only an object whose one reference is "
-            f"held by the creating thread can be made immortal"
+            f"(kept or weakly referenced by {cls.__name__}.__new__?); only an object whose "
+            f"one reference is held by the creating thread, and that never had a weak "
+            f"reference, can be made immortal"
         )
     try:
         obj.__init__(*args, **kwargs)
     except BaseException:
-        # The immortal shell stays allocated; release what __init__ inserted.
+        # The immortal shell stays allocated (and the cyclic GC never visits
+        # it): release what __init__ stored in it, the items and a
+        # subclass's instance attributes (its __dict__; values of a
+        # subclass's __slots__ stay).
         base.clear(obj)
+        try:
+            attributes = object.__getattribute__(obj, "__dict__")
+        except AttributeError:
+            pass
+        else:
+            attributes.clear()
         raise
     return obj
