@@ -8,6 +8,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -519,39 +520,101 @@ def test_early_probe_leaves_keys_that_need_eq_to_the_locked_lookup(
     assert _eq_calls_of(write, True) == _eq_calls_of(write, False) > 0
 
 
+class _StrSub(str):
+    """Equal to and hashed like its str, but not an exact str: never pinnable."""
+
+
 def test_early_probe_writes_behave_like_dict() -> None:
-    # One thread, every write on the early-probe path: str, int and
-    # float keys (pinned and generic tables, equal but distinct key objects,
-    # 1 == 1.0), deletes, re-inserts and resizes, against the builtin.
+    # One thread, every write on the early-probe path, against the builtin:
+    # str, int and float keys (pinned and generic tables, equal but distinct
+    # key objects: 1 == 1.0 == True, a long int rebuilt, a str subclass equal
+    # to a str key), deletes, pops, popitem, re-inserts, resizes and clears
+    # (each clear starts a pinned table, until a float key converts it).  The
+    # items are compared with their key types, in order: a replacement keeps
+    # the stored key (d[1.0] = v on key 1 leaves 1) and an insert appends.
     rng = random.Random(5)
     d: CD = CD()
     model: dict[object, int] = {}
-    pool: list[object] = [*(f"k{i}" for i in range(12)), *range(6), 1.0, 2.5, -1, -2]
+    big = 2**70
+    pool: list[object] = [*(f"k{i}" for i in range(12)), *range(6), 1.0, 2.5, -1, -2,
+                          True, 0.0, big, _StrSub("k1")]
     _dict_module._set_contended_writes(10**9)
     try:
         for step in range(3000):
             k = rng.choice(pool)
-            if isinstance(k, str):
+            if type(k) is str:
                 k = k[:1] + k[1:]        # equal, not identical
+            elif k is big:
+                k = int(str(big))        # equal, not identical, not compact
+            if step % 200 == 0:          # clear() starts a pinned table again
+                d.clear()
+                model.clear()
             op = rng.random()
             if op < 0.5:
                 d[k] = model[k] = step
-            elif op < 0.75:
+            elif op < 0.7:
                 if k in model:
                     del d[k]
                     del model[k]
                 else:
                     with pytest.raises(KeyError):
                         del d[k]
+            elif op < 0.75 and model:
+                assert d.popitem() == model.popitem()
             else:
                 assert d.pop(k, None) == model.pop(k, None)
-            if step % 500 == 0:
+            if step % 250 == 0:
                 d._check()
-                assert d.snapshot() == model
+                assert [(type(k), k, v) for k, v in d.items()] == [
+                    (type(k), k, v) for k, v in model.items()]
     finally:
         _dict_module._set_contended_writes(0)
     d._check()
-    assert d.snapshot() == model and len(d) == len(model)
+    assert [(type(k), k, v) for k, v in d.items()] == [(type(k), k, v) for k, v in model.items()]
+    assert len(d) == len(model)
+
+
+_EQUAL_KEY_WRITES: dict[str, Callable[[Any], object]] = {
+    "replace-1.0": lambda d: d.__setitem__(1.0, "new"),
+    "replace-True": lambda d: d.__setitem__(True, "new"),
+    "replace-str-subclass": lambda d: d.__setitem__(_StrSub("a"), "new"),
+    "del-1.0": lambda d: d.__delitem__(1.0),
+    "del-str-subclass": lambda d: d.__delitem__(_StrSub("a")),
+    "pop-True": lambda d: d.pop(True),
+    "pop-0.0-default": lambda d: d.pop(0.0, "dflt"),
+    "pop-2.0-default": lambda d: d.pop(2.0, "dflt"),   # absent: the default
+    "del-2.0": lambda d: d.__delitem__(2.0),           # absent: KeyError
+}
+
+
+@pytest.mark.parametrize("table", ["pinned", "generic"])
+@pytest.mark.parametrize("write", list(_EQUAL_KEY_WRITES))
+def test_early_probe_matches_equal_keys_of_other_types(write: str, table: str) -> None:
+    # A key of another type that equals a stored exact str or int (1.0 ==
+    # True == 1, a str subclass) must find it.  The early probe leaves it to
+    # the locked lookup (it would need __eq__ or a cross-type compare): an
+    # early "miss" would make del/pop raise KeyError or return the default
+    # (seen with ncd_probe_run's pinned-branch give-up turned into "go on
+    # probing").
+    def run(d: Any) -> object:
+        try:
+            return write_fn(d)
+        except KeyError as e:
+            return ("KeyError", e.args)
+
+    write_fn = _EQUAL_KEY_WRITES[write]
+    model: dict[object, object] = {1: "one", 0: "zero", "a": "A", "b": "B"}
+    if table == "generic":
+        model[2.5] = "float"            # not pinnable: the table converts
+    d: CD = CD(model)
+    _dict_module._set_contended_writes(1)
+    try:
+        got = run(d)
+    finally:
+        _dict_module._set_contended_writes(0)
+    assert got == run(model)
+    d._check()
+    assert [(type(k), k, v) for k, v in d.items()] == [(type(k), k, v) for k, v in model.items()]
 
 
 @pytest.mark.free_threaded_only
