@@ -85,6 +85,77 @@ def test_raising_hash_and_eq_leave_dict_unchanged(op) -> None:
 # __eq__ that mutates the dict while it is being compared.
 
 
+class Chatty:
+    """A key whose __eq__ writes to the dict that holds it on EVERY call (a
+    counter kept in the same dict), colliding with the other Chatty keys."""
+
+    def __init__(self, v, d):
+        self.v = v
+        self.d = d
+        self.calls = 0
+
+    def __hash__(self):
+        return 7
+
+    def __eq__(self, other):
+        self.calls += 1
+        if self.calls > 100:
+            raise RuntimeError(f"{self!r}.__eq__ called {self.calls} times: a livelock")
+        self.d["eq calls"] = self.d.get("eq calls", 0) + 1
+        return isinstance(other, Chatty) and other.v == self.v
+
+    def __repr__(self):
+        return f"Chatty({self.v!r})"
+
+
+@pytest.mark.parametrize(
+    "operation", ["set", "del", "pop", "pop_default", "setdefault", "get_or_insert", "get", "in"]
+)
+def test_eq_that_writes_to_the_dict_on_every_call_ends_like_dict(operation) -> None:
+    # A writer's lookup restarts when any write happened while an __eq__ ran;
+    # before it remembered the answers (ncd_eq_memo_*), this __eq__ restarted
+    # it forever.  Same results as dict, and about as many __eq__ calls.
+    outcomes = []
+    calls = []
+    for cls in (dict, CD):
+        d = cls()
+        stored = [Chatty(i, d) for i in range(4)]
+        for k in stored:
+            d[k] = k.v
+        probe = Chatty(2 if operation != "setdefault" else 9, d)
+        if operation == "set":
+            d[probe] = "new"
+            result = None
+        elif operation == "del":
+            del d[probe]
+            result = None
+        elif operation == "pop":
+            result = d.pop(probe)
+        elif operation == "pop_default":
+            result = d.pop(Chatty(9, d), "dflt")
+        elif operation == "setdefault":
+            result = d.setdefault(probe, "dflt")
+        elif operation == "get_or_insert":
+            if cls is dict:
+                result = d.setdefault(probe, "made")
+            else:
+                result = d.get_or_insert(probe, lambda: "made")
+        elif operation == "get":
+            result = d.get(probe)
+        else:
+            result = probe in d
+        outcomes.append(
+            (result, sorted((k.v, v) for k, v in d.items() if isinstance(k, Chatty)))
+        )
+        calls.append(sum(k.calls for k in stored))
+        if cls is CD:
+            d._check()
+    assert outcomes[1] == outcomes[0]
+    # Not more than dict's calls plus one lock-free read and one re-lookup
+    # after a resize per key (setdefault's miss path); before the fix: > 100.
+    assert calls[1] <= calls[0] + 2 * len(stored)
+
+
 @pytest.mark.parametrize("mutation", ["grow", "delete_self", "clear", "replace"])
 @pytest.mark.parametrize("operation", ["get", "set", "del", "setdefault", "pop", "update", "in"])
 def test_eq_mutating_dict(mutation, operation) -> None:

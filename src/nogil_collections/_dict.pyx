@@ -106,6 +106,8 @@ cdef extern from "_dict_table.h":
     Py_hash_t ncd_str_cached_hash(PyObject *s) nogil
     int ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash, ncd_probe *p,
                       PyObject **pvalue, int mode) nogil
+    void ncd_eq_memo_reset(ncd_probe *p) nogil
+    void ncd_eq_memo_add(ncd_probe *p, PyObject *key, int eq) nogil
     Py_ssize_t ncd_collect(ncd_hot *h, ncd_item *buf, Py_ssize_t bufcap, Py_ssize_t *count,
                            int want) nogil
     enum:
@@ -648,16 +650,22 @@ cdef class ConcurrentDict:
         valid for the current table: no Python code runs between the last
         validation and the return, so the caller may write at once."""
         cdef int r, cmp, stuck = 0
+        cdef PyObject *stored
         p.resume = NCD_FRESH
+        ncd_eq_memo_reset(p)
         while True:
             r = ncd_probe_run(&self._h, <PyObject *>key, h, p, NULL, NCD_WRITER)
             if r == NCD_FOUND or r == NCD_MISS:
                 return r
             if r == NCD_NEED_EQ:
                 # __eq__ may block (suspending our critical section) or mutate
-                # this dict; the next step re-validates the version.
+                # this dict; the next step re-validates the version, and a
+                # restart reuses this answer (ncd_eq_memo_add: an __eq__ that
+                # writes to this dict on every call cannot restart us forever).
                 stuck = 0
+                stored = p.eqkey
                 cmp = _eq_steal(p.eqkey, key)
+                ncd_eq_memo_add(p, stored, cmp)
                 p.resume = NCD_RESUME_EQ if cmp else NCD_RESUME_NE
                 continue
             # Under the lock a retry without an __eq__ in between cannot

@@ -327,6 +327,8 @@ static inline int ncd_int_eq(PyObject *a, PyObject *b) {
 
 enum { NCD_MISS = 0, NCD_FOUND = 1, NCD_RETRY = 2, NCD_NEED_EQ = 3 };
 enum { NCD_FRESH = 0, NCD_RESUME_NE = 1, NCD_RESUME_EQ = 2 };
+/* __eq__ answers a writer's lookup remembers across restarts (ncd_eq_memo_*). */
+#define NCD_EQ_MEMO 8
 /* What a probe is for (ncd_probe_run's `mode`). */
 enum {
     NCD_READ_PRESENCE = 0,   /* lock-free `in`: no reference to the value */
@@ -352,7 +354,62 @@ typedef struct {
     uint64_t wversion;     /* NCD_PREWRITE: `version` sampled before the probe */
     PyObject *eqkey;       /* NEED_EQ: new reference to the stored key */
     int resume;            /* NCD_FRESH, or how the caller's __eq__ answered */
+    /* NCD_WRITER: the answers of the __eq__ calls this lookup already made,
+     * kept across its restarts (ncd_eq_memo_*). */
+    int nmemo, memo_next;
+    uint64_t memo_tseq;
+    uint64_t eq_tseq;      /* NEED_EQ (writer): `tseq` when entry ix was read */
+    Py_ssize_t memo_ix[NCD_EQ_MEMO];
+    PyObject *memo_key[NCD_EQ_MEMO];   /* compared, never dereferenced */
+    unsigned char memo_eq[NCD_EQ_MEMO];
 } ncd_probe;
+
+/* A writer's lookup restarts whenever any write happened while an __eq__ ran
+ * (ncd_probe_run, NCD_WRITER), because it is about to write at the position
+ * it found.  An __eq__ that itself writes to the dict on every call (a
+ * counter, a cache) would then restart the lookup forever.  CPython's dict
+ * restarts only when the stored key it compared changed; we keep the
+ * restart (it re-reads every slot, so a key inserted meanwhile before the
+ * position is seen, and the insertion slot is fresh) but remember each
+ * answer: on the restarted walk an entry with the same number still holding
+ * the same key object, in the same table, gets the same answer without a
+ * second call.  That is sound under the lock: `tseq` unchanged since the
+ * entry was read, before the call, means the table was not replaced
+ * (a multi-key update also moves it: then the answers are dropped); entries are never reused inside a table and a
+ * generic entry's key only ever changes to NULL (a pinned one never
+ * changes), so entry ix holding the pointer it held at the call holds the
+ * SAME object, and reaching it through an index slot means it is live.
+ * Each restart caused by an __eq__ memoizes one more answer, so the lookup
+ * ends unless __eq__ keeps adding colliding keys or replacing the table. */
+static inline void ncd_eq_memo_reset(ncd_probe *p) { p->nmemo = 0; p->memo_next = 0; }
+
+/* After the __eq__ of the NEED_EQ step that left p->ix and p->eq_tseq: the
+ * answer is kept under the `tseq` read with the entry, BEFORE the call (not
+ * the one after it: if __eq__ let the table be replaced and the stored key be
+ * freed, another object at the same address in the new table must not get
+ * this answer). */
+static inline void ncd_eq_memo_add(ncd_probe *p, PyObject *key, int eq) {
+    uint64_t tseq = p->eq_tseq;
+    if (p->nmemo > 0 && p->memo_tseq != tseq) ncd_eq_memo_reset(p);
+    p->memo_tseq = tseq;
+    int k = p->memo_next;
+    p->memo_ix[k] = p->ix;
+    p->memo_key[k] = key;
+    p->memo_eq[k] = (unsigned char)(eq != 0);
+    p->memo_next = (k + 1) % NCD_EQ_MEMO;
+    if (p->nmemo < NCD_EQ_MEMO) p->nmemo++;
+}
+
+/* 1 / 0: the remembered answer for entry ix holding key sk; -1: none.
+ * Under the critical section (a relaxed load: tseq is stored only by
+ * writers, which the lock serialises with us). */
+static inline int ncd_eq_memo_find(ncd_hot *h, ncd_probe *p, Py_ssize_t ix, PyObject *sk) {
+    if (p->nmemo == 0 || p->memo_tseq != ncc_load_uint64_relaxed(&h->tseq)) return -1;
+    for (int k = 0; k < p->nmemo; k++) {
+        if (p->memo_ix[k] == ix && p->memo_key[k] == sk) return p->memo_eq[k];
+    }
+    return -1;
+}
 
 /* One lock-free step of a lookup.  Returns
  *   NCD_FOUND:   key present; p->ix/p->slot set; *pvalue a new reference
@@ -505,6 +562,11 @@ ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash, ncd_probe *p,
                 } else if (ncd_pinned_hash(sk) == hash) {
                     /* Another type (1.0, a str subclass, ...): its __eq__. */
                     if (mode == NCD_PREWRITE) goto retry;
+                    if (mode == NCD_WRITER) {
+                        int known = ncd_eq_memo_find(h, p, ix, sk);
+                        if (known == 1) goto found;
+                        if (known == 0) goto next;
+                    }
                     Py_INCREF(sk);
                     p->eqkey = sk;
                     goto need_eq;
@@ -519,6 +581,11 @@ ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash, ncd_probe *p,
             if (sk == key) goto found;
             if (sk != NULL && ((ncd_hentry *)ep)->hash == hash) {
                 if (mode == NCD_PREWRITE) goto retry;   /* needs __eq__ */
+                if (mode == NCD_WRITER) {
+                    int known = ncd_eq_memo_find(h, p, ix, sk);
+                    if (known == 1) goto found;
+                    if (known == 0) goto next;
+                }
                 PyObject *ref = ncc_try_getref_deferred(&ep->key, sk, &drop);
                 if (ref == NULL) {
                     /* The key was deleted (NULL'ed) meanwhile: its entry
@@ -603,6 +670,8 @@ need_eq:
     p->i = i;
     p->perturb = perturb;
     p->ix = ix;
+    /* Relaxed, under the lock: see ncd_eq_memo_find. */
+    if (mode == NCD_WRITER) p->eq_tseq = ncc_load_uint64_relaxed(&h->tseq);
     if (mode != NCD_WRITER) ncc_read_end(rec);
     Py_XDECREF(drop);
     return NCD_NEED_EQ;
