@@ -871,10 +871,23 @@ cdef class ConcurrentDict:
         Py_XDECREF(old)
 
     def __delitem__(self, key):
-        cdef ncd_probe p
-        cdef Py_hash_t h = _hash(key)
         cdef PyObject *okey = NULL
         cdef PyObject *oval = NULL
+        self._delete_key(key, &okey, &oval)
+        if oval == NULL:
+            raise KeyError(key)
+        # Outside the critical section: may run __del__.
+        Py_XDECREF(okey)
+        Py_XDECREF(oval)
+
+    @cython.final
+    cdef int _delete_key(self, object key, PyObject **okey, PyObject **oval) except -1:
+        """del d[key] and pop's removal: under the writer lock, remove key's
+        entry if present, leaving in *okey / *oval the references the table
+        held (NULL, NULL if key is absent) for the caller to release outside
+        the critical section."""
+        cdef ncd_probe p
+        cdef Py_hash_t h = _hash(key)
         cdef ncd_cs cs
         cdef bint found
         cdef int pre = NCD_RETRY
@@ -892,13 +905,10 @@ cdef class ConcurrentDict:
             else:
                 found = self._find_locked(key, h, &p) == NCD_FOUND
             if found:
-                self._delete_at(&p, &okey, &oval, False)
+                self._delete_at(&p, okey, oval, False)
         finally:
             ncd_cs_end(&cs)
-        if oval == NULL:
-            raise KeyError(key)
-        Py_XDECREF(okey)
-        Py_XDECREF(oval)
+        return 0
 
     def setdefault(self, key, default=None, /):
         """Insert key with a value of default if key is not present; return
@@ -925,28 +935,9 @@ cdef class ConcurrentDict:
     @cython.final
     cdef object _pop_impl(self, object key, object default):
         # Also reached through _fast_pop (borrowed arguments, see below).
-        cdef ncd_probe p
-        cdef Py_hash_t h = _hash(key)
         cdef PyObject *okey = NULL
         cdef PyObject *oval = NULL
-        cdef ncd_cs cs
-        cdef bint found
-        cdef int pre = NCD_RETRY
-        if ncd_write_contended(<PyObject *>self._wlock):   # see __setitem__
-            pre = self._prefind(key, h, &p)
-            NCC_SUSPEND_POINT("dict.delete.prelock")
-        ncd_cs_begin(&cs, <PyObject *>self._wlock)   # see ncd_cs_begin
-        try:
-            if pre == NCD_FOUND and self._prefound_live(&p):   # see __delitem__
-                found = True
-            elif pre == NCD_MISS and self._premiss_valid(&p):
-                found = False
-            else:
-                found = self._find_locked(key, h, &p) == NCD_FOUND
-            if found:
-                self._delete_at(&p, &okey, &oval, False)
-        finally:
-            ncd_cs_end(&cs)
+        self._delete_key(key, &okey, &oval)
         if oval != NULL:
             Py_XDECREF(okey)
             return ncd_steal(oval)
