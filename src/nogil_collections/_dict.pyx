@@ -881,7 +881,7 @@ cdef class ConcurrentDict:
         Py_XDECREF(oval)
 
     @cython.final
-    cdef int _delete_key(self, object key, PyObject **okey, PyObject **oval) except -1:
+    cdef inline int _delete_key(self, object key, PyObject **okey, PyObject **oval) except -1:
         """del d[key] and pop's removal: under the writer lock, remove key's
         entry if present, leaving in *okey / *oval the references the table
         held (NULL, NULL if key is absent) for the caller to release outside
