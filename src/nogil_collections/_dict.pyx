@@ -20,6 +20,7 @@ from nogil_collections._core.atomics cimport (
     ncc_store_ssize_relaxed, ncc_load_uint64_relaxed, ncc_cpu_relax, ncc_load_obj_relaxed,
 )
 from nogil_collections._core.refcount cimport ncc_publish, ncc_slot_store
+from nogil_collections._core.critical_section cimport ncc_cs, ncc_cs_begin, ncc_cs_end
 from nogil_collections._core.seqlock cimport (
     ncc_seq_write_begin, ncc_seq_write_end, ncc_seq_read_begin, ncc_seq_is_writing,
     ncc_seq_read_validate,
@@ -155,28 +156,7 @@ cdef extern from *:
         }
         return 0;
     }
-
-    /* The writer lock's critical section, as `with cython.critical_section`
-     * (Py_BEGIN_CRITICAL_SECTION) but on a borrowed pointer, for the hottest
-     * writes (d[k] = v, del d[k], pop): Cython wraps its form in an
-     * incref/decref of the object, which on 3.13t is a pair of atomic
-     * operations on _wlock's shared refcount whenever the writer is not the
-     * thread that created the dict.  The dict keeps _wlock alive for its
-     * whole life (_cd_clear puts it back).  Same as the list's ncl_cs_*. */
-    #if PY_VERSION_HEX >= 0x030D0000
-    typedef PyCriticalSection ncd_cs;
-    #define ncd_cs_begin(cs, o) PyCriticalSection_Begin((cs), (o))
-    #define ncd_cs_end(cs) PyCriticalSection_End(cs)
-    #else
-    typedef struct { int unused; } ncd_cs;
-    #define ncd_cs_begin(cs, o) ((void)(cs), (void)(o))
-    #define ncd_cs_end(cs) ((void)(cs))
-    #endif
     """
-    ctypedef struct ncd_cs:
-        pass
-    void ncd_cs_begin(ncd_cs *cs, PyObject *o)
-    void ncd_cs_end(ncd_cs *cs)
     # Cython takes the returned object as a new reference: this steals `o`.
     object ncd_steal(PyObject *o)
     int ncd_contended
@@ -841,7 +821,7 @@ cdef class ConcurrentDict:
         cdef ncd_probe p
         cdef PyObject *old = NULL
         cdef Py_hash_t h = _hash(key)
-        cdef ncd_cs cs
+        cdef ncc_cs cs
         # Find the key's entry before the lock, so that the lock is held only
         # for the validation and the store (docs/design.md).
         cdef int pre = NCD_RETRY
@@ -849,7 +829,7 @@ cdef class ConcurrentDict:
             pre = self._prefind(key, h, &p)
             # Other writers may run here: _prefound_live re-checks under the lock.
             NCC_SUSPEND_POINT("dict.setitem.prelock")
-        ncd_cs_begin(&cs, <PyObject *>self._wlock)   # see ncd_cs_begin
+        ncc_cs_begin(&cs, <PyObject *>self._wlock)   # see ncc_cs_begin
         try:
             if pre == NCD_FOUND and self._prefound_live(&p):
                 # Nothing between the validation and the store can suspend
@@ -866,7 +846,7 @@ cdef class ConcurrentDict:
                     if self._insert_new(key, h, value, p.slot):
                         break
         finally:
-            ncd_cs_end(&cs)
+            ncc_cs_end(&cs)
         # Outside the critical section: may run __del__.
         Py_XDECREF(old)
 
@@ -888,13 +868,13 @@ cdef class ConcurrentDict:
         the critical section."""
         cdef ncd_probe p
         cdef Py_hash_t h = _hash(key)
-        cdef ncd_cs cs
+        cdef ncc_cs cs
         cdef bint found
         cdef int pre = NCD_RETRY
         if ncd_write_contended(<PyObject *>self._wlock):   # see __setitem__
             pre = self._prefind(key, h, &p)
             NCC_SUSPEND_POINT("dict.delete.prelock")
-        ncd_cs_begin(&cs, <PyObject *>self._wlock)   # see ncd_cs_begin
+        ncc_cs_begin(&cs, <PyObject *>self._wlock)   # see ncc_cs_begin
         try:
             # A live entry's index slot still names it (only its delete
             # stores DUMMY there), so p.slot is valid too.
@@ -907,7 +887,7 @@ cdef class ConcurrentDict:
             if found:
                 self._delete_at(&p, okey, oval, False)
         finally:
-            ncd_cs_end(&cs)
+            ncc_cs_end(&cs)
         return 0
 
     def setdefault(self, key, default=None, /):

@@ -48,6 +48,7 @@ from nogil_collections._core.atomics cimport (
 from nogil_collections._core.refcount cimport (
     ncc_try_getref_deferred, ncc_publish, ncc_slot_store, NCC_FREE_THREADED,
 )
+from nogil_collections._core.critical_section cimport ncc_cs, ncc_cs_begin, ncc_cs_end
 from nogil_collections._core.seqlock cimport (
     ncc_seq_write_begin, ncc_seq_write_end, ncc_seq_read_begin,
     ncc_seq_is_writing, ncc_seq_read_validate,
@@ -270,21 +271,6 @@ cdef extern from *:
 
     #define ncl_type_name(o) (Py_TYPE(o)->tp_name)
 
-    /* The same critical section as `with cython.critical_section(lock)`
-     * (Py_BEGIN_CRITICAL_SECTION), for the hottest writes (append, pop,
-     * lst[i] = v), always on the list's writer lock: Cython wraps its form
-     * in an incref/decref of the object, which on 3.13t is a pair of atomic
-     * ops on a shared refcount when the caller is not the lock's owner
-     * thread.  The list holds a reference to its lock anyway. */
-    #if PY_VERSION_HEX >= 0x030D0000
-    typedef PyCriticalSection ncl_cs;
-    #define ncl_cs_begin(cs, o) PyCriticalSection_Begin((cs), (o))
-    #define ncl_cs_end(cs) PyCriticalSection_End(cs)
-    #else
-    typedef struct { int unused; } ncl_cs;
-    #define ncl_cs_begin(cs, o) ((void)(cs), (void)(o))
-    #define ncl_cs_end(cs) ((void)(cs))
-    #endif
     """
     object ncl_steal(PyObject *o)
     Py_ssize_t ncl_exact_long_index(object o) except? -1
@@ -294,10 +280,6 @@ cdef extern from *:
     # PyList_SET_ITEM: steals the reference.
     void ncl_list_set "PyList_SET_ITEM"(object lst, Py_ssize_t i, PyObject *o)
     const char *ncl_type_name(object o)
-    ctypedef struct ncl_cs:
-        pass
-    void ncl_cs_begin(ncl_cs *cs, PyObject *o)
-    void ncl_cs_end(ncl_cs *cs)
     int ncl_patch_seq(object type, object (*concat)(object, object),
                       object (*repeat)(object, Py_ssize_t),
                       object (*iconcat)(object, object),
@@ -868,8 +850,8 @@ cdef class ConcurrentList:
             raise TypeError(
                 f"list indices must be integers or slices, not {ncl_type_name(index).decode('utf-8')}")
         o = <PyObject *>value
-        cdef ncl_cs cs
-        ncl_cs_begin(&cs, <PyObject *>self._wlock)
+        cdef ncc_cs cs
+        ncc_cs_begin(&cs, <PyObject *>self._wlock)
         n = self._s.size
         if i < 0:
             i += n
@@ -878,7 +860,7 @@ cdef class ConcurrentList:
             Py_INCREF(value)
             _pub(self, o)
             self._replace_slot_lh(i, o)
-        ncl_cs_end(&cs)
+        ncc_cs_end(&cs)
         if old == NULL:
             raise IndexError("list assignment index out of range")
         _decref(old)
@@ -1029,12 +1011,12 @@ cdef class ConcurrentList:
 
     def append(self, object x, /):
         """Append x to the end.  Amortised O(1); atomic."""
-        cdef ncl_cs cs
-        ncl_cs_begin(&cs, <PyObject *>self._wlock)
+        cdef ncc_cs cs
+        ncc_cs_begin(&cs, <PyObject *>self._wlock)
         try:
             self._append_lh(x)
         finally:
-            ncl_cs_end(&cs)
+            ncc_cs_end(&cs)
 
     def extend(self, iterable, /):
         """Extend from an iterable.  Atomic: the new items appear all at once
@@ -1109,9 +1091,9 @@ cdef class ConcurrentList:
         cdef Py_ssize_t n
         cdef PyObject *g[1]
         cdef ncl_array *a
-        cdef ncl_cs cs
+        cdef ncc_cs cs
         g[0] = NULL
-        ncl_cs_begin(&cs, <PyObject *>self._wlock)   # see ncl_cs_begin
+        ncc_cs_begin(&cs, <PyObject *>self._wlock)   # see ncc_cs_begin
         try:
             n = self._s.size
             if n == 0:
@@ -1131,7 +1113,7 @@ cdef class ConcurrentList:
             else:
                 self._replace_lh(index, index + 1, NULL, 0, g)
         finally:
-            ncl_cs_end(&cs)
+            ncc_cs_end(&cs)
         # The array's reference becomes the caller's.
         return ncl_steal(g[0])
 
