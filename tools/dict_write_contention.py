@@ -39,18 +39,12 @@ import gc
 import operator
 import os
 import random
-import statistics
-import threading
-import time
 from collections import deque
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from _contention import CHUNK, HEADER, SIZE, Work, place, row, run, write_runs
 from nogil_collections import ConcurrentDict
-
-CHUNK, CYCLE, SIZE = 32, 100, 1024
-Work = list[tuple[Callable[..., Any], tuple[list[Any], ...]]]
 
 
 def make(impl: str, items: list[tuple[str, int]]) -> Any:
@@ -86,22 +80,12 @@ def thread_work(variant: str, impl: str, shared: Any, side: Any, tid: int, mix: 
     if variant == "churn":
         deque(map(writer, ck, cv), maxlen=0)
     work: Work = []
-    acc = 0
-    for _ in range(CYCLE):
-        acc += 100 - mix
-        is_write = acc >= CYCLE
-        if is_write:
-            acc -= CYCLE
+    for is_write in write_runs(mix):
         if is_write and variant == "churn":
             work.append((partial(operator.delitem, target), (ck,)))
             work.append((writer, (ck, cv)))
             continue
-        idx = [rng.randrange(SIZE) for _ in range(CHUNK)]
-        if variant == "disjoint":  # only this thread's blocks, for reads and writes
-            idx = [((i // 64) * 2 + tid % 2) % (SIZE // 64) * 64 + i % 64 for i in idx]
-        elif variant == "crossed":
-            want = tid % 2 if is_write else 1 - tid % 2
-            idx = [((i // 64) * 2 + want) % (SIZE // 64) * 64 + i % 64 for i in idx]
+        idx = place(variant, [rng.randrange(SIZE) for _ in range(CHUNK)], tid, is_write)
         ks = [own[i] for i in idx]
         if is_write:
             work.append((writer, (ks, [vals[i] for i in idx])))
@@ -110,38 +94,11 @@ def thread_work(variant: str, impl: str, shared: Any, side: Any, tid: int, mix: 
     return work
 
 
-def run(variant: str, impl: str, threads: int, cycles: int, mix: int) -> tuple[float, float]:
+def repetition(variant: str, impl: str, threads: int, cycles: int, mix: int) -> tuple[float, float]:
     """One repetition: (M ops/s over all threads, CPU ns per operation)."""
     shared = make(impl, items())
     side = make(impl, items())
-    barrier = threading.Barrier(threads)
-    start = [0.0] * threads
-    end = [0.0] * threads
-    cpu = [0.0] * threads
-
-    def body(tid: int) -> None:
-        if hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, {tid % (os.cpu_count() or 1)})
-        work = thread_work(variant, impl, shared, side, tid, mix)
-        consume: Callable[[Any], None] = deque(maxlen=0).extend
-        for fn, args in work:  # warm up: first touch of everything
-            consume(map(fn, *args))
-        barrier.wait()
-        c0 = time.thread_time()
-        start[tid] = time.perf_counter()
-        for _ in range(cycles):
-            for fn, args in work:
-                consume(map(fn, *args))
-        end[tid] = time.perf_counter()
-        cpu[tid] = time.thread_time() - c0
-
-    pool = [threading.Thread(target=body, args=(t,)) for t in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    ops = threads * cycles * CYCLE * CHUNK
-    return ops / (max(end) - min(start)) / 1e6, sum(cpu) / ops * 1e9
+    return run(lambda tid: thread_work(variant, impl, shared, side, tid, mix), threads, cycles)
 
 
 def main() -> None:
@@ -159,20 +116,13 @@ def main() -> None:
             for v in a.variants.split(","):
                 for t in (1, 2):
                     cycles = a.cycles * (2 if t == 1 else 1)
-                    res.setdefault((impl, v, t), []).append(run(v, impl, t, cycles, a.mix))
+                    res.setdefault((impl, v, t), []).append(repetition(v, impl, t, cycles, a.mix))
     print(f"reads/writes {a.mix}/{100 - a.mix}, median of {a.repeats}; "
           f"load average {os.getloadavg()[0]:.1f}")
-    print(f"{'impl':9} {'variant':9} {'1T Mops':>8} {'2T Mops':>8} {'2T/1T':>6} "
-          f"{'ns/op 1T':>9} {'ns/op 2T':>9} {'CPU infl':>8}")
+    print(f"{'impl':9} {'variant':9} {HEADER}")
     for impl in a.impls.split(","):
         for v in a.variants.split(","):
-            one, two = res[(impl, v, 1)], res[(impl, v, 2)]
-            m1 = statistics.median(x[0] for x in one)
-            m2 = statistics.median(x[0] for x in two)
-            c1 = statistics.median(x[1] for x in one)
-            c2 = statistics.median(x[1] for x in two)
-            print(f"{impl:9} {v:9} {m1:8.2f} {m2:8.2f} {m2 / m1:6.2f} "
-                  f"{c1:9.1f} {c2:9.1f} {c2 / c1:8.2f}")
+            print(f"{impl:9} {v:9} {row(res[(impl, v, 1)], res[(impl, v, 2)])}")
 
 
 if __name__ == "__main__":
