@@ -58,6 +58,7 @@
 #include "seqlock.h"
 #include "qsbr.h"
 #include "faultinject.h"
+#include "exact_eq.h"
 
 
 #define NCD_EMPTY (-1)
@@ -184,23 +185,6 @@ static inline Py_hash_t ncd_str_cached_hash(PyObject *s) {
     return ncc_load_ssize_relaxed(&((PyASCIIObject *)s)->hash);
 }
 
-/* 1 and the value in *v if the exact int `o` is compact (one digit at most:
- * |value| < 2^30 with 30-bit digits), else 0.  CPython keeps ints
- * normalized, so a value that fits one digit is always stored compact: a
- * compact int never equals a non-compact one (long_compare relies on the
- * same fact, comparing digit counts first). */
-static inline int ncd_int_compact(PyObject *o, Py_ssize_t *v) {
-#if PY_VERSION_HEX >= 0x030C0000
-    if (!PyUnstable_Long_IsCompact((PyLongObject *)o)) return 0;
-    *v = (Py_ssize_t)PyUnstable_Long_CompactValue((PyLongObject *)o);
-#else
-    Py_ssize_t size = Py_SIZE(o);   /* sign * number of digits */
-    if (size < -1 || size > 1) return 0;
-    *v = size == 0 ? 0 : size * (Py_ssize_t)((PyLongObject *)o)->ob_digit[0];
-#endif
-    return 1;
-}
-
 /* The hash of a key of a pinned table (an exact str or an exact int), which
  * such tables do not store.  A str's is the hash cached in the object: every
  * key's hash is computed before it is inserted (_hash in _dict.pyx) and a
@@ -212,7 +196,7 @@ static inline int ncd_int_compact(PyObject *o, Py_ssize_t *v) {
 static inline Py_hash_t ncd_pinned_hash(PyObject *key) {
     Py_ssize_t v;
     if (PyUnicode_CheckExact(key)) return ncd_str_cached_hash(key);
-    if (ncd_int_compact(key, &v)) return v == -1 ? -2 : (Py_hash_t)v;
+    if (ncc_int_compact(key, &v)) return v == -1 ? -2 : (Py_hash_t)v;
     return PyLong_Type.tp_hash(key);
 }
 
@@ -301,22 +285,13 @@ static inline int ncd_key_pinnable(PyObject *key) {
     return PyUnicode_CheckExact(key) || PyLong_CheckExact(key);
 }
 
-/* Equality of two exact str objects without Python code (both alive). */
-static inline int ncd_str_eq(PyObject *a, PyObject *b) {
-    Py_ssize_t n = PyUnicode_GET_LENGTH(a);
-    if (n != PyUnicode_GET_LENGTH(b)) return 0;
-    int kind = PyUnicode_KIND(a);
-    if (kind != (int)PyUnicode_KIND(b)) return 0;
-    return memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)n * (size_t)kind) == 0;
-}
-
 /* Equality of two exact ints.  Compact ints (the common keys) compare by
- * value inline (see ncd_int_compact); two longer ones go to
+ * value inline (see ncc_int_compact); two longer ones go to
  * long_richcompare, which runs no Python code, does not allocate and cannot
  * fail for two ints. */
 static inline int ncd_int_eq(PyObject *a, PyObject *b) {
     Py_ssize_t va, vb;
-    int ca = ncd_int_compact(a, &va), cb = ncd_int_compact(b, &vb);
+    int ca = ncc_int_compact(a, &va), cb = ncc_int_compact(b, &vb);
     if (ca && cb) return va == vb;
     if (ca || cb) return 0;
     PyObject *r = PyLong_Type.tp_richcompare(a, b, Py_EQ);
@@ -555,7 +530,7 @@ ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash, ncd_probe *p,
                  * an int. */
                 if (PyUnicode_CheckExact(key)) {
                     if (PyUnicode_CheckExact(sk) && ncd_str_cached_hash(sk) == hash &&
-                        ncd_str_eq(sk, key))
+                        ncc_str_eq(sk, key))
                         goto found;
                 } else if (PyLong_CheckExact(key)) {
                     if (PyLong_CheckExact(sk) && ncd_int_eq(sk, key)) goto found;

@@ -49,6 +49,7 @@
 #include "seqlock.h"
 #include "qsbr.h"
 #include "faultinject.h"
+#include "exact_eq.h"
 
 typedef struct {
     /* Loaded by every lock-free reader (the bounds check against the array
@@ -510,20 +511,17 @@ static inline Py_ssize_t ncl_iter_take_batch(ncl_iter_state *st, PyObject **out)
 }
 
 /* What `in` knows about its operand before the scan: an exact compact int
- * or an exact str can be compared with an item of the same exact type here,
- * without PyObject_RichCompareBool: the result is the one long_richcompare
- * / unicode_compare_eq give (ints are normalised, so a compact int never
- * equals a non-compact one; equal str have equal length, kind and code
- * units), and no Python code can run, which is what the per-item call
- * would cost.  Any other pair goes through PyObject_RichCompareBool. */
+ * or an exact str can be compared with an item of the same exact type here
+ * (exact_eq.h), without PyObject_RichCompareBool: the same result, and no
+ * Python code can run, which is what the per-item call would cost.  Any
+ * other pair goes through PyObject_RichCompareBool. */
 enum { NCL_EQ_GENERIC = 0, NCL_EQ_INT = 1, NCL_EQ_STR = 2 };
 
 static inline int ncl_eq_kind(PyObject *value) {
-#if PY_VERSION_HEX >= 0x030C0000
-    if (PyLong_CheckExact(value) && PyUnstable_Long_IsCompact((PyLongObject *)value)) {
+    Py_ssize_t v;
+    if (PyLong_CheckExact(value) && ncc_int_compact(value, &v)) {
         return NCL_EQ_INT;
     }
-#endif
     if (PyUnicode_CheckExact(value)) {
         return NCL_EQ_STR;
     }
@@ -533,25 +531,19 @@ static inline int ncl_eq_kind(PyObject *value) {
 /* item == value for the kinds above: 1 or 0; -1 if the pair needs the
  * generic comparison (item of another type). */
 static inline int ncl_eq_inline(PyObject *item, PyObject *value, int kind) {
-#if PY_VERSION_HEX >= 0x030C0000
     if (kind == NCL_EQ_INT) {
         if (Py_TYPE(item) != &PyLong_Type) {
             return -1;
         }
-        return PyUnstable_Long_IsCompact((PyLongObject *)item)
-            && PyUnstable_Long_CompactValue((PyLongObject *)item)
-               == PyUnstable_Long_CompactValue((PyLongObject *)value);
+        Py_ssize_t vi, vv;
+        (void)ncc_int_compact(value, &vv);   /* compact: ncl_eq_kind */
+        return ncc_int_compact(item, &vi) && vi == vv;
     }
-#endif
     if (kind == NCL_EQ_STR) {
         if (Py_TYPE(item) != &PyUnicode_Type) {
             return -1;
         }
-        Py_ssize_t n = PyUnicode_GET_LENGTH(item);
-        if (n != PyUnicode_GET_LENGTH(value)) return 0;
-        int k = PyUnicode_KIND(item);
-        if (k != (int)PyUnicode_KIND(value)) return 0;
-        return memcmp(PyUnicode_DATA(item), PyUnicode_DATA(value), (size_t)n * (size_t)k) == 0;
+        return ncc_str_eq(item, value);
     }
     return -1;
 }
