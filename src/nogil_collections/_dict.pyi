@@ -2,7 +2,7 @@
 
 from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from types import GenericAlias
-from typing import Any, ClassVar, Final, Generic, Self, TypeVar, final, overload
+from typing import Any, ClassVar, Final, Generic, Self, SupportsIndex, TypeVar, final, overload
 
 from _typeshed import SupportsKeysAndGetItem
 
@@ -157,6 +157,7 @@ class ConcurrentDict(_ConcurrentDictAPI[_K, _V]):
     @classmethod
     def fromkeys(cls, iterable: Iterable[_T], value: _S, /) -> ConcurrentDict[_T, _S]: ...
     def __sizeof__(self) -> int: ...
+    def __reduce_ex__(self, protocol: SupportsIndex, /) -> tuple[Any, ...]: ...
 
 class ConcurrentDictKeys(KeysView[_K], Generic[_K, _V]):
     def __reversed__(self) -> Iterator[_K]: ...

@@ -36,6 +36,7 @@ from collections.abc import KeysView as _KeysView, ItemsView as _ItemsView
 from collections.abc import ValuesView as _ValuesView, Mapping as _Mapping
 from types import GenericAlias as _GenericAlias, MappingProxyType as _MappingProxyType
 from nogil_collections._handle import ConcurrentDictHandle as _Handle
+from nogil_collections._reduce import reduce_subclass as _reduce_subclass
 from _thread import allocate_lock as _allocate_lock, get_ident as _get_ident
 
 ncc_qsbr_import()
@@ -505,7 +506,9 @@ cdef class ConcurrentDict:
         self._h.table = t
 
     def __init__(self, other=(), /, **kwargs):
-        self.update(other, **kwargs)
+        # ConcurrentDict's own update, as dict.__init__ never calls a
+        # subclass's update (copyreg._reconstructor relies on that).
+        ConcurrentDict.update(self, other, **kwargs)
 
     def __dealloc__(self):
         cdef ncd_table *t = self._h.table
@@ -1441,9 +1444,14 @@ cdef class ConcurrentDict:
         finally:
             Py_ReprLeave(self)
 
-    def __reduce__(self):
-        state = getattr(self, "__dict__", None) or None
-        return (type(self), (), state, None, iter(self._items_list()))
+    def __reduce_ex__(self, protocol):
+        # One consistent snapshot of the items (_items_list).  A subclass
+        # copies and pickles exactly like a dict subclass (no __init__ call,
+        # __dict__ and __slots__ state, items stored through its
+        # __setitem__): nogil_collections/_reduce.py.
+        if type(self) is ConcurrentDict:
+            return (ConcurrentDict, (), None, None, iter(self._items_list()))
+        return _reduce_subclass(self, protocol, ConcurrentDict, self._items_list(), True)
 
     def __sizeof__(self):
         cdef ncd_table *t

@@ -64,6 +64,7 @@ from nogil_collections._core.qsbr cimport (
 
 import sys as _sys
 from copyreg import __newobj__ as _newobj
+from nogil_collections._reduce import reduce_subclass as _reduce_subclass
 from types import GenericAlias as _GenericAlias
 from nogil_collections._handle import ConcurrentListHandle as _Handle
 
@@ -1613,10 +1614,13 @@ cdef class ConcurrentList:
     __class_getitem__ = classmethod(_GenericAlias)
 
     def __reduce_ex__(self, protocol):
-        # As object.__reduce_ex__(2) does for list subclasses: recreate with
-        # cls.__new__(cls), restore __dict__, then extend with the items.
-        state = getattr(self, "__dict__", None) or None
-        return (_newobj, (type(self),), state, iter(self._snapshot_list()), None)
+        # One consistent snapshot of the items (_snapshot_list).  A subclass
+        # copies and pickles exactly like a list subclass (no __init__ call,
+        # __dict__ and __slots__ state, items added through its extend /
+        # append): nogil_collections/_reduce.py.
+        if type(self) is ConcurrentList:
+            return (_newobj, (ConcurrentList,), None, iter(self._snapshot_list()), None)
+        return _reduce_subclass(self, protocol, ConcurrentList, self._snapshot_list(), False)
 
     def __sizeof__(self):
         cdef Py_ssize_t cap = 0
