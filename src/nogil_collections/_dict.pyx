@@ -69,6 +69,8 @@ cdef extern from "_dict_table.h":
         uint64_t tseq
         ncd_table *table
         ncd_wwords *w
+    ctypedef struct ncd_eq_memo:
+        pass
     ctypedef struct ncd_probe:
         uint64_t version
         Py_ssize_t ix
@@ -77,6 +79,7 @@ cdef extern from "_dict_table.h":
         uint64_t wversion
         PyObject *eqkey
         int resume
+        ncd_eq_memo *memo
     enum:
         NCD_EMPTY
         NCD_DUMMY
@@ -108,8 +111,10 @@ cdef extern from "_dict_table.h":
     Py_hash_t ncd_str_cached_hash(PyObject *s) nogil
     int ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash, ncd_probe *p,
                       PyObject **pvalue, int mode) nogil
-    void ncd_eq_memo_reset(ncd_probe *p) nogil
-    void ncd_eq_memo_add(ncd_probe *p, PyObject *key, int eq) nogil
+    void ncd_eq_memo_init(ncd_eq_memo *m) nogil
+    void ncd_eq_memo_free(ncd_eq_memo *m) nogil
+    void ncd_eq_memo_restart(ncd_eq_memo *m) nogil
+    int ncd_eq_memo_add(ncd_probe *p, PyObject *probe, PyObject *key, int eq) except -1
     Py_ssize_t ncd_collect(ncd_hot *h, ncd_item *buf, Py_ssize_t bufcap, Py_ssize_t *count,
                            int want) nogil
     enum:
@@ -632,10 +637,21 @@ cdef class ConcurrentDict:
         """NCD_FOUND (p.ix, p.slot) or NCD_MISS (p.slot = insertion slot),
         valid for the current table: no Python code runs between the last
         validation and the return, so the caller may write at once."""
+        cdef ncd_eq_memo m
+        ncd_eq_memo_init(&m)
+        try:
+            return self._find_memo(key, h, p, &m)
+        finally:
+            ncd_eq_memo_free(&m)
+
+    @cython.final
+    cdef int _find_memo(self, object key, Py_hash_t h, ncd_probe *p, ncd_eq_memo *m) except -1:
+        """_find_locked with the caller's memo of __eq__ answers (kept across
+        the lookups of one _apply_batch).  key must stay alive as long as m."""
         cdef int r, cmp, stuck = 0
         cdef PyObject *stored
         p.resume = NCD_FRESH
-        ncd_eq_memo_reset(p)
+        p.memo = m
         while True:
             r = ncd_probe_run(&self._h, <PyObject *>key, h, p, NULL, NCD_WRITER)
             if r == NCD_FOUND or r == NCD_MISS:
@@ -648,7 +664,7 @@ cdef class ConcurrentDict:
                 stuck = 0
                 stored = p.eqkey
                 cmp = _eq_steal(p.eqkey, key)
-                ncd_eq_memo_add(p, stored, cmp)
+                ncd_eq_memo_add(p, <PyObject *>key, stored, cmp)
                 p.resume = NCD_RESUME_EQ if cmp else NCD_RESUME_NE
                 continue
             # Under the lock a retry without an __eq__ in between cannot
@@ -656,6 +672,7 @@ cdef class ConcurrentDict:
             stuck += 1
             if stuck > 1000:
                 raise SystemError("ConcurrentDict: probe failed under the lock")
+            ncd_eq_memo_restart(m)
             p.resume = NCD_FRESH
 
     @cython.final
@@ -963,12 +980,29 @@ cdef class ConcurrentDict:
         caller), which the caller releases after leaving the critical
         section: a value's __del__ must not run under the lock.  `found` is
         scratch space for n entries.  Caller holds the critical section."""
+        cdef ncd_eq_memo m
+        if len(keys) == 0:
+            return 0
+        # One memo of __eq__ answers for every lookup of every pass (the
+        # keys stay alive in `keys`): a pass after a restart calls __eq__
+        # only for entries not compared yet, so an __eq__ that writes to this
+        # dict on every call cannot restart the batch forever (it did when
+        # each pass started with no memo).  docs/design.md, "Restarts after
+        # a concurrent write: the bounds".
+        ncd_eq_memo_init(&m)
+        try:
+            self._apply_batch_memo(keys, values, hashes, pin, found, olds, &m)
+        finally:
+            ncd_eq_memo_free(&m)
+        return 0
+
+    @cython.final
+    cdef int _apply_batch_memo(self, list keys, list values, Py_hash_t *hashes, bint pin,
+                               Py_ssize_t *found, PyObject **olds, ncd_eq_memo *m) except -1:
         cdef Py_ssize_t n = len(keys), j, nnew
         cdef ncd_probe p
         cdef ncd_table *t
         cdef uint64_t version
-        if n == 0:
-            return 0
         while True:
             # Growing drops the old table, whose decrefs may suspend this
             # critical section (_drop_table); so may every __eq__ below.  A
@@ -982,12 +1016,13 @@ cdef class ConcurrentDict:
             version = self._h.w.version
             nnew = 0
             for j in range(n):
-                if self._find_locked(keys[j], hashes[j], &p) == NCD_FOUND:
+                if self._find_memo(keys[j], hashes[j], &p, m) == NCD_FOUND:
                     found[j] = p.ix
                 else:
                     found[j] = -1
                     nnew += 1
             if self._h.w.version != version:
+                ncd_eq_memo_restart(m)
                 continue    # positions are stale
             t = self._h.table
             if t.nentries + nnew <= t.capacity and (pin or not t.pinned):
@@ -1264,6 +1299,14 @@ cdef class ConcurrentDict:
         cdef uint64_t version
         cdef PyObject *cur
         cdef int eq
+        # The stored value last found equal to expected while a write ran
+        # during its __eq__ (a strong reference: its address names it), and
+        # the values compared so far, released after the lock is left (a
+        # decref may run __del__).  docs/design.md, "Restarts after a
+        # concurrent write: the bounds".
+        cdef PyObject *equal_value = NULL
+        cdef list compared = None
+        cdef object held
         with cython.critical_section(self._wlock):
             while True:
                 if self._find_locked(key, h, &p) == NCD_MISS:
@@ -1275,19 +1318,32 @@ cdef class ConcurrentDict:
                 if expected is _ABSENT:
                     return False
                 cur = ncd_entry_at(self._h.table, p.ix).value
-                if cur != <PyObject *>expected:
+                if cur != <PyObject *>expected and cur != equal_value:
+                    # Sampled before anything that can suspend the
+                    # section (the list allocation may run the GC).
                     version = self._h.w.version
+                    held = <object>cur   # a reference first: no allocation
+                    if compared is None:
+                        compared = []
+                    compared.append(held)   # alive until we return
+                    held = None
                     eq = self._value_eq(cur, expected)
-                    if self._h.w.version != version:
-                        continue    # __eq__ let another writer in: re-check
                     if not eq:
+                        # cur was key's value when read under the lock,
+                        # before the call: the comparison failed then.
                         return False
+                    if self._h.w.version != version:
+                        # __eq__ let a write in: look the key up again;
+                        # if it still holds this value, it is equal.
+                        equal_value = cur   # kept alive by `compared`
+                        continue
                 if new is _ABSENT:
                     self._delete_at(&p, &okey, &old)
                 else:
                     old = self._replace_value(p.ix, new)
                 break
-        # Outside the critical section: may run __del__.
+        # `compared` is released when the function returns, after the
+        # critical section is left (a decref may run __del__).
         Py_XDECREF(okey)
         Py_XDECREF(old)
         return True

@@ -329,15 +329,29 @@ typedef struct {
     uint64_t wversion;     /* NCD_PREWRITE: `version` sampled before the probe */
     PyObject *eqkey;       /* NEED_EQ: new reference to the stored key */
     int resume;            /* NCD_FRESH, or how the caller's __eq__ answered */
-    /* NCD_WRITER: the answers of the __eq__ calls this lookup already made,
-     * kept across its restarts (ncd_eq_memo_*). */
-    int nmemo, memo_next;
-    uint64_t memo_tseq;
+    /* NCD_WRITER: the answers of the __eq__ calls this lookup (or this
+     * batch of lookups) already made, kept across its restarts
+     * (ncd_eq_memo_*); owned by the caller of the lookup. */
+    struct ncd_eq_memo *memo;
     uint64_t eq_tseq;      /* NEED_EQ (writer): `tseq` when entry ix was read */
-    Py_ssize_t memo_ix[NCD_EQ_MEMO];
-    PyObject *memo_key[NCD_EQ_MEMO];   /* compared, never dereferenced */
-    unsigned char memo_eq[NCD_EQ_MEMO];
 } ncd_probe;
+
+/* One remembered __eq__ answer: the looked-up key `probe` against entry
+ * `ix` holding `key` (both compared as pointers, never dereferenced). */
+typedef struct {
+    Py_ssize_t ix;
+    PyObject *key;
+    PyObject *probe;
+    int eq;
+} ncd_eq_answer;
+
+typedef struct ncd_eq_memo {
+    Py_ssize_t n, cap;
+    Py_ssize_t searchable;   /* answers given before the latest restart */
+    uint64_t tseq;           /* the `tseq` every answer was read under */
+    ncd_eq_answer *a;        /* `inl`, or a PyMem_RawMalloc'ed array */
+    ncd_eq_answer inl[NCD_EQ_MEMO];
+} ncd_eq_memo;
 
 /* A writer's lookup restarts whenever any write happened while an __eq__ ran
  * (ncd_probe_run, NCD_WRITER), because it is about to write at the position
@@ -345,43 +359,84 @@ typedef struct {
  * counter, a cache) would then restart the lookup forever.  CPython's dict
  * restarts only when the stored key it compared changed; we keep the
  * restart (it re-reads every slot, so a key inserted meanwhile before the
- * position is seen, and the insertion slot is fresh) but remember each
+ * position is seen, and the insertion slot is fresh) but remember EVERY
  * answer: on the restarted walk an entry with the same number still holding
- * the same key object, in the same table, gets the same answer without a
- * second call.  That is sound under the lock: `tseq` unchanged since the
- * entry was read, before the call, means the table was not replaced
- * (a multi-key update also moves it: then the answers are dropped); entries are never reused inside a table and a
+ * the same key object, in the same table, compared with the same looked-up
+ * key, gets the same answer without a second call.  That is sound under the
+ * lock: `tseq` unchanged since the entry was read, before the call, means
+ * the table was not replaced (a multi-key update also moves it: then the
+ * answers are dropped); entries are never reused inside a table and a
  * generic entry's key only ever changes to NULL (a pinned one never
  * changes), so entry ix holding the pointer it held at the call holds the
- * SAME object, and reaching it through an index slot means it is live.
- * Each restart caused by an __eq__ memoizes one more answer, so the lookup
- * ends unless __eq__ keeps adding colliding keys or replacing the table. */
-static inline void ncd_eq_memo_reset(ncd_probe *p) { p->nmemo = 0; p->memo_next = 0; }
+ * SAME object, and reaching it through an index slot means it is live.  The
+ * looked-up key is kept alive by the caller for the whole memo's life (one
+ * lookup, or _apply_batch's `keys` list), so its pointer names one object.
+ * Every __eq__ call adds an answer and none is forgotten while `tseq` holds
+ * (the array grows), so each walk after a restart calls __eq__ only for
+ * entries it has not compared yet: the lookup ends unless __eq__ keeps adding
+ * colliding keys or replacing the table, which makes CPython's dict restart
+ * too (docs/design.md, "Restarts after a concurrent write: the bounds").
+ * Only answers from before the latest restart are searched (a walk meets
+ * each entry once, so the answers of the current walk cannot match): a
+ * first walk, the common case, never searches. */
+static inline void ncd_eq_memo_init(ncd_eq_memo *m) {
+    m->n = 0;
+    m->cap = NCD_EQ_MEMO;
+    m->searchable = 0;
+    m->tseq = 0;
+    m->a = m->inl;
+}
+
+static inline void ncd_eq_memo_free(ncd_eq_memo *m) {
+    if (m->a != m->inl) PyMem_RawFree(m->a);
+    ncd_eq_memo_init(m);
+}
+
+/* The lookup restarts: the answers given so far become searchable. */
+static inline void ncd_eq_memo_restart(ncd_eq_memo *m) { m->searchable = m->n; }
 
 /* After the __eq__ of the NEED_EQ step that left p->ix and p->eq_tseq: the
  * answer is kept under the `tseq` read with the entry, BEFORE the call (not
  * the one after it: if __eq__ let the table be replaced and the stored key be
  * freed, another object at the same address in the new table must not get
- * this answer). */
-static inline void ncd_eq_memo_add(ncd_probe *p, PyObject *key, int eq) {
+ * this answer).  0, or -1 with MemoryError set. */
+static inline int ncd_eq_memo_add(ncd_probe *p, PyObject *probe, PyObject *key, int eq) {
+    ncd_eq_memo *m = p->memo;
     uint64_t tseq = p->eq_tseq;
-    if (p->nmemo > 0 && p->memo_tseq != tseq) ncd_eq_memo_reset(p);
-    p->memo_tseq = tseq;
-    int k = p->memo_next;
-    p->memo_ix[k] = p->ix;
-    p->memo_key[k] = key;
-    p->memo_eq[k] = (unsigned char)(eq != 0);
-    p->memo_next = (k + 1) % NCD_EQ_MEMO;
-    if (p->nmemo < NCD_EQ_MEMO) p->nmemo++;
+    if (m->n > 0 && m->tseq != tseq) {
+        m->n = 0;
+        m->searchable = 0;
+    }
+    m->tseq = tseq;
+    if (m->n == m->cap) {
+        Py_ssize_t cap = m->cap * 2;
+        ncd_eq_answer *a = (ncd_eq_answer *)PyMem_RawMalloc((size_t)cap * sizeof(ncd_eq_answer));
+        if (a == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(a, m->a, (size_t)m->n * sizeof(ncd_eq_answer));
+        if (m->a != m->inl) PyMem_RawFree(m->a);
+        m->a = a;
+        m->cap = cap;
+    }
+    ncd_eq_answer *e = &m->a[m->n++];
+    e->ix = p->ix;
+    e->key = key;
+    e->probe = probe;
+    e->eq = (eq != 0);
+    return 0;
 }
 
-/* 1 / 0: the remembered answer for entry ix holding key sk; -1: none.
- * Under the critical section (a relaxed load: tseq is stored only by
- * writers, which the lock serialises with us). */
-static inline int ncd_eq_memo_find(ncd_hot *h, ncd_probe *p, Py_ssize_t ix, PyObject *sk) {
-    if (p->nmemo == 0 || p->memo_tseq != ncc_load_uint64_relaxed(&h->tseq)) return -1;
-    for (int k = 0; k < p->nmemo; k++) {
-        if (p->memo_ix[k] == ix && p->memo_key[k] == sk) return p->memo_eq[k];
+/* 1 / 0: the remembered answer for `probe` against entry ix holding key
+ * sk; -1: none.  Under the critical section (a relaxed load: tseq is stored
+ * only by writers, which the lock serialises with us). */
+static inline int ncd_eq_memo_find(ncd_hot *h, ncd_eq_memo *m, Py_ssize_t ix, PyObject *sk,
+                                   PyObject *probe) {
+    if (m->searchable == 0 || m->tseq != ncc_load_uint64_relaxed(&h->tseq)) return -1;
+    for (Py_ssize_t k = 0; k < m->searchable; k++) {
+        ncd_eq_answer *e = &m->a[k];
+        if (e->ix == ix && e->key == sk && e->probe == probe) return e->eq;
     }
     return -1;
 }
@@ -538,7 +593,7 @@ ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash, ncd_probe *p,
                     /* Another type (1.0, a str subclass, ...): its __eq__. */
                     if (mode == NCD_PREWRITE) goto retry;
                     if (mode == NCD_WRITER) {
-                        int known = ncd_eq_memo_find(h, p, ix, sk);
+                        int known = ncd_eq_memo_find(h, p->memo, ix, sk, key);
                         if (known == 1) goto found;
                         if (known == 0) goto next;
                     }
@@ -557,7 +612,7 @@ ncd_probe_run(ncd_hot *h, PyObject *key, Py_hash_t hash, ncd_probe *p,
             if (sk != NULL && ((ncd_hentry *)ep)->hash == hash) {
                 if (mode == NCD_PREWRITE) goto retry;   /* needs __eq__ */
                 if (mode == NCD_WRITER) {
-                    int known = ncd_eq_memo_find(h, p, ix, sk);
+                    int known = ncd_eq_memo_find(h, p->memo, ix, sk, key);
                     if (known == 1) goto found;
                     if (known == 0) goto next;
                 }

@@ -1316,13 +1316,20 @@ cdef class ConcurrentList:
         """If self[index] is expected, or == expected (as list.index
         matches), replace it by new and return True; else return False.
         IndexError if index is out of range.  Atomic: if the list changes
-        while ``==`` runs, the comparison is redone on the current item;
-        after repeated interference only identity is used."""
+        while ``==`` runs, the item at index is read again; the same item
+        object is equal (its answer is kept), another one is compared
+        again; after repeated interference only identity is used."""
         cdef Py_ssize_t n, i
         cdef int restarts = 0
         cdef int cmp
         cdef _Stamp v
         cdef object cur
+        # The item found equal to expected while the list changed during its
+        # __eq__ (a strong reference: `is` names that object): found again
+        # at index, it is still equal (docs/design.md, "Restarts after a
+        # concurrent write: the bounds").
+        cdef object equal_item = None
+        cdef bint have_equal = False
         cdef PyObject *old = NULL
         with cython.critical_section(self._wlock):
             while True:
@@ -1335,7 +1342,7 @@ cdef class ConcurrentList:
                     # Deliberately broken (tests only): `new` is visible to
                     # readers before `expected` has been compared.
                     self._mutant_speculative_store(i, new)
-                if cur is expected:
+                if cur is expected or (have_equal and cur is equal_item):
                     cmp = 1
                 elif restarts >= NCL_FIND_RESTARTS:
                     cmp = 0
@@ -1343,6 +1350,14 @@ cdef class ConcurrentList:
                     v = _stamp(self)
                     NCC_SUSPEND_POINT_CHECKED("list.eq", &self._s.version)
                     cmp = PyObject_RichCompareBool(cur, expected, Py_EQ)
+                    if not cmp:
+                        # self[index] was cur when read under the lock,
+                        # before the call: the comparison failed then.
+                        return False
+                    # (Replacing equal_item may drop the last reference to
+                    # the previous one: before the re-check below.)
+                    equal_item = cur
+                    have_equal = True
                     NCC_SUSPEND_POINT_CHECKED("list.eq.decref", &self._s.version)
                     cur = None
                     if not _same(self, v):
@@ -1356,6 +1371,7 @@ cdef class ConcurrentList:
                 self._replace_slot_lh(i, <PyObject *>new)
                 break
         cur = None
+        equal_item = None
         _decref(old)
         return True
 
