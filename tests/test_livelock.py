@@ -346,3 +346,124 @@ def test_list_compare_and_set_with_an_item_whose_eq_writes(via_handle: bool, equ
     (want_ok, want_items, want_calls), (got_ok, got_items, got_calls) = for_each
     assert (got_ok, got_items) == (want_ok, want_items)
     assert got_calls <= want_calls + 1
+
+
+# --------------------------------------------------------------------------
+# The kept answers under a real suspension (fault-injection build): a write
+# by another thread while __eq__ runs must still be seen.
+
+try:
+    from nogil_collections import _fault_injection as fi
+
+    _FI = bool(fi.ENABLED)
+except ImportError:  # pragma: no cover - the module ships with the package
+    _FI = False
+
+needs_fi = pytest.mark.skipif(not _FI, reason="needs the fault-injection build "
+                              "(make fault-injection)")
+
+
+def _at_point_in_another_thread(point: str, action: Callable[[], object]) -> Any:
+    """A hook: the first time this thread reaches `point`, run `action` in
+    another thread and wait for it (our critical section is suspended)."""
+    me = threading.get_ident()
+    fired: list[str] = []
+
+    def hook(reached: str) -> None:
+        if reached == point and threading.get_ident() == me and not fired:
+            fired.append(reached)
+            t = threading.Thread(target=action)
+            t.start()
+            t.join(10)
+
+    return hook, fired
+
+
+class _Eq:
+    """Equal to every _Eq with the same v; counts its __eq__ calls."""
+
+    def __init__(self, v: int) -> None:
+        self.v = v
+        self.calls = 0
+
+    def __eq__(self, other: object) -> bool:
+        self.calls += 1
+        return isinstance(other, _Eq) and other.v == self.v
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@needs_fi
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("replacement", ["unequal", "equal", "same", "other_key"])
+def test_fault_dict_compare_and_set_sees_a_write_during_the_value_eq(replacement: str) -> None:
+    stored = _Eq(1)
+    d: ConcurrentDict[str, Any] = ConcurrentDict(k=stored, other=0)
+    new_value = {"unequal": _Eq(2), "equal": _Eq(1), "same": stored, "other_key": None}[replacement]
+
+    def write() -> None:
+        if replacement == "other_key":
+            d["other"] = 1
+        else:
+            d["k"] = new_value
+
+    hook, fired = _at_point_in_another_thread("dict.value_eq", write)
+    with fi.hook(hook):
+        ok = d.compare_and_set("k", _Eq(1), "new")
+    assert fired
+    d._check()
+    if replacement == "unequal":
+        # Linearized after the replacement: the new value is not equal.
+        assert not ok and d["k"] is new_value
+    else:
+        assert ok and d["k"] == "new"
+    # The value compared equal is asked once more only if it was replaced.
+    assert stored.calls == 1
+
+
+@needs_fi
+@pytest.mark.timeout(60)
+def test_fault_update_batch_sees_a_colliding_key_inserted_during_eq() -> None:
+    # The batch keeps its __eq__ answers across passes; a key equal to one of
+    # the batch's, inserted by another thread while an __eq__ of the batch
+    # ran, is a new entry (another entry number): asked, found, replaced --
+    # never a duplicate.
+    calls = [0]
+    a, b = Hostile(0, lambda: None, calls), Hostile(1, lambda: None, calls)
+    d: ConcurrentDict[Any, Any] = ConcurrentDict([(a, 0), (b, 1)])
+    twin = Hostile(5, lambda: None, calls)
+    hook, fired = _at_point_in_another_thread("dict.eq", lambda: d.__setitem__(twin, "twin"))
+    with fi.hook(hook):
+        d.update({Hostile(5, lambda: None, calls): "batch", Hostile(1, lambda: None, calls): "b"})
+    assert fired
+    d._check()
+    assert len(d) == 3 and d[twin] == "batch" and d[b] == "b"
+
+
+@needs_fi
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("replacement", ["unequal", "equal", "other_index"])
+def test_fault_list_compare_and_set_sees_a_write_during_the_item_eq(replacement: str) -> None:
+    stored = _Eq(1)
+    lst: ConcurrentList[Any] = ConcurrentList([0, stored, 2])
+    new_item = {"unequal": _Eq(2), "equal": _Eq(1), "other_index": None}[replacement]
+
+    def write() -> None:
+        if replacement == "other_index":
+            lst.insert(0, "front")   # moves the items: index 1 now holds 0
+        else:
+            lst[1] = new_item
+
+    hook, fired = _at_point_in_another_thread("list.eq", write)
+    with fi.hook(hook):
+        ok = lst.compare_and_set(1, _Eq(1), "new")
+    assert fired
+    lst._check()
+    if replacement == "equal":
+        assert ok and list(lst) == [0, "new", 2]
+    elif replacement == "unequal":
+        assert not ok and lst[1] is new_item
+    else:
+        # index 1 now holds 0, which is not equal to _Eq(1).
+        assert not ok and list(lst) == ["front", 0, stored, 2]
+    assert stored.calls == 1
