@@ -1,5 +1,5 @@
-"""No livelock when an __eq__ writes to the container on every call (issue 21,
-defect 3 and "Livelocks, by mechanism").
+"""ConcurrentDict: no livelock when an __eq__ writes to the dict on every call
+(issue 21, defect 3 and "Livelocks, by mechanism").
 
 Every path that restarts a lookup or a comparison after a concurrent write is
 bounded (docs/design.md, "Restarts after a concurrent write: the bounds").
@@ -11,67 +11,15 @@ with a timeout, so a livelock fails the test instead of hanging it.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from nogil_collections import ABSENT, ConcurrentDict, ConcurrentList
+from _livelock import Eq, Hostile, at_point_in_another_thread, bounded, fi, needs_fi
+from nogil_collections import ABSENT, ConcurrentDict
 
 CD = ConcurrentDict
-CL = ConcurrentList
-LIMIT = 400
-
-
-class Livelock(RuntimeError):
-    pass
-
-
-def bounded(fn: Callable[[], Any], timeout: float = 60.0) -> Any:
-    """fn() in a thread: its result, or its exception re-raised; a call that
-    does not end within timeout fails the test."""
-    out: list[Any] = []
-
-    def run() -> None:
-        try:
-            out.append(("ok", fn()))
-        except BaseException as e:
-            out.append(("raised", e))
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    t.join(timeout)
-    if t.is_alive():
-        pytest.fail(f"no result after {timeout} s: a livelock")
-    kind, value = out[0]
-    if kind == "raised":
-        raise value
-    return value
-
-
-class Hostile:
-    """A key or value whose __eq__ writes to its container on every call
-    (through `write`), counting the calls in the shared `calls` box."""
-
-    def __init__(self, v: Any, write: Callable[[], None], calls: list[int], h: int = 7):
-        self.v = v
-        self.write = write
-        self.calls = calls
-        self.h = h
-
-    def __hash__(self) -> int:
-        return self.h
-
-    def __eq__(self, other: object) -> bool:
-        self.calls[0] += 1
-        if self.calls[0] > LIMIT:
-            raise Livelock(f"__eq__ called {self.calls[0]} times")
-        self.write()
-        return isinstance(other, Hostile) and other.v == self.v
-
-    def __repr__(self) -> str:
-        return f"Hostile({self.v!r})"
 
 
 def _counter_writer(d: Any) -> Callable[[], None]:
@@ -266,140 +214,13 @@ def test_items_view_and_equality_with_a_value_whose_eq_writes(cls: type) -> None
     assert calls[0] == 2
 
 
-# --------------------------------------------------------------------------
-# ConcurrentList: an item whose __eq__ writes to the list on every call (it
-# appends an item and removes it again: every call moves the version).
-
-
-def _list_writer(lst: Any) -> Callable[[], None]:
-    def write() -> None:
-        lst.append("tmp")
-        lst.pop()
-
-    return write
-
-
-def _run_list(cls: type, op: Callable[[Any, Callable[[int], Hostile]], Any]):
-    calls = [0]
-    lst = cls()
-    write = _list_writer(lst)
-
-    def item(v: int) -> Hostile:
-        return Hostile(v, write, calls)
-
-    lst.extend(item(i) for i in range(12))
-    calls[0] = 0
-    result = bounded(lambda: op(lst, item))
-    return (result, [x.v if isinstance(x, Hostile) else x for x in list(lst)]), calls[0], lst
-
-
-@pytest.mark.parametrize("via_handle", [False, True], ids=["list", "handle"])
-@pytest.mark.parametrize("operation", ["remove", "index", "count", "in", "eq"])
-def test_list_scans_with_items_whose_eq_writes_on_every_call(
-    operation: str, via_handle: bool
-) -> None:
-    def op(lst: Any, item: Callable[[int], Hostile]) -> Any:
-        target = lst.handle() if via_handle and isinstance(lst, CL) else lst
-        probe = Hostile(10, lambda: None, [0])
-        if operation == "remove":
-            target.remove(probe)
-            return None
-        if operation == "index":
-            return target.index(probe)
-        if operation == "count":
-            return target.count(probe)
-        if operation == "in":
-            return probe in target
-        return target == [Hostile(i, lambda: None, [0]) for i in range(12)]
-
-    (want, want_calls, _), (got, got_calls, lst) = (_run_list(list, op), _run_list(CL, op))
-    assert got == want
-    # remove rescans from the start after a write, at most NCL_FIND_RESTARTS
-    # (8) times, then goes on as list does.
-    assert got_calls <= want_calls + 8 * 11
-    lst._check()
-
-
-@pytest.mark.parametrize("equal", [True, False], ids=["equal", "unequal"])
-@pytest.mark.parametrize("via_handle", [False, True], ids=["list", "handle"])
-def test_list_compare_and_set_with_an_item_whose_eq_writes(via_handle: bool, equal: bool) -> None:
-    # The comparison restarts when the list changed during __eq__; an answer
-    # for the same item object still in the slot is reused, so the result is
-    # the definition's (self[i] == expected), not identity's.
-    for_each = []
-    for cls in (list, CL):
-        calls = [0]
-        lst = cls()
-        write = _list_writer(lst)
-        lst.extend([0, Hostile(1, write, calls), 2])
-        expected = Hostile(1 if equal else 5, lambda: None, [0])
-        calls[0] = 0
-        if cls is list:
-            ok = lst[1] is expected or lst[1] == expected
-            if ok:
-                lst[1] = "new"
-        else:
-            target = lst.handle() if via_handle else lst
-            ok = bounded(lambda t=target, e=expected: t.compare_and_set(1, e, "new"))
-        for_each.append((ok, [x if not isinstance(x, Hostile) else ("H", x.v) for x in lst],
-                         calls[0]))
-    (want_ok, want_items, want_calls), (got_ok, got_items, got_calls) = for_each
-    assert (got_ok, got_items) == (want_ok, want_items)
-    assert got_calls <= want_calls + 1
-
-
-# --------------------------------------------------------------------------
-# The kept answers under a real suspension (fault-injection build): a write
-# by another thread while __eq__ runs must still be seen.
-
-try:
-    from nogil_collections import _fault_injection as fi
-
-    _FI = bool(fi.ENABLED)
-except ImportError:  # pragma: no cover - the module ships with the package
-    _FI = False
-
-needs_fi = pytest.mark.skipif(not _FI, reason="needs the fault-injection build "
-                              "(make fault-injection)")
-
-
-def _at_point_in_another_thread(point: str, action: Callable[[], object]) -> Any:
-    """A hook: the first time this thread reaches `point`, run `action` in
-    another thread and wait for it (our critical section is suspended)."""
-    me = threading.get_ident()
-    fired: list[str] = []
-
-    def hook(reached: str) -> None:
-        if reached == point and threading.get_ident() == me and not fired:
-            fired.append(reached)
-            t = threading.Thread(target=action)
-            t.start()
-            t.join(10)
-
-    return hook, fired
-
-
-class _Eq:
-    """Equal to every _Eq with the same v; counts its __eq__ calls."""
-
-    def __init__(self, v: int) -> None:
-        self.v = v
-        self.calls = 0
-
-    def __eq__(self, other: object) -> bool:
-        self.calls += 1
-        return isinstance(other, _Eq) and other.v == self.v
-
-    __hash__ = None  # type: ignore[assignment]
-
-
 @needs_fi
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("replacement", ["unequal", "equal", "same", "other_key"])
 def test_fault_dict_compare_and_set_sees_a_write_during_the_value_eq(replacement: str) -> None:
-    stored = _Eq(1)
+    stored = Eq(1)
     d: ConcurrentDict[str, Any] = ConcurrentDict(k=stored, other=0)
-    new_value = {"unequal": _Eq(2), "equal": _Eq(1), "same": stored, "other_key": None}[replacement]
+    new_value = {"unequal": Eq(2), "equal": Eq(1), "same": stored, "other_key": None}[replacement]
 
     def write() -> None:
         if replacement == "other_key":
@@ -407,9 +228,9 @@ def test_fault_dict_compare_and_set_sees_a_write_during_the_value_eq(replacement
         else:
             d["k"] = new_value
 
-    hook, fired = _at_point_in_another_thread("dict.value_eq", write)
+    hook, fired = at_point_in_another_thread("dict.value_eq", write)
     with fi.hook(hook):
-        ok = d.compare_and_set("k", _Eq(1), "new")
+        ok = d.compare_and_set("k", Eq(1), "new")
     assert fired
     d._check()
     if replacement == "unequal":
@@ -432,7 +253,7 @@ def test_fault_update_batch_sees_a_colliding_key_inserted_during_eq() -> None:
     a, b = Hostile(0, lambda: None, calls), Hostile(1, lambda: None, calls)
     d: ConcurrentDict[Any, Any] = ConcurrentDict([(a, 0), (b, 1)])
     twin = Hostile(5, lambda: None, calls)
-    hook, fired = _at_point_in_another_thread("dict.eq", lambda: d.__setitem__(twin, "twin"))
+    hook, fired = at_point_in_another_thread("dict.eq", lambda: d.__setitem__(twin, "twin"))
     with fi.hook(hook):
         d.update({Hostile(5, lambda: None, calls): "batch", Hostile(1, lambda: None, calls): "b"})
     assert fired
@@ -440,30 +261,3 @@ def test_fault_update_batch_sees_a_colliding_key_inserted_during_eq() -> None:
     assert len(d) == 3 and d[twin] == "batch" and d[b] == "b"
 
 
-@needs_fi
-@pytest.mark.timeout(60)
-@pytest.mark.parametrize("replacement", ["unequal", "equal", "other_index"])
-def test_fault_list_compare_and_set_sees_a_write_during_the_item_eq(replacement: str) -> None:
-    stored = _Eq(1)
-    lst: ConcurrentList[Any] = ConcurrentList([0, stored, 2])
-    new_item = {"unequal": _Eq(2), "equal": _Eq(1), "other_index": None}[replacement]
-
-    def write() -> None:
-        if replacement == "other_index":
-            lst.insert(0, "front")   # moves the items: index 1 now holds 0
-        else:
-            lst[1] = new_item
-
-    hook, fired = _at_point_in_another_thread("list.eq", write)
-    with fi.hook(hook):
-        ok = lst.compare_and_set(1, _Eq(1), "new")
-    assert fired
-    lst._check()
-    if replacement == "equal":
-        assert ok and list(lst) == [0, "new", 2]
-    elif replacement == "unequal":
-        assert not ok and lst[1] is new_item
-    else:
-        # index 1 now holds 0, which is not equal to _Eq(1).
-        assert not ok and list(lst) == ["front", 0, stored, 2]
-    assert stored.calls == 1
