@@ -50,7 +50,9 @@ def _run_list(cls: type, op: Callable[[Any, Callable[[int], Hostile]], Any]):
 
 
 @pytest.mark.parametrize("via_handle", [False, True], ids=["list", "handle"])
-@pytest.mark.parametrize("operation", ["remove", "index", "count", "in", "eq"])
+@pytest.mark.parametrize(
+    "operation", ["remove", "index", "count", "in", "eq", "append_if_absent", "append_if_new"]
+)
 def test_list_scans_with_items_whose_eq_writes_on_every_call(
     operation: str, via_handle: bool
 ) -> None:
@@ -66,6 +68,15 @@ def test_list_scans_with_items_whose_eq_writes_on_every_call(
             return target.count(probe)
         if operation == "in":
             return probe in target
+        if operation in ("append_if_absent", "append_if_new"):
+            if operation == "append_if_new":
+                probe = Hostile(50, lambda: None, [0])
+            if isinstance(lst, list):
+                if probe in lst:
+                    return False
+                lst.append(probe)
+                return True
+            return target.append_if_absent(probe)
         return target == [Hostile(i, lambda: None, [0]) for i in range(12)]
 
     (want, want_calls, _), (got, got_calls, lst) = (_run_list(list, op), _run_list(CL, op))
