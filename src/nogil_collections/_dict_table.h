@@ -376,9 +376,14 @@ typedef struct ncd_eq_memo {
  * entries it has not compared yet: the lookup ends unless __eq__ keeps adding
  * colliding keys or replacing the table, which makes CPython's dict restart
  * too (docs/design.md, "Restarts after a concurrent write: the bounds").
- * Only answers from before the latest restart are searched (a walk meets
- * each entry once, so the answers of the current walk cannot match): a
- * first walk, the common case, never searches. */
+ * Only answers from before the latest restart are searched: a first walk,
+ * the common case, never searches (a long collision chain stays linear).
+ * An entry met twice in one walk (the perturbed probe sequence may revisit
+ * a slot) is asked twice, as CPython's dict does.  The bound holds: a walk
+ * that ends in a restart asked at least one question not searchable before
+ * it, which is searchable after it, so the set of distinct (entry, key,
+ * looked-up key) answers grows with every restart, and it is finite while
+ * `tseq` holds. */
 static inline void ncd_eq_memo_init(ncd_eq_memo *m) {
     m->n = 0;
     m->cap = NCD_EQ_MEMO;
