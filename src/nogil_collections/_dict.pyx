@@ -19,7 +19,11 @@ from nogil_collections._core.atomics cimport (
     ncc_load_ptr_acquire, ncc_store_ptr_release, ncc_load_ssize_relaxed,
     ncc_store_ssize_relaxed, ncc_load_uint64_relaxed, ncc_cpu_relax, ncc_load_obj_relaxed,
 )
+from nogil_collections._core.atomics cimport (
+    ncc_load_ssize, ncc_load_obj_acquire, ncc_store_obj_release,
+)
 from nogil_collections._core.refcount cimport ncc_publish, ncc_slot_store
+from nogil_collections._core.refcount cimport ncc_try_getref
 from nogil_collections._core.critical_section cimport ncc_cs, ncc_cs_begin, ncc_cs_end
 from nogil_collections._core.seqlock cimport (
     ncc_seq_write_begin, ncc_seq_write_end, ncc_seq_read_begin, ncc_seq_is_writing,
@@ -331,6 +335,53 @@ cdef enum:
     _ITER_ITEMS = 2
 
 
+cdef extern from *:
+    """
+    /* A shared snapshot iterator's claim of its next index (docs/design.md,
+     * "Iteration: a shared iterator").  Forward iterators only ever move
+     * `pos` (up to the constant `end`), reversed ones only `end` (down to the
+     * constant `pos`), so one word decides who owns which buffer slot.
+     * Returns the claimed index, or -1 when the iterator is exhausted.
+     *
+     * Free-threaded: a relaxed load first (once exhausted, no RMW: the word
+     * overshoots its bound by at most one per racing thread, never wraps),
+     * then a relaxed fetch-add.  Relaxed suffices: the fetch-adds on one word
+     * are totally ordered (each reads the value the previous one wrote), so
+     * no two callers get the same index, and nothing is published through
+     * the word (the buffer was filled before the iterator was handed to any
+     * other thread).  GIL builds: plain arithmetic, the GIL is held from the
+     * test to the increment. */
+    static inline Py_ssize_t ncd_iter_claim_fwd(Py_ssize_t *pos, Py_ssize_t end) {
+    #ifdef Py_GIL_DISABLED
+        Py_ssize_t j;
+        /* Relaxed: a hint; pairs with the fetch-add below (other claimers'). */
+        if (__atomic_load_n(pos, __ATOMIC_RELAXED) >= end) return -1;
+        /* Relaxed RMW; pairs with the other claimers' fetch-adds on *pos. */
+        j = __atomic_fetch_add(pos, 1, __ATOMIC_RELAXED);
+        return j < end ? j : -1;
+    #else
+        if (*pos >= end) return -1;
+        return (*pos)++;
+    #endif
+    }
+    static inline Py_ssize_t ncd_iter_claim_back(Py_ssize_t *end, Py_ssize_t pos) {
+    #ifdef Py_GIL_DISABLED
+        Py_ssize_t j;
+        /* Relaxed: a hint; pairs with the fetch-add below (other claimers'). */
+        if (__atomic_load_n(end, __ATOMIC_RELAXED) <= pos) return -1;
+        /* Relaxed RMW; pairs with the other claimers' fetch-adds on *end. */
+        j = __atomic_fetch_add(end, -1, __ATOMIC_RELAXED) - 1;
+        return j >= pos ? j : -1;
+    #else
+        if (*end <= pos) return -1;
+        return --(*end);
+    #endif
+    }
+    """
+    Py_ssize_t ncd_iter_claim_fwd(Py_ssize_t *pos, Py_ssize_t end) nogil
+    Py_ssize_t ncd_iter_claim_back(Py_ssize_t *end, Py_ssize_t pos) nogil
+
+
 @cython.final
 cdef class _SnapshotIter:
     """Iterator over a consistent snapshot (a _Scratch of new references).
@@ -338,10 +389,20 @@ cdef class _SnapshotIter:
     Each step hands out the reference the snapshot took (no list in
     between, no second incref), so iterating costs one try-incref per
     element at the start and nothing per step but the hand-over.  Entries
-    not reached yet are released with the snapshot."""
+    not reached yet are released with the snapshot.
+
+    Shared between threads, each element is handed out at most once
+    (docs/design.md, "Iteration: a shared iterator"): a step first claims
+    its index with one atomic fetch-add (ncd_iter_claim_*), and only the
+    claimer touches that slot's references; it clears the slot with a
+    release store before the reference leaves __next__, so __reduce__ can
+    read the slots it does not own with the try-incref protocol."""
 
     cdef _Scratch s
-    cdef Py_ssize_t pos, end   # next index (forward: pos up to end; reversed: end down to pos)
+    # Next index: forward, pos counts up to end (constant); reversed, end
+    # counts down to pos (constant, 0).  The moving one is only changed by
+    # ncd_iter_claim_*; read elsewhere with relaxed loads.
+    cdef Py_ssize_t pos, end
     cdef int kind
     cdef bint backwards
 
@@ -363,50 +424,96 @@ cdef class _SnapshotIter:
         cdef ncd_item *ep
         cdef PyObject *o
         cdef object pair
-        if self.pos >= self.end:
-            raise StopIteration
         if self.backwards:
-            self.end -= 1
-            j = self.end
+            j = ncd_iter_claim_back(&self.end, self.pos)
         else:
-            j = self.pos
-            self.pos += 1
+            j = ncd_iter_claim_fwd(&self.pos, self.end)
+        if j < 0:
+            raise StopIteration
+        # Slot j is ours alone from here (the claim above); other threads
+        # only READ it (__reduce__), so plain loads of it are no data race.
         ep = &self.s.buf[j]
         # Hand the snapshot's reference straight to the caller: returning
         # ncd_steal(...) directly, with no object variable in between, keeps
         # Cython from adding an incref/decref pair (two atomic operations on
-        # a key that another thread owns).
+        # a key that another thread owns).  The slot is cleared with a
+        # release store (as ncc_slot_store) before the reference is handed
+        # out; pairs with the seq_cst re-load in ncc_try_getref (__reduce__),
+        # which then refuses an object this reference may have freed.
         if self.kind == _ITER_KEYS:
             o = ep.key
-            ep.key = NULL
+            ncc_store_obj_release(&ep.key, NULL)
             return ncd_steal(o)
         if self.kind == _ITER_VALUES:
             o = ep.value
-            ep.value = NULL
+            ncc_store_obj_release(&ep.value, NULL)
             return ncd_steal(o)
         pair = PyTuple_New(2)
         ncd_tuple_set_steal(pair, 0, ep.key)
         ncd_tuple_set_steal(pair, 1, ep.value)
-        ep.key = NULL
-        ep.value = NULL
+        # Release stores: pair with the seq_cst re-loads in ncc_try_getref
+        # (__reduce__), as above.
+        ncc_store_obj_release(&ep.key, NULL)
+        ncc_store_obj_release(&ep.value, NULL)
         return pair
 
     def __length_hint__(self):
-        return self.end - self.pos
+        # Relaxed loads (a hint; pair with the fetch-adds in
+        # ncd_iter_claim_*).  The moving word may have overshot its bound
+        # by a racing claim: never negative.
+        cdef Py_ssize_t n = (ncc_load_ssize_relaxed(&self.end)
+                             - ncc_load_ssize_relaxed(&self.pos))
+        return n if n > 0 else 0
 
     def __reduce__(self):
-        # Pickles like the list iterator over the remaining elements.
-        cdef Py_ssize_t j
+        # Pickles like the list iterator over the remaining elements: those
+        # not claimed when the claim word is re-read at the end (so it is
+        # atomic with respect to other threads' __next__).  Slots another
+        # thread may claim meanwhile are read with the try-incref protocol
+        # (ncc_try_getref: a claimer clears its slot before it hands the
+        # reference out, and a slot never holds an object again once
+        # cleared); an element claimed before that final re-read is dropped
+        # again.  Every slot at or past the final claim word was unclaimed
+        # when it was read, so its reference was still the snapshot's and
+        # the try-incref succeeded.
+        cdef Py_ssize_t j, lo, hi
         cdef ncd_item *ep
-        rest = []
-        for j in range(self.pos, self.end):
+        cdef PyObject *k
+        cdef PyObject *v
+        taken = []
+        # Relaxed: only the range to scan; the re-read below decides.
+        lo = ncc_load_ssize_relaxed(&self.pos)
+        hi = ncc_load_ssize_relaxed(&self.end)
+        for j in range(lo, hi):
             ep = &self.s.buf[j]
+            k = v = NULL
+            if self.kind != _ITER_VALUES:
+                # Acquire; pairs with the release store that cleared it in
+                # __next__ (try_getref re-loads it seq_cst).
+                k = ncc_try_getref(&ep.key, ncc_load_obj_acquire(&ep.key))
+                if k == NULL:
+                    continue
+            if self.kind != _ITER_KEYS:
+                # Acquire, as for the key.
+                v = ncc_try_getref(&ep.value, ncc_load_obj_acquire(&ep.value))
+                if v == NULL:
+                    Py_XDECREF(k)
+                    continue
             if self.kind == _ITER_KEYS:
-                rest.append(<object>ep.key)
+                taken.append((j, ncd_steal(k)))
             elif self.kind == _ITER_VALUES:
-                rest.append(<object>ep.value)
+                taken.append((j, ncd_steal(v)))
             else:
-                rest.append((<object>ep.key, <object>ep.value))
+                taken.append((j, (ncd_steal(k), ncd_steal(v))))
+        # The final claim word, seq_cst: ordered after every slot load above
+        # (seq_cst re-loads in ncc_try_getref); pairs with the fetch-adds in
+        # ncd_iter_claim_*.
+        if self.backwards:
+            hi = ncc_load_ssize(&self.end)
+        else:
+            lo = ncc_load_ssize(&self.pos)
+        rest = [x for j, x in taken if lo <= j < hi]
+        del taken
         if self.backwards:
             rest.reverse()
         return (iter, (rest,))
