@@ -17,6 +17,10 @@ threads between calls); the subprocess reproduction of defect 1 needs the
 GIL disabled.  Defect 1 (unsynchronised ``pos += 1`` and take-and-NULL in
 ``_SnapshotIter.__next__``; ``__reduce__`` reading a slot cleared under it)
 crashed 3.13t with SIGSEGV within about a second.
+
+The file name matches the TSAN and fault-injection selections of
+tools/run_sanitized.sh (``test_dict*.py``, ``-k thread``), so ``make tsan``
+and ``make fault-injection`` run all of it.
 """
 
 from __future__ import annotations
