@@ -117,31 +117,32 @@ def _key_of(kind: str, x: Any) -> int:
 
 
 class _Writer:
-    """Inserts and deletes the extra keys and replaces base keys' values with
-    new generations; remembers every value it ever stored (alive, so ids are
-    not reused) and every extra key."""
+    """Inserts and deletes the extra keys and replaces base keys' values,
+    drawing the values from a fixed pool (``stored``: every value it may
+    store, kept alive so that ids are not reused)."""
+
+    GENS = 4
 
     def __init__(self, d: ConcurrentDict[Any, Any]) -> None:
         self.d = d
         self.stop = threading.Event()
-        self.stored: list[Item] = []
+        self.stored = [Item(k, g) for k in range(N_BASE + N_EXTRA)
+                       for g in range(1, self.GENS + 1)]
         self.rng = random.Random(21)
 
+    def _value(self, k: int) -> Item:
+        return self.stored[k * self.GENS + self.rng.randrange(self.GENS)]
+
     def run(self) -> None:
-        d, rng, gen = self.d, self.rng, 1
+        d, rng = self.d, self.rng
         while not self.stop.is_set():
             k = N_BASE + rng.randrange(N_EXTRA)
             if rng.random() < 0.5:
-                v = Item(k, gen)
-                self.stored.append(v)
-                d[Item(k)] = v
+                d[Item(k)] = self._value(k)
             else:
                 d.pop(Item(k), None)
             b = rng.randrange(N_BASE)
-            v = Item(b, gen)
-            self.stored.append(v)
-            d[Item(b)] = v
-            gen += 1
+            d[Item(b)] = self._value(b)
 
 
 def _fill() -> tuple[ConcurrentDict[Any, Any], list[Item]]:
