@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 import gc
 import operator
+import os
 import pickle
 import random
 import subprocess
@@ -262,6 +263,76 @@ def test_shared_iterator_each_element_at_most_once(
     assert not leaked, f"{name}: {len(leaked)} elements leaked, e.g. {leaked[:3]}"
 
 
+def _creator_round(d: ConcurrentDict[Any, Any], kind: str, backwards: bool,
+                   make: Callable[[ConcurrentDict[Any, Any]], Any]) -> None:
+    # The creating thread drains alone first (claims while it is the only
+    # claimer take no read-modify-write), then the others join in while it
+    # goes on: the first of them revokes that mode in the middle of the
+    # creator's steps.
+    box: list[Any] = []
+    started = threading.Event()
+
+    def creator() -> list[Any]:
+        it = make(d)
+        box.append(it)
+        out = [next(it) for _ in range(50)]
+        started.set()
+        for x in it:
+            out.append(x)
+            if len(out) % 64 == 0:
+                it.__length_hint__()
+        return out
+
+    def other() -> list[Any]:
+        assert started.wait(60)
+        it = box[0]
+        out = []
+        for x in it:
+            out.append(x)
+            if len(out) % 97 == 0:
+                it.__reduce__()
+        return out
+
+    per = run_threads([creator] + [other] * (THREADS - 1))
+    keys = [_key_of(kind, x) for got in per for x in got]
+    assert len(set(keys)) == len(keys), "an element handed out twice"
+    assert set(range(N_BASE)) <= set(keys) and all(k < N_BASE + N_EXTRA for k in keys)
+    for got in per:
+        base = [k for k in (_key_of(kind, x) for x in got) if k < N_BASE]
+        assert base == sorted(base, reverse=backwards)
+
+
+def _creator_rounds(d: ConcurrentDict[Any, Any], kind: str, backwards: bool,
+                    make: Callable[[ConcurrentDict[Any, Any]], Any], writer: bool) -> None:
+    deadline = time.monotonic() + DURATION
+
+    def rounds_until_deadline() -> int:
+        rounds = 0
+        while rounds < 3 or (time.monotonic() < deadline and rounds < 40):
+            rounds += 1
+            _creator_round(d, kind, backwards, make)
+        return rounds
+
+    if writer:
+        _with_writer(d, [rounds_until_deadline])
+    else:
+        rounds_until_deadline()
+
+
+@pytest.mark.parametrize("writer", [False, True], ids=["quiet", "writer"])
+@pytest.mark.parametrize(("name", "kind", "backwards", "make"), ITERATORS[:8],
+                         ids=[t[0] for t in ITERATORS[:8]])
+def test_creator_keeps_draining_while_others_join(
+        name: str, kind: str, backwards: bool,
+        make: Callable[[ConcurrentDict[Any, Any]], Any], writer: bool) -> None:
+    d, made = _fill()
+    refs = [weakref.ref(o) for o in made]
+    _creator_rounds(d, kind, backwards, make, writer)
+    del d, made
+    gc.collect()
+    assert all(r() is None for r in refs), f"{name}: elements leaked"
+
+
 def _reduce_round(d: ConcurrentDict[Any, Any], kind: str, backwards: bool,
                   make: Callable[[ConcurrentDict[Any, Any]], Any]) -> None:
     expected = (list(d) if kind == "keys" else list(d.values())
@@ -457,12 +528,14 @@ while time.monotonic() < deadline:
         for t in ts:
             t.start()
         barrier.wait()
+        mine = []
         for _ in range(20):
             it.__reduce__()
             it.__length_hint__()
+            mine.extend(x for _, x in zip(range(5), it))
         for t in ts:
             t.join()
-        got = [repr(x) for o in outs for x in o]
+        got = [repr(x) for o in outs + [mine] for x in o]
         if len(got) != 2000 or len(set(got)) != 2000:
             dups += 1
         rounds += 1
@@ -472,11 +545,18 @@ sys.exit(1 if dups else 0)
 
 
 @pytest.mark.free_threaded_only
-def test_defect1_shared_iterator_reproduction_in_subprocess() -> None:
+@pytest.mark.parametrize("membarrier", ["1", "0"])
+def test_defect1_shared_iterator_reproduction_in_subprocess(membarrier: str) -> None:
+    # membarrier "0": NOGIL_COLLECTIONS_NO_MEMBARRIER=1, so every iterator
+    # claims with fetch-adds from its first step (no single-claimer mode).
     assert FREE_THREADED_BUILD and not gil_enabled()
+    env = dict(os.environ)
+    env.pop("NOGIL_COLLECTIONS_NO_MEMBARRIER", None)
+    if membarrier == "0":
+        env["NOGIL_COLLECTIONS_NO_MEMBARRIER"] = "1"
     r = subprocess.run([sys.executable, "-X", "gil=0", "-c",
-                        textwrap.dedent(_REPRO.format(seconds=3.0))],
-                       capture_output=True, text=True, timeout=240)
+                        textwrap.dedent(_REPRO.format(seconds=2.0))],
+                       capture_output=True, text=True, timeout=240, env=env)
     assert r.returncode == 0, (
         f"exit {r.returncode} (negative: killed by that signal)\n{r.stdout}\n{r.stderr[-2000:]}")
     assert "bad 0" in r.stdout
