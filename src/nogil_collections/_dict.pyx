@@ -19,7 +19,11 @@ from nogil_collections._core.atomics cimport (
     ncc_load_ptr_acquire, ncc_store_ptr_release, ncc_load_ssize_relaxed,
     ncc_store_ssize_relaxed, ncc_load_uint64_relaxed, ncc_cpu_relax, ncc_load_obj_relaxed,
 )
+from nogil_collections._core.atomics cimport (
+    ncc_load_ssize, ncc_load_obj_acquire, ncc_store_obj_release,
+)
 from nogil_collections._core.refcount cimport ncc_publish, ncc_slot_store
+from nogil_collections._core.refcount cimport ncc_try_getref
 from nogil_collections._core.critical_section cimport ncc_cs, ncc_cs_begin, ncc_cs_end
 from nogil_collections._core.seqlock cimport (
     ncc_seq_write_begin, ncc_seq_write_end, ncc_seq_read_begin, ncc_seq_is_writing,
@@ -337,6 +341,207 @@ cdef enum:
     _ITER_ITEMS = 2
 
 
+cdef extern from *:
+    """
+    /* A shared snapshot iterator's claim of its next index (docs/design.md,
+     * "Iteration: a shared iterator").  Forward iterators only ever move
+     * `pos` (up to the constant `end`), reversed ones only `end` (down to the
+     * constant `pos`, 0), so one word decides who owns which buffer slot:
+     * `word` is that word, `bound` the other.  Returns the claimed index, or
+     * -1 when the iterator is exhausted.
+     *
+     * Free-threaded builds, two modes:
+     *  - biased (`bias` is the creating thread's _Py_ThreadId()): only that
+     *    thread claims, with relaxed loads and stores (no read-modify-write),
+     *    announcing each step in `busy`.  Asymmetric Dekker: the owner's
+     *    store of busy and its re-load of bias are separated by a compiler
+     *    barrier only; the revoker's membarrier() (every running thread of
+     *    the process executes a full fence) supplies the fence.  The QSBR
+     *    domain registered membarrier at init (qsbr_domain.c); without it an
+     *    iterator starts shared (ncd_iter_bias_of).
+     *  - shared (`bias` == 0): a relaxed load first (once exhausted, no RMW:
+     *    the word overshoots its bound by at most one per racing thread),
+     *    then a relaxed fetch-add.  Relaxed suffices: read-modify-writes of
+     *    one word are totally ordered (each reads the value the previous one
+     *    wrote), so no two callers get the same index, and nothing is
+     *    published through the word.
+     * Any other thread's first claim revokes the bias, once, for good
+     * (ncd_iter_unbias): bias -> REVOKING, membarrier, wait until the owner
+     * is not inside a step, bias -> 0.
+     * GIL builds: plain arithmetic; the GIL is held from the test to the
+     * increment (no Python code runs between). */
+    #define NCD_BIAS_SHARED ((uintptr_t)0)
+    #define NCD_BIAS_REVOKING ((uintptr_t)1)   /* _Py_ThreadId() is never 0 or 1 */
+    #if defined(Py_GIL_DISABLED) && defined(__linux__)
+    #include <sys/syscall.h>
+    #include <unistd.h>
+    #include <sched.h>
+    #include <linux/membarrier.h>
+    #define NCD_ITER_BIASED 1
+    #else
+    #define NCD_ITER_BIASED 0
+    #endif
+
+    /* The initial `bias` of an iterator created by the calling thread. */
+    static inline uintptr_t ncd_iter_bias_of(void) {
+    #if NCD_ITER_BIASED
+        /* Relaxed: written once at the domain's init, before this module's. */
+        if (ncc_qsbr_dom != NULL
+                && __atomic_load_n(&ncc_qsbr_dom->uses_membarrier, __ATOMIC_RELAXED)) {
+            return (uintptr_t)_Py_ThreadId();
+        }
+    #endif
+        return NCD_BIAS_SHARED;
+    }
+
+    #if NCD_ITER_BIASED
+    static void ncd_iter_membarrier(void) {
+        if (syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) return;
+        /* As reader_fence (qsbr_domain.c): only EPERM (not registered) is
+         * possible once the domain's init issued the command; register again.
+         * The owner issues only a compiler barrier, so a plain fence here
+         * would not be safe. */
+        if (syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0
+                && syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) {
+            return;
+        }
+        Py_FatalError("nogil_collections: membarrier(PRIVATE_EXPEDITED) failed after "
+                      "registration; a shared iterator cannot be handed over safely");
+    }
+
+    /* Make the iterator shared (bias 0), revoking the owner's bias if no
+     * other thread did; returns once it is shared. */
+    static void ncd_iter_unbias(uintptr_t *bias, int *busy) {
+        int spins = 0;
+        /* Acquire; pairs with the release store of NCD_BIAS_SHARED below (by
+         * whichever thread revoked): we then see the owner's last store of
+         * the claim word. */
+        uintptr_t b = __atomic_load_n(bias, __ATOMIC_ACQUIRE);
+        while (b != NCD_BIAS_SHARED) {
+            if (b != NCD_BIAS_REVOKING) {
+                /* seq_cst CAS (only one revoker); pairs with the owner's
+                 * relaxed re-load of bias in ncd_iter_claim, through the
+                 * membarrier below. */
+                if (__atomic_compare_exchange_n(bias, &b, NCD_BIAS_REVOKING, 0,
+                                                __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+                    /* The asymmetric fence: after it, the owner either has
+                     * its store busy = 1 visible to us (it is inside a step,
+                     * or about to re-load bias and see REVOKING), or it will
+                     * see REVOKING at its re-load and take this slow path. */
+                    ncd_iter_membarrier();
+                    /* Acquire; pairs with the owner's release store busy = 0
+                     * at the end of its step (after its store of the word). */
+                    while (__atomic_load_n(busy, __ATOMIC_ACQUIRE)) {
+                        if (++spins > 64) sched_yield(); else ncc_cpu_relax();
+                    }
+                    /* Release; pairs with the acquire loads of bias here. */
+                    __atomic_store_n(bias, NCD_BIAS_SHARED, __ATOMIC_RELEASE);
+                    return;
+                }
+                continue;   /* b reloaded by the failed CAS */
+            }
+            if (++spins > 64) sched_yield(); else ncc_cpu_relax();
+            /* Acquire, as above. */
+            b = __atomic_load_n(bias, __ATOMIC_ACQUIRE);
+        }
+    }
+    #endif
+
+    #if defined(Py_GIL_DISABLED)
+    /* The shared mode (and the way into it): out of line, so that the
+     * owner's path below inlines into __next__. */
+    static Py_ssize_t __attribute__((noinline))
+    ncd_iter_claim_shared(Py_ssize_t *word, Py_ssize_t bound, int back,
+                          uintptr_t *bias, int *busy) {
+        Py_ssize_t w, j;
+    #if NCD_ITER_BIASED
+        /* Relaxed: a hint; ncd_iter_unbias acquires. */
+        if (__atomic_load_n(bias, __ATOMIC_RELAXED) != NCD_BIAS_SHARED) {
+            ncd_iter_unbias(bias, busy);
+        }
+    #else
+        (void)bias; (void)busy;
+    #endif
+        /* Relaxed: a hint; pairs with the fetch-add below (other claimers'). */
+        w = __atomic_load_n(word, __ATOMIC_RELAXED);
+        if (back ? w <= bound : w >= bound) return -1;
+        /* Relaxed RMW; pairs with the other claimers' fetch-adds on *word. */
+        if (back) {
+            j = __atomic_fetch_add(word, -1, __ATOMIC_RELAXED) - 1;
+            return j >= bound ? j : -1;
+        }
+        j = __atomic_fetch_add(word, 1, __ATOMIC_RELAXED);
+        return j < bound ? j : -1;
+    }
+    #endif
+
+    static inline __attribute__((always_inline)) Py_ssize_t
+    ncd_iter_claim(Py_ssize_t *word, Py_ssize_t bound, int back, uintptr_t *bias, int *busy) {
+    #if NCD_ITER_BIASED
+        /* Relaxed: only the owner finds its own id here. */
+        if (__atomic_load_n(bias, __ATOMIC_RELAXED) == (uintptr_t)_Py_ThreadId()) {
+            Py_ssize_t w, j;
+            /* Relaxed store + compiler barrier: with the revoker's
+             * membarrier, a Dekker pair with its CAS of bias and its acquire
+             * load of busy (see ncd_iter_unbias). */
+            __atomic_store_n(busy, 1, __ATOMIC_RELAXED);
+            __atomic_signal_fence(__ATOMIC_SEQ_CST);
+            /* Relaxed re-load; pairs with the revoker's CAS (see above). */
+            if (__builtin_expect(
+                    __atomic_load_n(bias, __ATOMIC_RELAXED) == (uintptr_t)_Py_ThreadId(), 1)) {
+                /* Relaxed: only this thread writes the word while biased;
+                 * __length_hint__/__reduce__ read it with atomic loads. */
+                w = __atomic_load_n(word, __ATOMIC_RELAXED);
+                j = back ? w - 1 : w;
+                if (back ? j >= bound : j < bound) {
+                    __atomic_store_n(word, back ? j : j + 1, __ATOMIC_RELAXED);
+                } else {
+                    j = -1;
+                }
+                /* Release; pairs with the revoker's acquire load of busy:
+                 * it sees the store of the word above. */
+                __atomic_store_n(busy, 0, __ATOMIC_RELEASE);
+                return j;
+            }
+            /* Release, as above (nothing claimed). */
+            __atomic_store_n(busy, 0, __ATOMIC_RELEASE);
+        }
+        return ncd_iter_claim_shared(word, bound, back, bias, busy);
+    #elif defined(Py_GIL_DISABLED)
+        /* Free-threaded without membarrier (not Linux): always shared. */
+        return ncd_iter_claim_shared(word, bound, back, bias, busy);
+    #else
+        (void)bias; (void)busy;
+        if (back) return *word > bound ? --(*word) : -1;
+        return *word < bound ? (*word)++ : -1;
+    #endif
+    }
+
+    /* __reduce__'s read of a slot it does not own: a new reference, or NULL
+     * once the slot is cleared (claimed).  A refused try-incref (the object
+     * was handed out and is being freed) loads the slot again until the
+     * clearing store is visible, so that NULL comes from an acquire load that
+     * saw the clear (and, through it, the claim that preceded it).  Bounded
+     * (a published object is refused only while it is being freed). */
+    static PyObject *ncd_iter_peek(PyObject **slot) {
+        int tries;
+        for (tries = 0; tries < 1000; tries++) {
+            /* Acquire; pairs with the release store that cleared the slot in
+             * __next__ (ncc_try_getref re-loads it seq_cst). */
+            PyObject *o = ncc_load_obj_acquire(slot);
+            if (o == NULL || (o = ncc_try_getref(slot, o)) != NULL) return o;
+            ncc_cpu_relax();
+        }
+        return NULL;
+    }
+    """
+    ctypedef size_t uintptr_t
+    PyObject *ncd_iter_peek(PyObject **slot)
+    uintptr_t ncd_iter_bias_of() nogil
+    Py_ssize_t ncd_iter_claim(Py_ssize_t *word, Py_ssize_t bound, int back,
+                              uintptr_t *bias, int *busy) nogil
+
+
 @cython.final
 cdef class _SnapshotIter:
     """Iterator over a consistent snapshot (a _Scratch of new references).
@@ -344,10 +549,26 @@ cdef class _SnapshotIter:
     Each step hands out the reference the snapshot took (no list in
     between, no second incref), so iterating costs one try-incref per
     element at the start and nothing per step but the hand-over.  Entries
-    not reached yet are released with the snapshot."""
+    not reached yet are released with the snapshot.
+
+    Shared between threads, each element is handed out at most once
+    (docs/design.md, "Iteration: a shared iterator"): a step first claims
+    its index (ncd_iter_claim: relaxed loads and stores while only the
+    creating thread has claimed, one atomic fetch-add once another thread
+    did), and only the claimer touches that slot's references; it clears the slot with a
+    release store before the reference leaves __next__, so __reduce__ can
+    read the slots it does not own with the try-incref protocol."""
 
     cdef _Scratch s
-    cdef Py_ssize_t pos, end   # next index (forward: pos up to end; reversed: end down to pos)
+    # Next index: forward, pos counts up to end (constant); reversed, end
+    # counts down to pos (constant, 0).  The moving one is only changed by
+    # ncd_iter_claim; read elsewhere with atomic loads.
+    cdef Py_ssize_t pos, end
+    # The claim mode (ncd_iter_claim): the creating thread's id while it is
+    # the only claimer (biased), 0 once shared; busy: the owner is inside a
+    # biased step.
+    cdef uintptr_t bias
+    cdef int busy
     cdef int kind
     cdef bint backwards
 
@@ -359,6 +580,8 @@ cdef class _SnapshotIter:
         it.end = s.n
         it.kind = kind
         it.backwards = backwards
+        it.bias = ncd_iter_bias_of()
+        it.busy = 0
         return it
 
     def __iter__(self):
@@ -369,50 +592,93 @@ cdef class _SnapshotIter:
         cdef ncd_item *ep
         cdef PyObject *o
         cdef object pair
-        if self.pos >= self.end:
-            raise StopIteration
         if self.backwards:
-            self.end -= 1
-            j = self.end
+            j = ncd_iter_claim(&self.end, self.pos, 1, &self.bias, &self.busy)
         else:
-            j = self.pos
-            self.pos += 1
+            j = ncd_iter_claim(&self.pos, self.end, 0, &self.bias, &self.busy)
+        if j < 0:
+            raise StopIteration
+        # Slot j is ours alone from here (the claim above); other threads
+        # only READ it (__reduce__), so plain loads of it are no data race.
         ep = &self.s.buf[j]
         # Hand the snapshot's reference straight to the caller: returning
         # ncd_steal(...) directly, with no object variable in between, keeps
         # Cython from adding an incref/decref pair (two atomic operations on
-        # a key that another thread owns).
+        # a key that another thread owns).  The slot is cleared with a
+        # release store (as ncc_slot_store) before the reference is handed
+        # out; pairs with the seq_cst re-load in ncc_try_getref (__reduce__),
+        # which then refuses an object this reference may have freed.
         if self.kind == _ITER_KEYS:
             o = ep.key
-            ep.key = NULL
+            ncc_store_obj_release(&ep.key, NULL)
             return ncd_steal(o)
         if self.kind == _ITER_VALUES:
             o = ep.value
-            ep.value = NULL
+            ncc_store_obj_release(&ep.value, NULL)
             return ncd_steal(o)
         pair = PyTuple_New(2)
         ncd_tuple_set_steal(pair, 0, ep.key)
         ncd_tuple_set_steal(pair, 1, ep.value)
-        ep.key = NULL
-        ep.value = NULL
+        # Release stores: pair with the seq_cst re-loads in ncc_try_getref
+        # (__reduce__), as above.
+        ncc_store_obj_release(&ep.key, NULL)
+        ncc_store_obj_release(&ep.value, NULL)
         return pair
 
     def __length_hint__(self):
-        return self.end - self.pos
+        # Relaxed loads (a hint; pair with the stores and fetch-adds in
+        # ncd_iter_claim).  The moving word may have overshot its bound
+        # by a racing claim: never negative.
+        cdef Py_ssize_t n = (ncc_load_ssize_relaxed(&self.end)
+                             - ncc_load_ssize_relaxed(&self.pos))
+        return n if n > 0 else 0
 
     def __reduce__(self):
-        # Pickles like the list iterator over the remaining elements.
-        cdef Py_ssize_t j
+        # Pickles like the list iterator over the remaining elements: those
+        # not claimed when the claim word is re-read at the end (so it is
+        # atomic with respect to other threads' __next__).  Slots another
+        # thread may claim meanwhile are read with the try-incref protocol
+        # (ncc_try_getref: a claimer clears its slot before it hands the
+        # reference out, and a slot never holds an object again once
+        # cleared); an element claimed before that final re-read is dropped
+        # again.  Every slot at or past the final claim word was unclaimed
+        # when it was read, so its reference was still the snapshot's and
+        # the try-incref succeeded.
+        cdef Py_ssize_t j, lo, hi
         cdef ncd_item *ep
-        rest = []
-        for j in range(self.pos, self.end):
+        cdef PyObject *k
+        cdef PyObject *v
+        taken = []
+        # Relaxed: only the range to scan; the re-read below decides.
+        lo = ncc_load_ssize_relaxed(&self.pos)
+        hi = ncc_load_ssize_relaxed(&self.end)
+        for j in range(lo, hi):
             ep = &self.s.buf[j]
+            k = v = NULL
+            if self.kind != _ITER_VALUES:
+                k = ncd_iter_peek(&ep.key)
+                if k == NULL:
+                    continue
+            if self.kind != _ITER_KEYS:
+                v = ncd_iter_peek(&ep.value)
+                if v == NULL:
+                    Py_XDECREF(k)
+                    continue
             if self.kind == _ITER_KEYS:
-                rest.append(<object>ep.key)
+                taken.append((j, ncd_steal(k)))
             elif self.kind == _ITER_VALUES:
-                rest.append(<object>ep.value)
+                taken.append((j, ncd_steal(v)))
             else:
-                rest.append((<object>ep.key, <object>ep.value))
+                taken.append((j, (ncd_steal(k), ncd_steal(v))))
+        # The final claim word, seq_cst: ordered after every slot load above
+        # (acquire / seq_cst loads in ncd_iter_peek); pairs with the claims'
+        # stores and fetch-adds in ncd_iter_claim.
+        if self.backwards:
+            hi = ncc_load_ssize(&self.end)
+        else:
+            lo = ncc_load_ssize(&self.pos)
+        rest = [x for j, x in taken if lo <= j < hi]
+        del taken
         if self.backwards:
             rest.reverse()
         return (iter, (rest,))
