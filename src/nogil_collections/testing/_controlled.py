@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from nogil_collections.testing._executor import ExecutorError
-from nogil_collections.testing._history import Call, History
+from nogil_collections.testing._executor import ExecutorError, escaped, normalized
+from nogil_collections.testing._history import Call, History, exc_text
 from nogil_collections.testing._ops import OpTable
 from nogil_collections.testing._primitives import (
     ModelLock,
@@ -117,21 +117,70 @@ def scenario_seed(seed: int | str | None, scenario: Scenario) -> str:
     return f"{seed}:{zlib.crc32(scenario.key().encode())}"
 
 
-def _location(frame: FrameType | None) -> tuple[str, int, str] | None:
-    """Where a thread stopped, captured cheaply (formatted later, outside the run)."""
+Where = tuple[Any, int | None, int]
+"""Where a thread stopped: (code object, line number or None, instruction offset)."""
+
+
+def _location(frame: FrameType | None) -> Where | None:
+    """Where a thread stopped, captured cheaply (formatted later, outside the run).
+
+    Never raises: any frame will do (no line number, a generator or coroutine
+    frame, a frame with an exception in flight).  The code object is kept,
+    never the frame (which would keep its locals alive).
+    """
     if frame is None:
         return None
-    code = frame.f_code
-    return code.co_filename, frame.f_lineno, getattr(code, "co_qualname", code.co_name)
+    try:
+        return frame.f_code, frame.f_lineno, frame.f_lasti
+    except Exception:  # pragma: no cover - frames always have these
+        return _UNKNOWN
 
 
-def _format_location(where: tuple[str, int, str] | None) -> str:
+_UNKNOWN: Where = (None, None, -1)
+
+
+def _format_location(where: Where | None) -> str:
+    """``file.py:12 in Class.method `source line```, or less when less is known.
+
+    Never raises: a failure here degrades the report, it does not replace it.
+    """
     if where is None:
         return "the start of its next operation"
-    filename, lineno, name = where
-    line = linecache.getline(filename, lineno).strip()
-    text = f"{os.path.basename(filename)}:{lineno} in {name}"
+    code, lineno, lasti = where
+    try:
+        filename = code.co_filename
+        name = getattr(code, "co_qualname", code.co_name)
+        base = os.path.basename(filename)
+    except Exception:
+        return "an unknown location (no code object)"
+    if lineno is None:
+        # CPython gives some compiler-generated instructions no line (the
+        # entry and cleanup of an exception handler, for example): say where
+        # in the bytecode, and the nearest line before it.
+        near = _line_before(code, lasti)
+        after = f", after line {near}" if near is not None else ""
+        return (f"{base} in {name}, instruction {lasti} (no line number: "
+                f"compiler-generated code such as exception handling{after})")
+    text = f"{base}:{lineno} in {name}"
+    try:
+        line = linecache.getline(filename, lineno).strip()
+    except Exception:
+        line = ""
     return f"{text} `{line}`" if line else text
+
+
+def _line_before(code: Any, lasti: int) -> int | None:
+    """The line of the last instruction before offset ``lasti`` that has one."""
+    try:
+        best = None
+        for start, _end, line in code.co_lines():
+            if start > lasti:
+                break
+            if line is not None:
+                best = line
+        return best
+    except Exception:
+        return None
 
 
 class _Worker:
@@ -166,7 +215,7 @@ class _Run:
         self.decisions: list[int] = []
         # (thread, steps, where it stopped, why): plain tuples, as nothing the
         # scheduler calls may be code the tracer would trace.
-        self.segments: list[tuple[int, int, tuple[str, int, str] | None, str]] = []
+        self.segments: list[tuple[int, int, Where | None, str]] = []
         self.segment_start = 0
         self.failure: BaseException | None = None
         for w in workers:
@@ -209,7 +258,7 @@ class _Run:
             self._end_segment(thread, _location(frame), "preempted")
             self._transfer(thread, nxt)
 
-    def _end_segment(self, thread: int, where: tuple[str, int, str] | None,
+    def _end_segment(self, thread: int, where: Where | None,
                      reason: str) -> None:
         self.segments.append((thread, self.steps - self.segment_start, where, reason))
         self.segment_start = self.steps
@@ -535,7 +584,7 @@ class _Pool:
         w = self.workers[t]
         out = self.raw[t]
         obj = self.obj
-        for op, _name, args in self.steps[t]:
+        for op, name, args in self.steps[t]:
             runner = op.runner
             run.step(t, None)
             inv = run.tick()
@@ -545,6 +594,11 @@ class _Pool:
                 exc = None
             except Exception as e:
                 result, exc = None, e
+            except _Abort:
+                raise
+            except BaseException as e:
+                run.abort(escaped(t, name, args, e))
+                raise _Abort from None
             finally:
                 w.active = False
             resp = run.tick()
@@ -605,9 +659,9 @@ def _collect(scenario: Scenario, pool: _Pool, segments: tuple[Segment, ...],
         for (op, name, args), (_, inv, resp, result, exc) in zip(pool.steps[t], records,
                                                                  strict=True):
             if exc is None:
-                calls.append(Call(t, name, args, inv, resp, op.norm(result)))
+                calls.append(Call(t, name, args, inv, resp, normalized(op, name, result)))
             else:
-                calls.append(Call(t, name, args, inv, resp, None, type(exc), str(exc)))
+                calls.append(Call(t, name, args, inv, resp, None, type(exc), exc_text(exc)))
     calls.sort(key=lambda c: c.invoke)
     return History(scenario.initial_copy(), calls, schedule=schedule,
                    segments=tuple(str(s) for s in segments))

@@ -262,12 +262,25 @@ def user_frame(frame: FrameType | None) -> FrameType | None:
 
 
 def _where(frame: FrameType) -> str:
-    name = getattr(frame.f_code, "co_qualname", frame.f_code.co_name)
-    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno} in {name}"
+    """``file.py:12 in Class.method``; never raises (a frame may have no line number)."""
+    try:
+        code = frame.f_code
+        name = getattr(code, "co_qualname", code.co_name)
+        line = frame.f_lineno
+        return f"{os.path.basename(code.co_filename)}:{'?' if line is None else line} in {name}"
+    except Exception:
+        return "?"
 
 
 def describe_wait(lock: ModelLock, frame: FrameType | None) -> str:
     """What a parked thread waits for, in words: the API it blocked in and where it was called."""
+    try:
+        return _describe_wait(lock, frame)
+    except Exception:
+        return f"a {getattr(lock, 'kind', 'lock')} (details unavailable)"
+
+
+def _describe_wait(lock: ModelLock, frame: FrameType | None) -> str:
     api = None
     f = frame
     while f is not None and _is_library(f.f_code.co_filename):
