@@ -4,7 +4,8 @@ Inside a controlled run only one scenario thread runs at a time.  A thread
 that blocked on a real lock held by a parked thread would stop the whole run,
 so while the controlled executor works, ``threading.Lock``, ``threading.RLock``
 and ``threading._allocate_lock`` build the model locks below, and
-``time.sleep`` becomes a switch point.  ``Condition``, ``Event``,
+``time.sleep`` becomes a switch point (and on 3.11 ``functools.cached_property``
+takes a model lock instead of the real lock it was defined with).  ``Condition``, ``Event``,
 ``Semaphore``, ``BoundedSemaphore``, ``Barrier`` and ``queue.Queue`` are pure
 Python on top of those names (Lib/threading.py, Lib/queue.py), so they are
 modelled too, without being replaced.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import _thread
 import contextlib
+import functools
 import os
 import queue
 import sys
@@ -210,6 +212,19 @@ def _sleep(seconds: float) -> None:
     ctl[0].switch(ctl[1], sys._getframe(1))
 
 
+_real_cached_property_get = functools.cached_property.__get__
+
+
+def _cached_property_get(self: Any, instance: Any, owner: type | None = None) -> Any:
+    """3.11's ``cached_property.__get__`` computes under ``self.lock``, a real RLock made
+    when the class was defined: a scenario thread blocking on it while the parked holder
+    computes would stop the run.  Give the property a model RLock first (outside a
+    controlled run it behaves as the real one), then run the real ``__get__``."""
+    if not isinstance(getattr(self, "lock", None), ModelRLock):
+        self.lock = ModelRLock()
+    return _real_cached_property_get(self, instance, owner)
+
+
 _patch_depth = 0
 
 
@@ -235,6 +250,8 @@ def modelled_primitives() -> Iterator[None]:
         (threading, "_allocate_lock", _WaiterLock),
         (time, "sleep", _sleep),
     ]
+    if sys.version_info < (3, 12):  # 3.12 dropped cached_property's lock
+        replacements.append((functools.cached_property, "__get__", _cached_property_get))
     saved = [(module, name, getattr(module, name)) for module, name, _ in replacements]
     for module, name, value in replacements:
         setattr(module, name, value)
