@@ -185,3 +185,37 @@ def test_a_failing_normalize_is_named(executor: str) -> None:
                        "ZeroDivisionError on the result <Unprintable object"):
         explore(RacyBox, ops, BoxSpec, threads=2, ops_per_thread=1, examples=2,
                 repetitions=1, executor=executor, seed=0)
+
+
+EXEC_SOURCE = '''
+class ExecCounter:
+    def __init__(self, initial=0):
+        self.value = initial
+
+    def incr(self):
+        try:
+            v = self.value
+        finally:
+            pass
+        self.value = v + 1
+        return self.value
+
+    def get(self):
+        return self.value
+'''
+
+
+def test_code_without_source_is_reported() -> None:
+    # exec'd code: linecache has no source for "<exec-counter>"; the report
+    # gives the file name, line and function, without the source text.
+    namespace: dict[str, Any] = {}
+    exec(compile(EXEC_SOURCE, "<exec-counter>", "exec"), namespace)
+    from _counters import CounterSpec
+
+    ops = OpTable("counter", (Op("incr"), Op("get", mutates=False)),
+                  initial=lambda d: st.just(0))
+    scenario = Scenario(0, ((Step("incr"),), (Step("incr"),)))
+    with pytest.raises(NotLinearizable) as exc:
+        check_scenario(scenario, namespace["ExecCounter"], ops, CounterSpec, repetitions=200,
+                       executor="controlled", seed=0)
+    assert "<exec-counter>:" in str(exc.value) and "in ExecCounter.incr" in str(exc.value)

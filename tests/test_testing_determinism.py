@@ -1,0 +1,69 @@
+"""The controlled executor is deterministic per interpreter (issue 20).
+
+A given seed gives the same first failing scenario and the same schedule in
+every run on one interpreter: twice in one process (the second campaign runs
+on warmed-up, specialised code), and in fresh processes with different hash
+seeds (``PYTHONHASHSEED``) and thread ids.  The campaigns are the one-window
+races of ``tests/test_testing_selfcheck.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import nogil_collections
+
+TESTS = Path(__file__).resolve().parent
+
+CHILD = r"""
+import json, sys
+import test_testing_selfcheck as m
+from nogil_collections.testing import find_race
+
+CASES = {"stale-cache": (m.StaleCacheDict, m.STALE_OPS, dict),
+         "torn-pair": (m.TornPair, m.PAIR_OPS, m.PairSpec),
+         "lazy-total": (m.LazyTotalCounter, m.TOTAL_OPS, m.TotalSpec)}
+
+def first(name):
+    factory, ops, model = CASES[name]
+    e = find_race(factory, ops, model, attempts=1, threads=2, ops_per_thread=(1, 3),
+                  examples=40, repetitions=50, budget="ci", shrink_seconds=0,
+                  executor="controlled", seed=1)
+    scenario, schedule, before = e.first_failure
+    return [str(scenario), str(schedule), before]
+
+out = {}
+for name in sys.argv[1:]:
+    out[name] = [first(name), first(name)]  # twice: cold, then warmed-up code
+print(json.dumps(out))
+"""
+
+
+def _child(names: list[str], hashseed: str) -> dict[str, list[list[object]]]:
+    package_root = Path(nogil_collections.__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONHASHSEED=hashseed,
+               PYTHONPATH=os.pathsep.join([str(package_root), str(TESTS)]))
+    r = subprocess.run([sys.executable, "-c", CHILD, *names], capture_output=True, text=True,
+                       timeout=240, env=env, cwd=TESTS)
+    assert r.returncode == 0, r.stdout + r.stderr
+    result: dict[str, list[list[object]]] = json.loads(r.stdout.strip().splitlines()[-1])
+    return result
+
+
+@pytest.mark.parametrize("names", [["torn-pair", "lazy-total"], ["stale-cache"]],
+                         ids=["torn-pair+lazy-total", "stale-cache"])
+def test_same_seed_same_first_failure_across_processes(names: list[str]) -> None:
+    a = _child(names, "0")
+    b = _child(names, "12345")
+    for name in names:
+        cold_a, warm_a = a[name]
+        cold_b, warm_b = b[name]
+        assert cold_a == warm_a, (name, cold_a, warm_a)  # one process: cold == warm
+        assert cold_a == cold_b, (name, cold_a, cold_b)  # across processes and hash seeds
+        assert warm_b == cold_b
