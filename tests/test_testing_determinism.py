@@ -67,3 +67,63 @@ def test_same_seed_same_first_failure_across_processes(names: list[str]) -> None
         assert cold_a == warm_a, (name, cold_a, warm_a)  # one process: cold == warm
         assert cold_a == cold_b, (name, cold_a, cold_b)  # across processes and hash seeds
         assert warm_b == cold_b
+
+
+class _Total:
+    """A few lines of Python per call: every line start is a switch point."""
+
+    def __init__(self, initial: int = 0) -> None:
+        self.items = [initial]
+        self.total_ = initial
+
+    def add(self, v: int) -> None:
+        self.items.append(v)
+        self.total_ = sum(self.items)
+
+    def total(self) -> int:
+        t = self.total_
+        return t
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring is 3.12+")
+def test_another_tools_line_events_do_not_change_the_switch_points() -> None:
+    # On 3.14t, once another sys.monitoring tool has had LINE events (and has
+    # gone), threads started later lost our INSTRUCTION event at the first
+    # instruction of every line (thread-local bytecode): the same schedule ran
+    # fewer switch points.  Each pool now re-instruments after such a tool.
+    from hypothesis import strategies as st
+
+    from nogil_collections.testing import Op, OpTable, Scenario, Step
+    from nogil_collections.testing._controlled import controlled_runs
+    from nogil_collections.testing._schedule import GuidedChooser
+
+    ops = OpTable("total", (Op("add", st.tuples(st.integers(1, 2))), Op("total")),
+                  initial=lambda d: st.just(0))
+    scenario = Scenario(0, ((Step("add", (1,)), Step("total")), (Step("total"),)))
+
+    def steps() -> int:
+        runs = controlled_runs(scenario, _Total, ops, schedules=1, choosers=[GuidedChooser()])
+        return next(iter(runs)).steps
+
+    before = steps()
+    # A pool stays open (our events on) while the other tool comes and goes,
+    # as a campaign's pool does while hypothesis's explain phase traces.
+    open_pool = controlled_runs(scenario, _Total, ops, schedules=1, choosers=[GuidedChooser()])
+    next(open_pool)
+    mon = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
+    tool = next(t for t in (3, 2, 1, 0, 5, 4) if mon.get_tool(t) is None)
+    mon.use_tool_id(tool, "another tool")
+    try:
+        mon.register_callback(tool, mon.events.LINE, lambda code, line: None)
+        mon.set_events(tool, mon.events.LINE)
+        import threading
+
+        th = threading.Thread(target=lambda: (_Total().add(1), _Total().total()))
+        th.start()
+        th.join()
+    finally:
+        mon.set_events(tool, 0)
+        mon.register_callback(tool, mon.events.LINE, None)
+        mon.free_tool_id(tool)
+        open_pool.close()
+    assert steps() == before

@@ -28,6 +28,7 @@ import contextlib
 import linecache
 import os
 import sys
+import sysconfig
 import threading
 import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
@@ -430,6 +431,12 @@ first execution on (interleave-test makes the same choice, for the same reason).
 """
 
 
+_THREAD_LOCAL_BYTECODE = sys.version_info >= (3, 14) and bool(
+    sysconfig.get_config_var("Py_GIL_DISABLED"))
+"""Free-threaded 3.14+ gives each thread its own copy of the bytecode (unless
+``PYTHON_TLBC=0``): where another sys.monitoring tool can break ours (see _Monitor)."""
+
+
 def _mon() -> Any:
     return sys.monitoring  # type: ignore[attr-defined,unused-ignore]
 
@@ -440,6 +447,20 @@ class _Monitor:
     Events are global (every thread, every code object): the callback returns
     ``DISABLE`` for untraced code, which switches the event off at that code
     location for good, and ignores other threads' code under test.
+
+    Other tools can cost us events.  Measured on 3.14.7t: once another tool
+    has had ``LINE`` events (hypothesis's explain phase does, with tool 3,
+    after a failure; so does coverage's sysmon core), threads started later
+    no longer get our ``INSTRUCTION`` event at the first instruction of each
+    line (140 events became 116 for the same calls; the main thread kept
+    140), even after that tool has freed its id: the threads' own copies of
+    the bytecode (3.14's thread-local bytecode) keep a broken
+    instrumentation.  The same seed then gives other schedules.
+    ``sys.monitoring.restart_events()`` re-instruments every copy, so the
+    first pool of a campaign step (the tool going from no user to one) calls
+    it on those interpreters (measured: a few percent of a campaign's time).  It
+    cannot help while another tool is active; then nothing guarantees the
+    switch points.
     """
 
     def __init__(self) -> None:
@@ -448,6 +469,14 @@ class _Monitor:
         self.event = 0
         self.workers: dict[int, tuple[_Pool, _Worker]] = {}
         self.skip: dict[str, bool] = {}
+        self.restarts = 0
+
+    def check_instrumentation(self) -> None:
+        """Re-instrument every copy of the bytecode before a pool's first run (see the
+        class docstring), where thread-local bytecode exists (free-threaded 3.14+)."""
+        if _THREAD_LOCAL_BYTECODE:
+            _mon().restart_events()
+            self.restarts += 1
 
     def acquire(self, granularity: str) -> None:
         mon = _mon()
@@ -466,6 +495,7 @@ class _Monitor:
         mon.register_callback(tool, event, self._callback)
         mon.set_events(tool, event)
         self.tool, self.event, self.users = tool, event, 1
+        self.check_instrumentation()
 
     def release(self) -> None:
         self.users -= 1
