@@ -379,9 +379,8 @@ class RacyLazyConfig:
 
     @functools.cached_property
     def settings(self) -> int:
-        n = self.loads
-        pause()
-        self.loads = n + 1
+        pause()  # loading takes a while: a second reader computes too
+        self.loads += 1
         return 42
 
     def read(self) -> int:

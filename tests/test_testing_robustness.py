@@ -134,8 +134,8 @@ BOX_OPS = OpTable("box", (Op("put", st.tuples(st.integers(1, 2))), Op("fail", mu
 def test_unprintable_results_and_exceptions_are_reported(executor: str) -> None:
     scenario = Scenario(0, ((Step("put", (1,)), Step("fail")), (Step("put", (2,)),)))
     try:
-        for _ in range(20 if executor == "threads" else 1):
-            check_scenario(scenario, RacyBox, BOX_OPS, BoxSpec, repetitions=200,
+        for _ in range(3 if executor == "threads" else 1):
+            check_scenario(scenario, RacyBox, BOX_OPS, BoxSpec, repetitions=100,
                            executor=executor, seed=0)
     except NotLinearizable as e:
         text = str(e)  # formatting the report does not raise

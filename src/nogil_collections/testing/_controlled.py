@@ -456,11 +456,11 @@ class _Monitor:
     140), even after that tool has freed its id: the threads' own copies of
     the bytecode (3.14's thread-local bytecode) keep a broken
     instrumentation.  The same seed then gives other schedules.
-    ``sys.monitoring.restart_events()`` re-instruments every copy, so the
-    first pool of a campaign step (the tool going from no user to one) calls
-    it on those interpreters (measured: a few percent of a campaign's time).  It
-    cannot help while another tool is active; then nothing guarantees the
-    switch points.
+    ``sys.monitoring.restart_events()`` re-instruments every copy, so on
+    those interpreters each pool looks for other tools (when it starts,
+    before each run, when it ends) and restarts the events once they have
+    gone.  It cannot help while another tool is active: then nothing
+    guarantees the switch points.
     """
 
     def __init__(self) -> None:
@@ -470,13 +470,25 @@ class _Monitor:
         self.workers: dict[int, tuple[_Pool, _Worker]] = {}
         self.skip: dict[str, bool] = {}
         self.restarts = 0
+        self.suspect = _THREAD_LOCAL_BYTECODE  # unknown history: repair once at first use
 
     def check_instrumentation(self) -> None:
-        """Re-instrument every copy of the bytecode before a pool's first run (see the
-        class docstring), where thread-local bytecode exists (free-threaded 3.14+)."""
-        if _THREAD_LOCAL_BYTECODE:
-            _mon().restart_events()
+        """Note another tool, or re-instrument once it has gone (see the class docstring).
+
+        Called when a pool starts, before each run and when a pool ends: cheap
+        (six ``get_tool`` calls), unlike ``restart_events`` (measured on 3.14t:
+        about 70 ms on a warmed-up process, as every location we had disabled
+        fires once more), which runs only when another tool has been seen.
+        """
+        if not _THREAD_LOCAL_BYTECODE:
+            return
+        mon = _mon()
+        if any(mon.get_tool(t) is not None for t in range(6) if t != self.tool):
+            self.suspect = True  # no repair while it is active: once it has gone
+        elif self.suspect:
+            mon.restart_events()
             self.restarts += 1
+            self.suspect = False
 
     def acquire(self, granularity: str) -> None:
         mon = _mon()
@@ -485,6 +497,7 @@ class _Monitor:
             if event != self.event:
                 raise ValueError("controlled runs of both granularities cannot overlap")
             self.users += 1
+            self.check_instrumentation()
             return
         for tool in (4, 3, 5, 2, 1, 0):  # prefer ids no debugger/coverage/profiler claims
             if mon.get_tool(tool) is None:
@@ -498,6 +511,7 @@ class _Monitor:
         self.check_instrumentation()
 
     def release(self) -> None:
+        self.check_instrumentation()
         self.users -= 1
         if self.users:
             return
@@ -637,6 +651,8 @@ class _Pool:
     def execute(self, obj: Any, chooser: Chooser, timeout: float, max_steps: int) -> _Run:
         for r in self.raw:
             r.clear()
+        if USE_MONITORING:
+            _MONITOR.check_instrumentation()
         self.obj = obj
         done = _thread.allocate_lock()
         done.acquire()
