@@ -38,35 +38,37 @@ def first(name):
     scenario, schedule, before = e.first_failure
     return [str(scenario), str(schedule), before]
 
+twice = sys.argv[1] == "twice"
 out = {}
-for name in sys.argv[1:]:
-    out[name] = [first(name), first(name)]  # twice: cold, then warmed-up code
+for name in sys.argv[2:]:
+    # twice: cold, then on warmed-up (specialised) code after the first campaign
+    out[name] = [first(name), first(name)] if twice else [first(name)]
 print(json.dumps(out))
 """
 
 
-def _child(names: list[str], hashseed: str) -> dict[str, list[list[object]]]:
+def _child(names: list[str], hashseed: str, twice: bool) -> dict[str, list[list[object]]]:
     package_root = Path(nogil_collections.__file__).resolve().parent.parent
     env = dict(os.environ, PYTHONHASHSEED=hashseed,
                PYTHONPATH=os.pathsep.join([str(package_root), str(TESTS)]))
-    r = subprocess.run([sys.executable, "-c", CHILD, *names], capture_output=True, text=True,
-                       timeout=240, env=env, cwd=TESTS)
+    r = subprocess.run([sys.executable, "-c", CHILD, "twice" if twice else "once", *names],
+                       capture_output=True, text=True, timeout=240, env=env, cwd=TESTS)
     assert r.returncode == 0, r.stdout + r.stderr
     result: dict[str, list[list[object]]] = json.loads(r.stdout.strip().splitlines()[-1])
     return result
 
 
-@pytest.mark.parametrize("names", [["torn-pair", "lazy-total"], ["stale-cache"]],
-                         ids=["torn-pair+lazy-total", "stale-cache"])
-def test_same_seed_same_first_failure_across_processes(names: list[str]) -> None:
-    a = _child(names, "0")
-    b = _child(names, "12345")
+def test_same_seed_same_first_failure_across_processes() -> None:
+    # Two of the three one-window races (the stale cache needs ~10x more
+    # schedules; test_testing_selfcheck.py compares all three in one process).
+    names = ["torn-pair", "lazy-total"]
+    a = _child(names, "0", twice=True)
+    b = _child(names, "12345", twice=False)
     for name in names:
         cold_a, warm_a = a[name]
-        cold_b, warm_b = b[name]
+        (cold_b,) = b[name]
         assert cold_a == warm_a, (name, cold_a, warm_a)  # one process: cold == warm
         assert cold_a == cold_b, (name, cold_a, cold_b)  # across processes and hash seeds
-        assert warm_b == cold_b
 
 
 class _Total:
