@@ -455,7 +455,8 @@ class _Monitor:
     line (140 events became 116 for the same calls; the main thread kept
     140), even after that tool has freed its id: the threads' own copies of
     the bytecode (3.14's thread-local bytecode) keep a broken
-    instrumentation (with ``PYTHON_TLBC=0`` all threads keep 140).  The same seed then gives other schedules.
+    instrumentation (with ``PYTHON_TLBC=0`` all threads keep 140).  The same
+    seed then gives other schedules (3.15.0rc2t alike).
     ``sys.monitoring.restart_events()`` re-instruments every copy, so on
     those interpreters each pool looks for other tools (when it starts,
     before each run, when it ends) and restarts the events once they have
