@@ -140,8 +140,11 @@ def test_executor_reports_a_hung_thread() -> None:
 def test_executor_reports_harness_failure() -> None:
     scenario = Scenario(None, ((Step("noop"),), (Step("noop"),)))
     table = OpTable("x", (Op("noop", run=lambda obj: None, normalize=lambda v: 1 / 0),))
-    with pytest.raises(ZeroDivisionError):
+    # A failing normalize= is an error of the op table: named, with its cause.
+    with pytest.raises(ExecutorError, match="normalize= function of op 'noop' raised "
+                       "ZeroDivisionError") as exc:
         run_scenario(scenario, lambda init: None, table)
+    assert isinstance(exc.value.__cause__, ZeroDivisionError)
 
 
 def test_switch_interval_is_shrunk_and_restored() -> None:

@@ -36,9 +36,11 @@ from typing import Any, cast
 from nogil_collections.testing._history import (
     Call,
     History,
+    exc_text,
     format_call,
     format_outcome,
     format_timeline,
+    safe_repr,
 )
 from nogil_collections.testing._ops import Op, OpTable
 
@@ -179,7 +181,7 @@ class _Outcome:
     def __str__(self) -> str:
         if self.exc_type is not None:
             return f"raise {self.exc_type.__name__}"
-        return f"-> {self.value!r}"
+        return f"-> {safe_repr(self.value)}"
 
 
 def _step(model: Model, state: Any, op: Op, call: Call) -> tuple[Any, _Outcome]:
@@ -188,7 +190,7 @@ def _step(model: Model, state: Any, op: Op, call: Call) -> tuple[Any, _Outcome]:
     try:
         value = op.model_runner(state, *call.args)
     except Exception as e:
-        return state, _Outcome(type(e), None, str(e))
+        return state, _Outcome(type(e), None, exc_text(e))
     return state, _Outcome(None, op.norm(value))
 
 
@@ -391,12 +393,13 @@ class CheckResult:
         """Timeline of the failing part plus the explanation."""
         if self.ok:
             return f"linearizable ({self.partitions} part(s), {self.steps} search steps)"
-        scope = "whole history" if self.keys is None else f"keys {sorted(map(repr, self.keys))}"
+        scope = ("whole history" if self.keys is None
+                 else f"keys {sorted(map(safe_repr, self.keys))}")
         calls = self.failing_calls or self.history.calls
         verdict = "NOT linearizable" if self.ok is False else "UNDECIDED (search budget exhausted)"
         return (
             f"History is {verdict} with respect to the {self.model} model ({scope}).\n"
-            f"initial state: {self.history.initial!r}\n\n"
+            f"initial state: {safe_repr(self.history.initial)}\n\n"
             f"{format_timeline(calls)}\n\n{self.explanation}"
         )
 
@@ -404,9 +407,9 @@ class CheckResult:
 def _show(state: Any) -> str:
     """repr of a model state; plain objects show their attributes."""
     if getattr(type(state), "__repr__", None) is object.__repr__ and hasattr(state, "__dict__"):
-        attrs = ", ".join(f"{k}={v!r}" for k, v in vars(state).items())
+        attrs = ", ".join(f"{k}={safe_repr(v)}" for k, v in vars(state).items())
         return f"{type(state).__name__}({attrs})"
-    return repr(state)
+    return safe_repr(state)
 
 
 def _explain(
@@ -425,7 +428,7 @@ def _explain(
             lines.append(f"  {i}. T{c.thread} {format_call(c)} {format_outcome(c)}")
         lines.append(f"leaving the model in state {_show(search.best_state)}.")
     else:
-        lines.append(f"No call fits first, from the initial state {initial!r}.")
+        lines.append(f"No call fits first, from the initial state {safe_repr(initial)}.")
     minimal = [c for c in remaining if not any(d.precedes(c) for d in remaining)]
     lines.append("Every call that may come next fails:")
     for c in minimal:

@@ -28,6 +28,7 @@ import contextlib
 import linecache
 import os
 import sys
+import sysconfig
 import threading
 import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
@@ -35,8 +36,8 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from nogil_collections.testing._executor import ExecutorError
-from nogil_collections.testing._history import Call, History
+from nogil_collections.testing._executor import ExecutorError, escaped, normalized
+from nogil_collections.testing._history import Call, History, exc_text
 from nogil_collections.testing._ops import OpTable
 from nogil_collections.testing._primitives import (
     ModelLock,
@@ -117,21 +118,70 @@ def scenario_seed(seed: int | str | None, scenario: Scenario) -> str:
     return f"{seed}:{zlib.crc32(scenario.key().encode())}"
 
 
-def _location(frame: FrameType | None) -> tuple[str, int, str] | None:
-    """Where a thread stopped, captured cheaply (formatted later, outside the run)."""
+Where = tuple[Any, int | None, int]
+"""Where a thread stopped: (code object, line number or None, instruction offset)."""
+
+
+def _location(frame: FrameType | None) -> Where | None:
+    """Where a thread stopped, captured cheaply (formatted later, outside the run).
+
+    Never raises: any frame will do (no line number, a generator or coroutine
+    frame, a frame with an exception in flight).  The code object is kept,
+    never the frame (which would keep its locals alive).
+    """
     if frame is None:
         return None
-    code = frame.f_code
-    return code.co_filename, frame.f_lineno, getattr(code, "co_qualname", code.co_name)
+    try:
+        return frame.f_code, frame.f_lineno, frame.f_lasti
+    except Exception:  # pragma: no cover - frames always have these
+        return _UNKNOWN
 
 
-def _format_location(where: tuple[str, int, str] | None) -> str:
+_UNKNOWN: Where = (None, None, -1)
+
+
+def _format_location(where: Where | None) -> str:
+    """``file.py:12 in Class.method `source line```, or less when less is known.
+
+    Never raises: a failure here degrades the report, it does not replace it.
+    """
     if where is None:
         return "the start of its next operation"
-    filename, lineno, name = where
-    line = linecache.getline(filename, lineno).strip()
-    text = f"{os.path.basename(filename)}:{lineno} in {name}"
+    code, lineno, lasti = where
+    try:
+        filename = code.co_filename
+        name = getattr(code, "co_qualname", code.co_name)
+        base = os.path.basename(filename)
+    except Exception:
+        return "an unknown location (no code object)"
+    if lineno is None:
+        # CPython gives some compiler-generated instructions no line (the
+        # entry and cleanup of an exception handler, for example): say where
+        # in the bytecode, and the nearest line before it.
+        near = _line_before(code, lasti)
+        after = f", after line {near}" if near is not None else ""
+        return (f"{base} in {name}, instruction {lasti} (no line number: "
+                f"compiler-generated code such as exception handling{after})")
+    text = f"{base}:{lineno} in {name}"
+    try:
+        line = linecache.getline(filename, lineno).strip()
+    except Exception:
+        line = ""
     return f"{text} `{line}`" if line else text
+
+
+def _line_before(code: Any, lasti: int) -> int | None:
+    """The line of the last instruction before offset ``lasti`` that has one."""
+    try:
+        best = None
+        for start, _end, line in code.co_lines():
+            if start > lasti:
+                break
+            if line is not None:
+                best = line
+        return best
+    except Exception:
+        return None
 
 
 class _Worker:
@@ -166,7 +216,7 @@ class _Run:
         self.decisions: list[int] = []
         # (thread, steps, where it stopped, why): plain tuples, as nothing the
         # scheduler calls may be code the tracer would trace.
-        self.segments: list[tuple[int, int, tuple[str, int, str] | None, str]] = []
+        self.segments: list[tuple[int, int, Where | None, str]] = []
         self.segment_start = 0
         self.failure: BaseException | None = None
         for w in workers:
@@ -209,7 +259,7 @@ class _Run:
             self._end_segment(thread, _location(frame), "preempted")
             self._transfer(thread, nxt)
 
-    def _end_segment(self, thread: int, where: tuple[str, int, str] | None,
+    def _end_segment(self, thread: int, where: Where | None,
                      reason: str) -> None:
         self.segments.append((thread, self.steps - self.segment_start, where, reason))
         self.segment_start = self.steps
@@ -381,6 +431,12 @@ first execution on (interleave-test makes the same choice, for the same reason).
 """
 
 
+_THREAD_LOCAL_BYTECODE = sys.version_info >= (3, 14) and bool(
+    sysconfig.get_config_var("Py_GIL_DISABLED"))
+"""Free-threaded 3.14+ gives each thread its own copy of the bytecode (unless
+``PYTHON_TLBC=0``): where another sys.monitoring tool can break ours (see _Monitor)."""
+
+
 def _mon() -> Any:
     return sys.monitoring  # type: ignore[attr-defined,unused-ignore]
 
@@ -391,6 +447,21 @@ class _Monitor:
     Events are global (every thread, every code object): the callback returns
     ``DISABLE`` for untraced code, which switches the event off at that code
     location for good, and ignores other threads' code under test.
+
+    Other tools can cost us events.  Measured on 3.14.7t: once another tool
+    has had ``LINE`` events (hypothesis's explain phase does, with tool 3,
+    after a failure; so does coverage's sysmon core), threads started later
+    no longer get our ``INSTRUCTION`` event at the first instruction of each
+    line (140 events became 116 for the same calls; the main thread kept
+    140), even after that tool has freed its id: the threads' own copies of
+    the bytecode (3.14's thread-local bytecode) keep a broken
+    instrumentation (with ``PYTHON_TLBC=0`` all threads keep 140).  The same
+    seed then gives other schedules (3.15.0rc2t alike).
+    ``sys.monitoring.restart_events()`` re-instruments every copy, so on
+    those interpreters each pool looks for other tools (when it starts,
+    before each run, when it ends) and restarts the events once they have
+    gone.  It cannot help while another tool is active: then nothing
+    guarantees the switch points.
     """
 
     def __init__(self) -> None:
@@ -399,6 +470,26 @@ class _Monitor:
         self.event = 0
         self.workers: dict[int, tuple[_Pool, _Worker]] = {}
         self.skip: dict[str, bool] = {}
+        self.restarts = 0
+        self.suspect = _THREAD_LOCAL_BYTECODE  # unknown history: repair once at first use
+
+    def check_instrumentation(self) -> None:
+        """Note another tool, or re-instrument once it has gone (see the class docstring).
+
+        Called when a pool starts, before each run and when a pool ends: cheap
+        (six ``get_tool`` calls), unlike ``restart_events`` (measured on 3.14t:
+        about 70 ms on a warmed-up process, as every location we had disabled
+        fires once more), which runs only when another tool has been seen.
+        """
+        if not _THREAD_LOCAL_BYTECODE:
+            return
+        mon = _mon()
+        if any(mon.get_tool(t) is not None for t in range(6) if t != self.tool):
+            self.suspect = True  # no repair while it is active: once it has gone
+        elif self.suspect:
+            mon.restart_events()
+            self.restarts += 1
+            self.suspect = False
 
     def acquire(self, granularity: str) -> None:
         mon = _mon()
@@ -407,6 +498,7 @@ class _Monitor:
             if event != self.event:
                 raise ValueError("controlled runs of both granularities cannot overlap")
             self.users += 1
+            self.check_instrumentation()
             return
         for tool in (4, 3, 5, 2, 1, 0):  # prefer ids no debugger/coverage/profiler claims
             if mon.get_tool(tool) is None:
@@ -417,8 +509,10 @@ class _Monitor:
         mon.register_callback(tool, event, self._callback)
         mon.set_events(tool, event)
         self.tool, self.event, self.users = tool, event, 1
+        self.check_instrumentation()
 
     def release(self) -> None:
+        self.check_instrumentation()
         self.users -= 1
         if self.users:
             return
@@ -535,7 +629,7 @@ class _Pool:
         w = self.workers[t]
         out = self.raw[t]
         obj = self.obj
-        for op, _name, args in self.steps[t]:
+        for op, name, args in self.steps[t]:
             runner = op.runner
             run.step(t, None)
             inv = run.tick()
@@ -545,6 +639,11 @@ class _Pool:
                 exc = None
             except Exception as e:
                 result, exc = None, e
+            except _Abort:
+                raise
+            except BaseException as e:
+                run.abort(escaped(t, name, args, e))
+                raise _Abort from None
             finally:
                 w.active = False
             resp = run.tick()
@@ -553,6 +652,8 @@ class _Pool:
     def execute(self, obj: Any, chooser: Chooser, timeout: float, max_steps: int) -> _Run:
         for r in self.raw:
             r.clear()
+        if USE_MONITORING:
+            _MONITOR.check_instrumentation()
         self.obj = obj
         done = _thread.allocate_lock()
         done.acquire()
@@ -605,9 +706,9 @@ def _collect(scenario: Scenario, pool: _Pool, segments: tuple[Segment, ...],
         for (op, name, args), (_, inv, resp, result, exc) in zip(pool.steps[t], records,
                                                                  strict=True):
             if exc is None:
-                calls.append(Call(t, name, args, inv, resp, op.norm(result)))
+                calls.append(Call(t, name, args, inv, resp, normalized(op, name, result)))
             else:
-                calls.append(Call(t, name, args, inv, resp, None, type(exc), str(exc)))
+                calls.append(Call(t, name, args, inv, resp, None, type(exc), exc_text(exc)))
     calls.sort(key=lambda c: c.invoke)
     return History(scenario.initial_copy(), calls, schedule=schedule,
                    segments=tuple(str(s) for s in segments))

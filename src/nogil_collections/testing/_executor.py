@@ -9,12 +9,12 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from nogil_collections.testing._history import Call, History
+from nogil_collections.testing._history import Call, History, exc_text, safe_repr
 from nogil_collections.testing._ops import OpTable
 from nogil_collections.testing._scenario import Scenario
 from nogil_collections.testing._stamps import stamp as _default_stamp
 
-__all__ = ["ExecutorError", "gil_enabled", "run_scenario", "switch_interval"]
+__all__ = ["ExecutorError", "gil_enabled", "normalized", "run_scenario", "switch_interval"]
 
 
 SPIN = 2_000
@@ -28,6 +28,37 @@ load average of 9 on 2 cores).
 
 class ExecutorError(RuntimeError):
     """The scenario could not be run: a thread hung, or the harness itself failed."""
+
+
+def normalized(op: Any, name: str, result: Any) -> Any:
+    """``op.norm(result)``; a failing ``normalize=`` is named (an error in the op table,
+    not in the code under test), never an anonymous traceback from the harness."""
+    try:
+        return op.norm(result)
+    except Exception as e:
+        raise ExecutorError(
+            f"the normalize= function of op {name!r} raised {type(e).__name__} on the result "
+            f"{safe_repr(result)}: {exc_text(e)}") from e
+
+
+class _Escaped(Exception):
+    """Carries a BaseException (not an Exception) that an operation raised out of a worker."""
+
+    def __init__(self, error: ExecutorError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def escaped(thread: int, name: str, args: tuple[Any, ...], e: BaseException) -> ExecutorError:
+    """The report of an operation that raised a BaseException that is not an Exception
+    (``SystemExit``, ``GeneratorExit``, ``KeyboardInterrupt``): not an outcome to compare."""
+    call = f"{name}({', '.join(safe_repr(a) for a in args)})"
+    err = ExecutorError(
+        f"operation {call} in thread {thread} raised {type(e).__name__}"
+        f"{': ' + exc_text(e) if exc_text(e) else ''}, a BaseException that is not an "
+        "Exception: the race tester records only Exceptions as outcomes")
+    err.__cause__ = e
+    return err
 
 
 def gil_enabled() -> bool:
@@ -125,7 +156,7 @@ def _run_pool(
                     spins += 1
                 for _ in range(delay):
                     pass
-                for op, _name, args in steps[t]:
+                for op, name, args in steps[t]:
                     run = op.runner
                     inv = stamp()
                     try:
@@ -133,6 +164,8 @@ def _run_pool(
                         exc = None
                     except Exception as e:
                         result, exc = None, e
+                    except BaseException as e:
+                        raise _Escaped(escaped(t, name, args, e)) from None
                     resp = stamp()
                     out.append((op, inv, resp, result, exc))
                 end.wait()
@@ -160,9 +193,12 @@ def _run_pool(
                 end.wait(timeout)
             except threading.BrokenBarrierError:
                 if harness_errors:
+                    first = harness_errors[0]
+                    if isinstance(first, _Escaped):
+                        raise first.error from first.error.__cause__
                     raise ExecutorError(
-                        f"the executor failed: {harness_errors[0]!r}"
-                    ) from harness_errors[0]
+                        f"the executor failed: {first!r}"
+                    ) from first
                 done = [len(r) for r in raw]
                 raise ExecutorError(
                     f"a thread did not finish within {timeout} s (deadlock or livelock?)\n"
@@ -196,8 +232,8 @@ def _collect(
     for t, records in enumerate(raw):
         for (op, name, args), (_, inv, resp, result, exc) in zip(steps[t], records, strict=True):
             if exc is None:
-                calls.append(Call(t, name, args, inv, resp, op.norm(result)))
+                calls.append(Call(t, name, args, inv, resp, normalized(op, name, result)))
             else:
-                calls.append(Call(t, name, args, inv, resp, None, type(exc), str(exc)))
+                calls.append(Call(t, name, args, inv, resp, None, type(exc), exc_text(exc)))
     calls.sort(key=lambda c: c.invoke)
     return History(scenario.initial_copy(), calls)

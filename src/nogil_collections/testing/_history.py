@@ -7,7 +7,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Call", "History", "format_call", "format_outcome", "format_timeline"]
+__all__ = ["Call", "History", "exc_text", "format_call", "format_outcome", "format_timeline",
+           "safe_repr"]
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,28 @@ class History:
                     raise ValueError(f"thread {t} has overlapping calls: {a} / {b}")
 
 
+def safe_repr(value: Any) -> str:
+    """``repr(value)``, or a stand-in naming the type when the object's ``__repr__`` fails:
+    a report must not fail on the objects it reports."""
+    try:
+        return repr(value)
+    except Exception as e:
+        try:
+            return f"<{type(value).__name__} object (repr failed: {type(e).__name__})>"
+        except Exception:
+            return "<object (repr failed)>"
+
+
+def exc_text(exc: BaseException) -> str:
+    """``str(exc)``, or a stand-in when the exception's ``__str__`` fails."""
+    try:
+        return str(exc)
+    except Exception as e:
+        return f"<str() of {type(exc).__name__} failed: {type(e).__name__}>"
+
+
 def format_call(call: Call) -> str:
-    args = ", ".join(repr(a) for a in call.args)
+    args = ", ".join(safe_repr(a) for a in call.args)
     return f"{call.op}({args})"
 
 
@@ -83,7 +104,7 @@ def format_outcome(call: Call) -> str:
     if call.exc_type is not None:
         text = f": {call.exc_text}" if call.exc_text else ""
         return f"raise {call.exc_type.__name__}{text}"
-    return f"-> {call.result!r}"
+    return f"-> {safe_repr(call.result)}"
 
 
 def _clip(text: str, width: int) -> str:

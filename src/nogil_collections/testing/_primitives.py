@@ -4,7 +4,8 @@ Inside a controlled run only one scenario thread runs at a time.  A thread
 that blocked on a real lock held by a parked thread would stop the whole run,
 so while the controlled executor works, ``threading.Lock``, ``threading.RLock``
 and ``threading._allocate_lock`` build the model locks below, and
-``time.sleep`` becomes a switch point.  ``Condition``, ``Event``,
+``time.sleep`` becomes a switch point (and on 3.11 ``functools.cached_property``
+takes a model lock instead of the real lock it was defined with).  ``Condition``, ``Event``,
 ``Semaphore``, ``BoundedSemaphore``, ``Barrier`` and ``queue.Queue`` are pure
 Python on top of those names (Lib/threading.py, Lib/queue.py), so they are
 modelled too, without being replaced.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import _thread
 import contextlib
+import functools
 import os
 import queue
 import sys
@@ -210,6 +212,19 @@ def _sleep(seconds: float) -> None:
     ctl[0].switch(ctl[1], sys._getframe(1))
 
 
+_real_cached_property_get = functools.cached_property.__get__
+
+
+def _cached_property_get(self: Any, instance: Any, owner: type | None = None) -> Any:
+    """3.11's ``cached_property.__get__`` computes under ``self.lock``, a real RLock made
+    when the class was defined: a scenario thread blocking on it while the parked holder
+    computes would stop the run.  Give the property a model RLock first (outside a
+    controlled run it behaves as the real one), then run the real ``__get__``."""
+    if not isinstance(getattr(self, "lock", None), ModelRLock):
+        self.lock = ModelRLock()
+    return _real_cached_property_get(self, instance, owner)
+
+
 _patch_depth = 0
 
 
@@ -235,6 +250,8 @@ def modelled_primitives() -> Iterator[None]:
         (threading, "_allocate_lock", _WaiterLock),
         (time, "sleep", _sleep),
     ]
+    if sys.version_info < (3, 12):  # 3.12 dropped cached_property's lock
+        replacements.append((functools.cached_property, "__get__", _cached_property_get))
     saved = [(module, name, getattr(module, name)) for module, name, _ in replacements]
     for module, name, value in replacements:
         setattr(module, name, value)
@@ -262,12 +279,25 @@ def user_frame(frame: FrameType | None) -> FrameType | None:
 
 
 def _where(frame: FrameType) -> str:
-    name = getattr(frame.f_code, "co_qualname", frame.f_code.co_name)
-    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno} in {name}"
+    """``file.py:12 in Class.method``; never raises (a frame may have no line number)."""
+    try:
+        code = frame.f_code
+        name = getattr(code, "co_qualname", code.co_name)
+        line = frame.f_lineno
+        return f"{os.path.basename(code.co_filename)}:{'?' if line is None else line} in {name}"
+    except Exception:
+        return "?"
 
 
 def describe_wait(lock: ModelLock, frame: FrameType | None) -> str:
     """What a parked thread waits for, in words: the API it blocked in and where it was called."""
+    try:
+        return _describe_wait(lock, frame)
+    except Exception:
+        return f"a {getattr(lock, 'kind', 'lock')} (details unavailable)"
+
+
+def _describe_wait(lock: ModelLock, frame: FrameType | None) -> str:
     api = None
     f = frame
     while f is not None and _is_library(f.f_code.co_filename):

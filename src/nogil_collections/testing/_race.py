@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
@@ -396,9 +396,15 @@ def explore(
     first_failure = [0.0]
     first: list[tuple[Scenario, Schedule | None, int]] = []
 
+    parent = hypothesis_settings if hypothesis_settings is not None else settings()
     base = settings(
         hypothesis_settings,  # parent: None means the active profile
         max_examples=n_examples,
+        # No explain phase: after a failure it traces every test case with its
+        # own sys.monitoring tool, and on 3.14t/3.15t another tool's LINE events
+        # drop some of ours in worker threads (see _controlled._Monitor), so the
+        # controlled executor's schedules would depend on what ran before.
+        phases=[p for p in parent.phases if p is not Phase.explain],
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
         report_multiple_bugs=False,
