@@ -29,19 +29,19 @@ class SpecError(Exception):
     """
 
 
-def _opaque_types() -> tuple[type, ...]:
+def _primitive_types() -> tuple[type, ...]:
+    # The controlled executor builds the object under test with its model
+    # locks; the checker builds the model's instances with real ones.
     from nogil_collections.testing._primitives import ModelLock, ModelRLock
 
-    kinds: list[type] = [
-        _thread.LockType, type(threading.RLock()), threading.Condition, threading.Event,
-        threading.Semaphore, threading.Barrier, threading.Thread, ModelLock, ModelRLock,
-        types.FunctionType, types.MethodType, types.BuiltinFunctionType, types.ModuleType,
-        types.GeneratorType, types.CoroutineType, types.FrameType, type,
-    ]
-    return tuple(kinds)
+    return (_thread.LockType, type(threading.RLock()), ModelLock, ModelRLock,
+            threading.Condition, threading.Event, threading.Semaphore, threading.Barrier,
+            threading.Thread)
 
 
-_OPAQUE = _opaque_types()
+_PRIMITIVES = _primitive_types()
+_OPAQUE = (*_PRIMITIVES, types.FunctionType, types.MethodType, types.BuiltinFunctionType,
+           types.ModuleType, types.GeneratorType, types.CoroutineType, types.FrameType, type)
 _LEAVES = (bool, int, float, complex, str, bytes)
 _object_getstate = getattr(object, "__getstate__", None)
 
@@ -57,6 +57,8 @@ def _slots(typ: type) -> list[str]:
 
 
 def _attrs(x: Any) -> dict[str, Any]:
+    """The attributes of ``x`` (``vars()`` and ``__slots__``) minus its locks, conditions,
+    events and threads: they hold no state a result depends on."""
     attrs: dict[str, Any] = {}
     d = getattr(x, "__dict__", None)
     if isinstance(d, dict):
@@ -66,7 +68,7 @@ def _attrs(x: Any) -> dict[str, Any]:
             attrs[name] = getattr(x, name)
         except AttributeError:
             continue
-    return attrs
+    return {k: v for k, v in attrs.items() if not isinstance(v, _PRIMITIVES)}
 
 
 def _has_value_eq(typ: type) -> bool:
@@ -80,13 +82,16 @@ def observe(x: Any, _seen: frozenset[int] = frozenset()) -> Hashable:
     dicts (in insertion order) and sets are compared item by item;
     ``queue.Queue`` by its items; an object with its own ``__getstate__`` by
     what that returns; other objects by their attributes (``vars()`` and
-    ``__slots__``, sorted by name) together with their type name.  Locks,
-    conditions, events, threads, functions, methods, modules and classes
-    count as their type name only: they hold no state a result depends on.
+    ``__slots__``, sorted by name) together with their type name.  Attributes
+    holding locks, conditions, events, semaphores, barriers or threads are
+    left out; functions, methods, modules and classes count as their type
+    name only: they hold no state a result depends on.
     """
     if x is None or isinstance(x, _LEAVES):
         return x
     typ = type(x)
+    if isinstance(x, _PRIMITIVES):
+        return ("<synchronization primitive>",)
     if isinstance(x, _OPAQUE):
         return (f"<{typ.__qualname__}>",)
     if id(x) in _seen:
