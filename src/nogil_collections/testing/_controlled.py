@@ -129,7 +129,7 @@ def _format_location(where: tuple[str, int, str] | None) -> str:
     if where is None:
         return "the start of its next operation"
     filename, lineno, name = where
-    line = linecache.getline(filename, lineno).strip()
+    line = linecache.getline(filename, lineno).strip() if lineno is not None else ""
     text = f"{os.path.basename(filename)}:{lineno} in {name}"
     return f"{text} `{line}`" if line else text
 

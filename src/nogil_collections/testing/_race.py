@@ -250,14 +250,15 @@ def is_pure_python(target: object) -> bool:
 
     A class defined in Python, or a Python subclass of a C type that
     overrides or adds methods, is; ``list``, ``dict``, ``ConcurrentDict`` and a
-    Python subclass adding nothing are not.
+    Python subclass adding nothing are not.  Only instance methods and
+    properties count (a C type may carry a Python ``__class_getitem__``).
     """
     typ = target if isinstance(target, type) else type(target)
     for klass in typ.__mro__:
         if klass is object or klass.__module__ == "builtins":
             continue
         for value in vars(klass).values():
-            if isinstance(value, (types.FunctionType, property, staticmethod, classmethod)):
+            if isinstance(value, (types.FunctionType, property)):
                 return True
     return False
 

@@ -127,13 +127,33 @@ def observe(x: Any, _seen: frozenset[int] = frozenset()) -> Hashable:
 
 def result_value(value: Any) -> Any:
     """A result as the checker compares it: itself when its type compares by value
-    (numbers, strings, containers, dataclasses...), else :func:`observe` of it (an
-    object returned by a method, the instance itself, an iterator)."""
+    (numbers, strings, containers, dataclasses...), else only its type (an object
+    that compares by identity: the instance itself for a fluent API, an iterator, a
+    lock).  Results are normalized after the run, so looking inside such an object
+    would see its state at the end of the run, not when the call returned."""
     if value is None or isinstance(value, (*_LEAVES, list, tuple, dict, set, frozenset)):
         return value
     if _has_value_eq(type(value)) and not isinstance(value, _OPAQUE):
         return value
-    return observe(value)
+    return _Kind(type(value).__qualname__)
+
+
+class _Kind:
+    """"An object of this type": the result of a call returning an identity object."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Kind) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __repr__(self) -> str:
+        return f"<{self.name} object>"
 
 
 class Instance:
