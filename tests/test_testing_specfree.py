@@ -397,9 +397,9 @@ def test_spec_free_campaigns_are_deterministic() -> None:
     b = find_race(GetOrSetCache)
     assert isinstance(a, NotLinearizable) and isinstance(b, NotLinearizable)
     assert a.first_failure is not None and b.first_failure is not None
-    assert a.first_failure[0] == b.first_failure[0]
-    assert a.first_failure[1] == b.first_failure[1]
-    assert str(a.schedule) == str(b.schedule)
+    # The first failure (scenario, schedule, runs before it) is the same; the
+    # reported one is shrunk within a time budget, so it may be smaller or not.
+    assert a.first_failure == b.first_failure
 
 
 def test_race_test_decorates_with_a_class_alone() -> None:
