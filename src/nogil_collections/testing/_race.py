@@ -545,7 +545,7 @@ def _setup(factory: Any, ops: OpTable | None, model: Any, state: Callable[[Any],
 
 
 def explore(
-    factory: Callable[[Any], Any],
+    factory: type | Callable[[Any], Any],
     ops: OpTable | None = None,
     model: Model | type | Callable[[Any], Any] | None = None,
     *,
@@ -618,7 +618,7 @@ def explore(
     methods left out.
     """
     setup, report = _setup(factory, ops, model, state, invariant, overrides, filter_ops)
-    factory, table, m, post = setup.factory, setup.table, setup.model, setup.post
+    make, table, m, post = setup.factory, setup.table, setup.model, setup.post
     kind = _executor_for(executor, setup.target)
     report.executor = kind
     campaign_seed = seed if seed is not None else _default_seed()
@@ -671,7 +671,7 @@ def explore(
         # After a first failure, shrink candidates get more runs to reproduce it.
         reps = n_reps * 2 if failures else n_reps
         try:
-            _run_and_check(scenario, factory, table, m, post, repetitions=reps,
+            _run_and_check(scenario, make, table, m, post, repetitions=reps,
                            timeout=timeout, report=report, kind=kind, strategy=strategy,
                            granularity=granularity, seed=campaign_seed)
         except (NotLinearizable, ExecutorError) as e:
@@ -693,7 +693,7 @@ def explore(
         e.report = report
         if kind != "controlled" or e.schedule is None:
             raise
-        shrunk = _shrunk(e, factory, table, m, timeout, shrink_seconds, post)
+        shrunk = _shrunk(e, make, table, m, timeout, shrink_seconds, post)
         shrunk.first_failure = e.first_failure
         shrunk.report = report
         shrunk.args = (f"{shrunk.args[0]}\n(controlled executor, strategy {strategy}, "
@@ -715,7 +715,7 @@ def _default_seed() -> int:
 
 
 def find_race(
-    factory: Callable[[Any], Any],
+    factory: type | Callable[[Any], Any],
     ops: OpTable | None = None,
     model: Model | type | Callable[[Any], Any] | None = None,
     *,
@@ -745,7 +745,7 @@ def find_race(
 
 
 def race_test(
-    factory: Callable[[Any], Any],
+    factory: type | Callable[[Any], Any],
     ops: OpTable | None = None,
     model: Model | type | Callable[[Any], Any] | None = None,
     **options: Any,
