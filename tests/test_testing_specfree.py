@@ -344,6 +344,16 @@ def test_spec_free_needs_a_class() -> None:
     with pytest.raises(TypeError, match="must be a class"):
         explore(lambda initial: Counter())
 
+    class NeedsArgs:
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def get(self) -> int:
+            return self.n
+
+    with pytest.raises(TypeError, match=r"no-argument constructor"):
+        find_race(NeedsArgs)
+
     class Empty:
         pass
 

@@ -523,6 +523,13 @@ def _setup(factory: Any, ops: OpTable | None, model: Any, state: Callable[[Any],
             raise TypeError(
                 "without ops=, the target must be a class (its public methods become the ops "
                 f"and it is its own specification), not {factory!r}")
+        try:
+            factory()
+        except Exception as e:
+            raise TypeError(
+                f"spec-free testing builds each object as {factory.__qualname__}(), which "
+                f"raised {e!r}: give the class a no-argument constructor (a subclass will "
+                "do), or pass ops= and a factory") from e
         ops = OpTable.from_class(factory, overrides)
         if not ops.ops:
             raise ValueError(f"no method of {factory.__qualname__} can be tested:\n"
