@@ -1,6 +1,6 @@
 """Peer race tools on the race-bug corpus (tests/_race_bugs.py): the table of docs/testing.md.
 
-Runs racecheck, interleave-test and pyvft on every bug of the corpus and on
+Runs racecheck, interleave-test, pyvft and pytest-run-parallel on every bug of the corpus and on
 its locked version, with the driver a user of each tool writes: the racy
 pair of calls and what to assert afterwards (``PEER_CASES``).  None of them
 is a project dependency: install them into a throwaway environment of a
@@ -8,7 +8,7 @@ free-threaded interpreter and run this script there (it does not import
 nogil_collections)::
 
     python3.14t -m venv /tmp/peers && /tmp/peers/bin/pip install racecheck \\
-        interleave-test pyvft
+        interleave-test pyvft pytest pytest-run-parallel
     /tmp/peers/bin/python tools/compare_race_peers.py
 
 Our own column comes from tests/test_testing_race_bugs.py (``find_race(cls)``).
@@ -69,7 +69,7 @@ PEER_CASES: dict[str, tuple[Callable[[Any], None], tuple[Op, ...], Check]] = {
 TRIALS = int(os.environ.get("RACECHECK_TRIALS", "400"))
 """racecheck trials per cell (its default is 2000; 400 keeps the table's run short)."""
 
-LINES = {"racecheck": 6, "interleave-test": 8, "pyvft": 7}
+LINES = {"racecheck": 6, "interleave-test": 8, "pyvft": 7, "pytest-run-parallel": 13}
 """Lines a user writes per bug (imports, the driver, the assertion), counted on the
 drivers below; find_race(cls) is 1 (3 with the import and the def)."""
 
@@ -157,14 +157,56 @@ def _pyvft(cls: type, name: str) -> str:
     for line in out.splitlines():
         if "DATA RACE" in line and "DETECTED" in line:
             count = "".join(ch for ch in line.split("pyvft:")[-1] if ch.isdigit())
-            return f"caught ({count} data race(s))"
+            if count and count != "0":
+                return f"caught ({count} data race(s))"
     if r.returncode != 0:
         return f"error (exit {r.returncode})"
     return "passed"
 
 
+RUN_PARALLEL_TEST = """\
+import threading
+import _race_bugs as m
+from compare_race_peers import PEER_CASES
+setup, ops, check = PEER_CASES[{name!r}]
+barrier = threading.Barrier(2)
+state = {{}}
+
+def test_bug(thread_index):
+    if thread_index == 0:
+        state["obj"] = m.{cls}(); setup(state["obj"]); state["r"] = [None, None]
+    barrier.wait()
+    state["r"][thread_index] = ops[thread_index](state["obj"])
+    barrier.wait()
+    ok = check(state["obj"], state["r"])
+    barrier.wait()
+    assert ok
+"""
+
+
+def _run_parallel(cls: type, name: str) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "test_driver.py")
+        with open(path, "w") as f:
+            f.write(RUN_PARALLEL_TEST.format(cls=cls.__qualname__, name=name))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(__file__), TESTS]))
+        try:
+            r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                "--parallel-threads=2", f"--iterations={TRIALS}", path],
+                               capture_output=True, text=True, timeout=60, env=env, cwd=tmp)
+        except subprocess.TimeoutExpired:
+            return "caught (hang)"
+    tail = (r.stdout.strip().splitlines() or [""])[-1]
+    if r.returncode == 0:
+        return f"passed ({TRIALS} iterations)"
+    if "failed" in tail or "error" in tail:
+        return "caught"
+    return f"error (exit {r.returncode})"
+
+
 TOOLS: dict[str, Callable[[type, str], str]] = {
-    "racecheck": _racecheck, "interleave-test": _interleave, "pyvft": _pyvft}
+    "racecheck": _racecheck, "interleave-test": _interleave, "pyvft": _pyvft,
+    "pytest-run-parallel": _run_parallel}
 
 
 def main() -> None:
@@ -173,7 +215,7 @@ def main() -> None:
     available = {}
     for tool in TOOLS:
         module = {"racecheck": "racecheck", "interleave-test": "interleave_test",
-                  "pyvft": "pyvft"}[tool]
+                  "pyvft": "pyvft", "pytest-run-parallel": "pytest_run_parallel"}[tool]
         try:
             __import__(module)
             available[tool] = True
@@ -181,11 +223,15 @@ def main() -> None:
             available[tool] = False
             print(f"# {tool}: not importable")
     print("| bug | " + " | ".join(t for t in TOOLS if available[t]) + " |")
+    locked_tools = os.environ.get("PEER_LOCKED_TOOLS", ",".join(TOOLS)).split(",")
     for bug in bugs.BUGS:
         for cls, label in ((bug.buggy, bug.name), (bug.locked, f"{bug.name} (locked)")):
             cells = []
             for tool, run in TOOLS.items():
                 if not available[tool]:
+                    continue
+                if cls is bug.locked and tool not in locked_tools:
+                    cells.append("not run")
                     continue
                 start = time.perf_counter()
                 try:
@@ -197,4 +243,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 1:  # only these tools: compare_race_peers.py pyvft racecheck
+        TOOLS = {k: v for k, v in TOOLS.items() if k in sys.argv[1:]}
     main()
