@@ -392,6 +392,9 @@ def test_executor_auto_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     assert is_pure_python(CacheDict)
     assert not is_pure_python(dict) and not is_pure_python(ConcurrentDict)
     assert not is_pure_python(type("Plain", (dict,), {}))
+    made: dict[str, Any] = {}
+    exec("class Made:\n    def get(self):\n        return 1\n", made)  # no __name__: "builtins"
+    assert made["Made"].__module__ == "builtins" and is_pure_python(made["Made"])
     assert default_executor(Counter) == "controlled"
     c_kind = "controlled" if gil_enabled() else "threads"
     assert default_executor(ConcurrentDict) == c_kind

@@ -255,8 +255,10 @@ def is_pure_python(target: object) -> bool:
     """
     typ = target if isinstance(target, type) else type(target)
     for klass in typ.__mro__:
-        if klass is object or klass.__module__ == "builtins":
+        if klass is object:
             continue
+        # Not by module name: a class made by exec() without __name__ in its
+        # globals has __module__ "builtins".
         for value in vars(klass).values():
             if isinstance(value, (types.FunctionType, property)):
                 return True
