@@ -311,9 +311,8 @@ def test_plugin_race_budget_option(tmp_path: Path) -> None:
     assert "--race-budget must be" in r.stderr
 
 
-def test_find_race_reports_when_nothing_is_found() -> None:
+def test_find_race_returns_none_when_nothing_is_found() -> None:
     from nogil_collections.testing import find_race
 
-    with pytest.raises(AssertionError, match="no non-linearizable history found in 2"):
-        find_race(list, LIST_OPS.only("append", "len"), list, attempts=2, examples=3,
-                  repetitions=1, budget="ci")
+    assert find_race(list, LIST_OPS.only("append", "len"), list, attempts=2, examples=3,
+                     repetitions=1, budget="ci") is None

@@ -140,3 +140,32 @@ def immortal_api() -> None:
     lst = ConcurrentList.immortal([1, 2])
     assert_type(lst, ConcurrentList[int])
     assert_type(lst.copy(), ConcurrentList[int])
+
+
+def race_testing_api() -> None:
+    from nogil_collections.testing import (
+        Deadlock,
+        NotLinearizable,
+        OpTable,
+        RaceReport,
+        explore,
+        find_race,
+        race_test,
+    )
+
+    class Counter:
+        def __init__(self) -> None:
+            self.value = 0
+
+        def increment(self) -> None:
+            self.value += 1
+
+    assert_type(find_race(Counter), NotLinearizable | Deadlock | None)
+    assert_type(explore(Counter, invariant=lambda c: c.value >= 0), RaceReport)
+    assert_type(OpTable.from_class(Counter, {"increment": None}), OpTable)
+    assert_type(OpTable.from_class(Counter).skipped_methods, dict[str, str])
+
+    @race_test(Counter)
+    def test_counter(report: RaceReport) -> None:
+        assert_type(report.pairs_seen, set[tuple[str, str]])
+        assert_type(report.coverage(), str)

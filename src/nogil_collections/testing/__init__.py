@@ -7,11 +7,17 @@ sequential order of the same calls explains every observed result
 (linearizability: Herlihy & Wing 1990), with the search of Wing & Gong and
 Lowe as Porcupine implements it.  See docs/testing.md.
 
-Quick start::
+Quick start (spec-free: the class is its own specification)::
+
+    from nogil_collections.testing import find_race
+
+    def test_counter(): assert find_race(Counter) is None
+
+With an operation table and a model::
 
     from nogil_collections.testing import DICT_OPS, race_test
 
-    @race_test(factory=MyDict, model=dict, ops=DICT_OPS)
+    @race_test(MyDict, DICT_OPS, dict)
     def test_my_dict_is_linearizable():
         pass
 """
@@ -26,6 +32,7 @@ from nogil_collections.testing._checker import (
     as_model,
     check_histories,
     check_history,
+    class_model,
     freeze,
     partition_history,
 )
@@ -43,6 +50,7 @@ from nogil_collections.testing._ops import (
     LIST_OPS,
     Domain,
     Fn,
+    MissingOpError,
     Op,
     OpTable,
     container_absent,
@@ -58,11 +66,13 @@ from nogil_collections.testing._race import (
     default_executor,
     explore,
     find_race,
+    is_pure_python,
     race_test,
     set_budget,
 )
 from nogil_collections.testing._scenario import Scenario, Step, scenarios
 from nogil_collections.testing._schedule import Schedule, Strategy
+from nogil_collections.testing._spec import SpecError, observe
 from nogil_collections.testing._stamps import STAMP_COUNTER_KIND, make_stamp_counter, stamp
 
 __all__ = [
@@ -80,6 +90,7 @@ __all__ = [
     "ExecutorError",
     "Fn",
     "History",
+    "MissingOpError",
     "Model",
     "NotLinearizable",
     "Op",
@@ -88,12 +99,14 @@ __all__ = [
     "Scenario",
     "Schedule",
     "Segment",
+    "SpecError",
     "Step",
     "Strategy",
     "as_model",
     "check_histories",
     "check_history",
     "check_scenario",
+    "class_model",
     "container_absent",
     "current_budget",
     "default_executor",
@@ -103,7 +116,9 @@ __all__ = [
     "freeze",
     "get_table",
     "gil_enabled",
+    "is_pure_python",
     "make_stamp_counter",
+    "observe",
     "partition_history",
     "race_test",
     "register_table",

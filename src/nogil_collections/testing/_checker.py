@@ -43,14 +43,17 @@ from nogil_collections.testing._history import (
     safe_repr,
 )
 from nogil_collections.testing._ops import Op, OpTable
+from nogil_collections.testing._spec import Instance, SpecError, observe
 
 __all__ = [
     "DICT_MODEL",
     "LIST_MODEL",
+    "NO_FINAL",
     "CheckResult",
     "Model",
     "as_model",
     "check_history",
+    "class_model",
     "freeze",
     "partition_history",
 ]
@@ -95,6 +98,11 @@ class Model:
     restrict:    ``restrict(initial, keys)`` -> the initial state of the part
                  of the object holding ``keys``.  When given, histories whose
                  ops all declare their keys are checked part by part.
+    final:       ``final(state)`` -> the value the object under test's final
+                 state must equal (see ``check_history(final=...)``); None:
+                 final states are not compared.
+    exc_args:    compare exceptions by type *and* message (``str(exc)``), not
+                 by type only.
     The op table says how each op acts on the state (``Op.model``).
     """
 
@@ -103,6 +111,8 @@ class Model:
     copy: Callable[[Any], Any] = _copy.deepcopy
     fingerprint: Callable[[Any], Hashable] = freeze
     restrict: Callable[[Any, frozenset[Hashable]], Any] | None = None
+    final: Callable[[Any], Any] | None = None
+    exc_args: bool = False
 
 
 def _list_copy(state: list[Any]) -> list[Any]:
@@ -132,15 +142,69 @@ DICT_MODEL = Model("dict", dict, _dict_copy, _dict_fp, _dict_restrict)
 """The builtin ``dict`` as the model, restrictable per key."""
 
 
+def _instance_fp(state: Instance) -> Hashable:
+    return observe(state.obj())
+
+
+def _instance_copy(state: Instance) -> Instance:
+    return state.copy()
+
+
+class _Fresh:
+    """``cls()``: a fresh instance, whatever initial state a scenario carries."""
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+
+    def __call__(self, initial: Any = None) -> Any:
+        return self.cls()
+
+    def __repr__(self) -> str:
+        return f"{self.cls.__qualname__}()"
+
+
+class _Projected:
+    """``state(instance.obj())``: the final state of the model's instance."""
+
+    def __init__(self, state: Callable[[Any], Any]) -> None:
+        self.state = state
+
+    def __call__(self, inst: Instance) -> Any:
+        return self.state(inst.obj())
+
+
+def class_model(cls: type, state: Callable[[Any], Any] | None = None,
+                make: Callable[[], Any] | None = None) -> Model:
+    """``cls`` as its own sequential specification.
+
+    The model state is the list of calls made so far, replayed one at a time
+    on a fresh ``make()`` (default ``cls()``) whenever needed; results compare
+    by value, exceptions by type and message; the final state is compared
+    through ``state`` (default :func:`observe`: ``__getstate__``, or the
+    attributes, with locks and other primitives left out).
+    """
+    fresh = make if make is not None else _Fresh(cls)
+
+    def create(initial: Any) -> Instance:
+        return Instance(cls, fresh)
+
+    return Model(cls.__qualname__, create, _instance_copy, _instance_fp,
+                 final=_Projected(state if state is not None else observe), exc_args=True)
+
+
 def as_model(model: Model | type | Callable[[Any], Any] | None, table: OpTable) -> Model:
     """Turn ``model`` (a :class:`Model`, ``list``, ``dict``, another class, or None) into a Model.
 
-    None picks the builtin matching ``table.kind``.  Another class is used as
-    ``create`` with deep copies and :func:`freeze` fingerprints.
+    None picks the table's source class (:meth:`OpTable.from_class`, see
+    :func:`class_model`), else the builtin matching ``table.kind``.  Another
+    class is used as ``create`` with deep copies and :func:`freeze`
+    fingerprints.
     """
     if isinstance(model, Model):
         return model
     if model is None:
+        if table.source is not None:
+            return class_model(table.source)
         if table.kind == "list":
             return LIST_MODEL
         if table.kind == "dict":
@@ -173,8 +237,10 @@ class _Outcome:
     value: Any
     exc_text: str = ""
 
-    def matches(self, call: Call) -> bool:
+    def matches(self, call: Call, exc_args: bool = False) -> bool:
         if call.exc_type is not None or self.exc_type is not None:
+            if exc_args and self.exc_text != call.exc_text:
+                return False
             return self.exc_type is call.exc_type
         return _same_value(self.value, call.result)
 
@@ -185,10 +251,12 @@ class _Outcome:
 
 
 def _step(model: Model, state: Any, op: Op, call: Call) -> tuple[Any, _Outcome]:
-    if op.mutates:
+    if op.mutates or isinstance(state, Instance):
         state = model.copy(state)
     try:
         value = op.model_runner(state, *call.args)
+    except SpecError:
+        raise
     except Exception as e:
         return state, _Outcome(type(e), None, exc_text(e))
     return state, _Outcome(None, op.norm(value))
@@ -250,6 +318,10 @@ def _unlift(e: _Entry) -> None:
     e.next.prev = e
 
 
+NO_FINAL: Any = object()
+"""``check_history(final=...)`` default: no observed final state to compare."""
+
+
 @dataclass
 class _Search:
     ok: bool | None
@@ -257,10 +329,14 @@ class _Search:
     best_prefix: list[Call]
     best_state: Any
     steps: int
+    # An order that explains every result but ends in another final state:
+    # (that order, the model's final state there).
+    final_mismatch: tuple[list[Call], Any] | None = None
 
 
 def _search(
-    calls: Sequence[Call], ops: dict[str, Op], model: Model, initial: Any, max_steps: int
+    calls: Sequence[Call], ops: dict[str, Op], model: Model, initial: Any, max_steps: int,
+    final: Any = NO_FINAL,
 ) -> _Search:
     head = _build_list(calls)
     state = model.create(_copy.deepcopy(initial))
@@ -270,17 +346,36 @@ def _search(
     best: list[Call] = []
     best_state = state
     steps = 0
+    check_final = model.final is not None and final is not NO_FINAL
+    mismatch: tuple[list[Call], Any] | None = None
     entry = head.next
-    while head.next is not None:
+    while True:
+        if head.next is None:
+            # Every call is placed: the order fits when it also ends in the
+            # observed final state (a lost update no read saw shows up here).
+            if not check_final:
+                break
+            end = model.final(state)  # type: ignore[misc]
+            if _same_value(end, final):
+                break
+            if mismatch is None:
+                mismatch = ([e.call for e, _ in stack], end)  # type: ignore[misc]
+            if not stack:
+                return _Search(False, [], best, best_state, steps, mismatch)
+            entry, state = stack.pop()
+            linearized &= ~(1 << entry.cid)
+            _unlift(entry)
+            entry = entry.next
+            continue
         if steps >= max_steps:
-            return _Search(None, [], best, best_state, steps)
+            return _Search(None, [], best, best_state, steps, mismatch)
         steps += 1
         assert entry is not None
         if entry.is_call:
             call = entry.call
             assert call is not None
             new_state, outcome = _step(model, state, ops[call.op], call)
-            if outcome.matches(call):
+            if outcome.matches(call, model.exc_args):
                 bits = linearized | (1 << entry.cid)
                 key = (bits, model.fingerprint(new_state))
                 if key not in seen:
@@ -296,7 +391,7 @@ def _search(
             entry = entry.next
         else:
             if not stack:
-                return _Search(False, [], best, best_state, steps)
+                return _Search(False, [], best, best_state, steps, mismatch)
             entry, state = stack.pop()
             linearized &= ~(1 << entry.cid)
             _unlift(entry)
@@ -385,6 +480,7 @@ class CheckResult:
     witness: list[list[Call]] = field(default_factory=list)
     partitions: int = 1
     steps: int = 0
+    kind: str = "linearizability"  # or "invariant": the history fits, the invariant failed
 
     def __bool__(self) -> bool:
         return self.ok is True
@@ -393,6 +489,10 @@ class CheckResult:
         """Timeline of the failing part plus the explanation."""
         if self.ok:
             return f"linearizable ({self.partitions} part(s), {self.steps} search steps)"
+        if self.kind == "invariant":
+            return (f"The invariant failed after this history.\n"
+                    f"initial state: {safe_repr(self.history.initial)}\n\n"
+                    f"{format_timeline(self.history.calls)}\n\n{self.explanation}")
         scope = ("whole history" if self.keys is None
                  else f"keys {sorted(map(safe_repr, self.keys))}")
         calls = self.failing_calls or self.history.calls
@@ -412,9 +512,29 @@ def _show(state: Any) -> str:
     return safe_repr(state)
 
 
+def _explain_final(search: _Search, final: Any) -> str:
+    assert search.final_mismatch is not None
+    order, end = search.final_mismatch
+    lines = ["Orders of the calls explain every result, but none ends in the observed final "
+             "state (an update was lost, or a write no call returned shows up at the end)."]
+    if order:
+        lines.append("For example this order fits every result:")
+        for i, c in enumerate(order, 1):
+            lines.append(f"  {i}. T{c.thread} {format_call(c)} {format_outcome(c)}")
+    lines.append(f"and leaves the model's final state  {safe_repr(end)}")
+    lines.append(f"but the object's final state was    {safe_repr(final)}")
+    if search.ok is False:
+        lines.append("No other order fits either: the search explored all of them "
+                     f"({search.steps} steps).")
+    return "\n".join(lines)
+
+
 def _explain(
-    calls: Sequence[Call], ops: dict[str, Op], model: Model, search: _Search, initial: Any
+    calls: Sequence[Call], ops: dict[str, Op], model: Model, search: _Search, initial: Any,
+    final: Any = NO_FINAL,
 ) -> str:
+    if search.final_mismatch is not None and len(search.best_prefix) == len(calls):
+        return _explain_final(search, final)
     prefix = search.best_prefix
     done = {id(c) for c in prefix}
     remaining = [c for c in calls if id(c) not in done]
@@ -433,7 +553,7 @@ def _explain(
     lines.append("Every call that may come next fails:")
     for c in minimal:
         _, outcome = _step(model, search.best_state, ops[c.op], c)
-        if outcome.matches(c):
+        if outcome.matches(c, model.exc_args):
             why = (f"fits here (model {outcome}), but no order of the remaining calls fits "
                    "after it")
         else:
@@ -458,18 +578,25 @@ def check_history(
     *,
     partition: bool = True,
     max_steps: int = 2_000_000,
+    final: Any = NO_FINAL,
 ) -> CheckResult:
     """Decide whether ``history`` is linearizable with respect to ``model``.
 
     ``table`` says how each op acts on the model state and which keys it
     touches.  With ``partition`` (default) and a model that supports
     ``restrict``, independent key groups are checked separately.  Results are
-    compared by value (after the op's ``normalize``), exceptions by exact type.
+    compared by value (after the op's ``normalize``), exceptions by exact type
+    (and message, for a model with ``exc_args``).  ``final``, the observed
+    final state of the object (as the model's ``final`` projects it), must
+    also equal the model's final state after the chosen order; it disables
+    partitioning.
     """
     m = as_model(model, table)
     ops = {op.name: op for op in table.ops}
     for c in history.calls:
         _op(ops, c)
+    if m.final is not None and final is not NO_FINAL:
+        partition = False
     if partition and m.restrict is not None:
         parts = partition_history(history, table)
     else:
@@ -478,11 +605,11 @@ def check_history(
     total = 0
     for keys, calls in parts:
         initial = history.initial if keys is None else m.restrict(history.initial, keys)  # type: ignore[misc]
-        search = _search(calls, ops, m, initial, max_steps)
+        search = _search(calls, ops, m, initial, max_steps, final)
         total += search.steps
         if search.ok is not True:
             return CheckResult(
-                search.ok, history, m.name, _explain(calls, ops, m, search, initial),
+                search.ok, history, m.name, _explain(calls, ops, m, search, initial, final),
                 keys, list(calls), [], len(parts), total,
             )
         witness.append(search.order)

@@ -6,18 +6,27 @@ its arguments, whether it may change the state, and which keys it touches
 (for P-compositional checking).  An :class:`OpTable` is an ordered collection
 of ops plus the argument domain and the initial-state strategy.
 
-The same table drives the concurrent container and the builtin: ops whose
+The built-in tables (:data:`LIST_OPS`, :data:`DICT_OPS`) are catalogues: one
+table drives the concurrent container and the builtin, and their ops whose
 method is missing on a target (``list`` has no ``snapshot``) are filtered out
-by :meth:`OpTable.for_target`.
+by :meth:`OpTable.for_target`.  An op a user names (in an own table, or by
+:meth:`OpTable.only`) is explicit: missing on the target, it is an error.
+
+:meth:`OpTable.from_class` derives a table from a class's public methods.
 """
 
 from __future__ import annotations
 
+import inspect
+import types
+import typing
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hypothesis import strategies as st
+
+from nogil_collections.testing._spec import ClassCall, SpecError, result_value
 
 __all__ = [
     "ABSENT",
@@ -25,6 +34,7 @@ __all__ = [
     "LIST_OPS",
     "Domain",
     "Fn",
+    "MissingOpError",
     "Op",
     "OpTable",
     "get_table",
@@ -127,6 +137,31 @@ def _call_method(name: str) -> Callable[..., Any]:
     return run
 
 
+def _model_method(name: str) -> Callable[..., Any]:
+    """The default model of an op: the method ``name`` of the model state.
+
+    Never the op's ``run`` (that wraps the object under test, not the spec).
+    A model state without the method raises :class:`SpecError`, which stops
+    the check instead of counting as an outcome.
+    """
+
+    def model(state: Any, *args: Any) -> Any:
+        try:
+            method = getattr(state, name)
+        except AttributeError:
+            raise SpecError(
+                f"op {name!r}: the model state ({type(state).__qualname__}) has no method "
+                f"{name!r}; pass Op({name!r}, ..., model=...)") from None
+        return method(*args)
+
+    model.__name__ = f"model_{name}"
+    return model
+
+
+class MissingOpError(ValueError):
+    """An op named explicitly (a user table, ``only()``) does not exist on the target."""
+
+
 @dataclass(frozen=True)
 class Op:
     """One operation of a table.
@@ -136,8 +171,9 @@ class Op:
     run:       ``run(obj, *args)`` on the container under test; default calls
                the method ``name``.
     model:     ``model(state, *args)`` on the sequential model's state; default
-               is ``run``.  It may mutate ``state`` (the checker copies first
-               when ``mutates`` is true) and may raise.
+               calls the method ``name`` of the state (never ``run``: that
+               wraps the object under test).  It may mutate ``state`` (the
+               checker copies first when ``mutates`` is true) and may raise.
     mutates:   False if the op never changes the state (no copy needed).
     keys:      ``keys(args)`` -> the keys the op touches, or None for "all of
                them" (``len``, ``snapshot``, ``clear``...).  Ops without
@@ -149,6 +185,10 @@ class Op:
     linearizable: False for ops that are not one atomic step by contract
                (iteration over a changing container); tables keep them but
                :meth:`OpTable.linearizable` drops them.
+    optional:  True for ops of a catalogue (the built-in tables): dropped,
+               and listed, when the target lacks them.  False (the default)
+               means the op was named on purpose: a target without it makes
+               :meth:`OpTable.for_target` raise :class:`MissingOpError`.
     """
 
     name: str
@@ -160,6 +200,7 @@ class Op:
     requires: tuple[str, ...] | None = None
     normalize: Callable[[Any], Any] | None = None
     linearizable: bool = True
+    optional: bool = False
 
     @property
     def runner(self) -> Callable[..., Any]:
@@ -167,7 +208,7 @@ class Op:
 
     @property
     def model_runner(self) -> Callable[..., Any]:
-        return self.model if self.model is not None else self.runner
+        return self.model if self.model is not None else _model_method(self.name)
 
     @property
     def required_attrs(self) -> tuple[str, ...]:
@@ -207,6 +248,12 @@ class OpTable:
     ops: tuple[Op, ...]
     domain: Domain = field(default_factory=Domain)
     initial: Callable[[Domain], st.SearchStrategy[Any]] | None = None
+    source: type | None = None
+    """The class :meth:`from_class` derived the table from (its default model)."""
+    skipped: tuple[tuple[str, str], ...] = ()
+    """(method, why) for the public methods :meth:`from_class` did not turn into ops."""
+    notes: tuple[tuple[str, str], ...] = ()
+    """(method, what) for arguments :meth:`from_class` had to guess (no hint, no default)."""
 
     def __post_init__(self) -> None:
         names = [op.name for op in self.ops]
@@ -246,10 +293,14 @@ class OpTable:
         return replace(self, ops=tuple(ops))
 
     def only(self, *names: str) -> OpTable:
-        """The sub-table of the named ops (unknown names raise KeyError)."""
+        """The sub-table of the named ops (unknown names raise KeyError).
+
+        Naming an op makes it explicit: a target that lacks it is an error,
+        even for an op of a built-in catalogue.
+        """
         for n in names:
             self[n]
-        return self._with(op for op in self.ops if op.name in names)
+        return self._with(replace(op, optional=False) for op in self.ops if op.name in names)
 
     def without(self, *names: str) -> OpTable:
         """The table minus the named ops (unknown names raise KeyError)."""
@@ -273,15 +324,282 @@ class OpTable:
         return replace(self, domain=replace(self.domain, **changes))
 
     def for_target(self, target: object) -> OpTable:
-        """Keep the ops whose required attributes exist on ``target`` (an object or a type)."""
-        return self._with(
-            op for op in self.ops if all(hasattr(target, a) for a in op.required_attrs)
-        )
+        """Keep the ops whose required attributes exist on ``target`` (an object or a type).
+
+        Only optional ops (those of a built-in catalogue) are dropped; an
+        explicit op whose attributes are missing raises :class:`MissingOpError`.
+        """
+        missing = [op for op in self.ops if not op.optional and not _has_all(target, op)]
+        if missing:
+            what = "; ".join(
+                f"{op.name!r} needs {[a for a in op.required_attrs if not hasattr(target, a)]}"
+                for op in missing)
+            raise MissingOpError(
+                f"op(s) named explicitly are missing on {_describe(target)}: {what} "
+                "(remove them from the table, or fix the target)")
+        return self._with(op for op in self.ops if _has_all(target, op))
 
     def missing_on(self, target: object) -> list[str]:
-        """Names of the ops :meth:`for_target` would drop for ``target``."""
-        kept = set(self.for_target(target).names)
-        return [n for n in self.names if n not in kept]
+        """Names of the optional ops :meth:`for_target` would drop for ``target``."""
+        return [op.name for op in self.ops if op.optional and not _has_all(target, op)]
+
+    @property
+    def skipped_methods(self) -> dict[str, str]:
+        """method -> why it is not in the table (:meth:`from_class` only)."""
+        return dict(self.skipped)
+
+    def describe(self) -> str:
+        """The table in words: its ops, the methods left out and why, the guessed arguments."""
+        lines = [f"op table {self.kind!r}: {', '.join(self.names) or '(no ops)'}"]
+        for name, why in self.skipped:
+            lines.append(f"  skipped {name}: {why}")
+        for name, what in self.notes:
+            lines.append(f"  note {name}: {what}")
+        return "\n".join(lines)
+
+    @classmethod
+    def from_class(
+        cls,
+        target: type,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        include: Iterable[str] | None = None,
+        exclude: Iterable[str] = (),
+        untyped: str = "fallback",
+        domain: Domain | None = None,
+    ) -> OpTable:
+        """Derive a table from the public methods and properties of ``target``.
+
+        Each public method (name not starting with ``_``) defined in Python
+        on ``target`` or a base class becomes an op calling it, with arguments
+        from the parameters: a type hint gives ``st.from_type`` (small
+        domains for ``int``, ``str``, ``bytes``, ``float`` and ``bool`` so
+        that threads collide: ``0..3``, ``"a".."c"``), a default without a
+        hint gives the default or a small value of its type, and a parameter
+        with neither gets small ints or strs (``untyped="fallback"``, noted
+        in :attr:`notes`) or skips the method (``untyped="skip"``).  Public
+        properties become read ops.  ``*args``/``**kwargs`` and keyword-only
+        parameters with defaults are left out.
+
+        Left out, with the reason in :attr:`skipped`: static and class
+        methods, generator and coroutine functions (their result is lazy),
+        methods implemented in C (inherited from ``dict``, ``list``...: name
+        them in ``overrides`` to test them), keyword-only parameters without
+        default, hints hypothesis cannot build.
+
+        ``overrides`` maps a method name to an :class:`Op` (used as is), a
+        strategy of argument tuples, a dict of per-parameter strategies, or
+        None (leave the method out).  ``include`` keeps only the named
+        methods (a name that is not a method of ``target`` is an error);
+        ``exclude`` leaves some out.  The ops' model is the class itself
+        (each op calls the method of the same name on the model state).
+        """
+        if not isinstance(target, type):
+            raise TypeError(f"from_class needs a class, not {target!r}")
+        if untyped not in ("fallback", "skip"):
+            raise ValueError(f"untyped must be 'fallback' or 'skip', not {untyped!r}")
+        over = dict(overrides or {})
+        excluded = set(exclude)
+        members = _public_members(target)
+        wanted = list(include) if include is not None else None
+        if wanted is not None:
+            unknown = [n for n in wanted if n not in members and n not in over]
+            if unknown:
+                raise MissingOpError(
+                    f"include= names what {target.__qualname__} does not have: {unknown}")
+        for name in over:
+            if name not in members and not hasattr(target, name):
+                raise MissingOpError(
+                    f"overrides= names {name!r}, which {target.__qualname__} does not have")
+        ops: list[Op] = []
+        skipped: list[tuple[str, str]] = []
+        notes: list[tuple[str, str]] = []
+        names = list(members)
+        names += [n for n in over if n not in members]
+        for name in names:
+            if wanted is not None and name not in wanted:
+                continue
+            if name in excluded:
+                skipped.append((name, "excluded by exclude="))
+                continue
+            if name in over:
+                spec = over[name]
+                if spec is None:
+                    skipped.append((name, "excluded by overrides"))
+                    continue
+                if isinstance(spec, Op):
+                    ops.append(spec)
+                    continue
+                if isinstance(spec, st.SearchStrategy) or callable(spec):
+                    ops.append(_method_op(name, spec))
+                    continue
+                if not isinstance(spec, Mapping):
+                    raise TypeError(f"overrides[{name!r}] must be an Op, a strategy of "
+                                    f"argument tuples, a dict of strategies or None")
+            attr = members.get(name)
+            per_param: Mapping[str, Any] = over.get(name) or {}
+            op, why, note = _derive(target, name, attr, per_param, untyped)
+            if op is None:
+                skipped.append((name, why))
+                continue
+            if note:
+                notes.append((name, note))
+            ops.append(op)
+        return cls(target.__qualname__, tuple(ops), domain or Domain(), source=target,
+                   skipped=tuple(skipped), notes=tuple(notes))
+
+
+def _has_all(target: object, op: Op) -> bool:
+    return all(hasattr(target, a) for a in op.required_attrs)
+
+
+def _describe(target: object) -> str:
+    if isinstance(target, type):
+        return f"class {target.__qualname__}"
+    return f"the {type(target).__qualname__} object under test"
+
+
+# --------------------------------------------------------------------------- from_class
+
+_SMALL: dict[Any, st.SearchStrategy[Any]] = {
+    bool: st.booleans(),
+    int: st.integers(0, 3),
+    float: st.sampled_from([0.0, 0.5, 1.0, 2.0]),
+    str: st.sampled_from("abc"),
+    bytes: st.sampled_from([b"a", b"b", b"c"]),
+    type(None): st.none(),
+}
+_UNTYPED: st.SearchStrategy[Any] = st.one_of(st.integers(0, 3), st.sampled_from("ab"))
+
+
+def _public_members(target: type) -> dict[str, Any]:
+    """name -> the raw class attribute, for public names, nearest class first."""
+    found: dict[str, Any] = {}
+    for klass in target.__mro__:
+        if klass is object:
+            continue
+        for name, value in vars(klass).items():
+            if name.startswith("_") or name in found:
+                continue
+            found[name] = (klass, value)
+    return found
+
+
+def _strategy_for(hint: Any) -> st.SearchStrategy[Any]:
+    """A small-domain strategy for a type hint (collisions make races)."""
+    if hint in _SMALL:
+        return _SMALL[hint]
+    if hint is Any:
+        return _UNTYPED
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return st.one_of(*(_strategy_for(a) for a in args))
+    if origin is typing.Literal:
+        return st.sampled_from(args)
+    if origin in (list, typing.List) and args:  # noqa: UP006
+        return st.lists(_strategy_for(args[0]), max_size=3)
+    if origin in (set, frozenset) and args:
+        return st.frozensets(_strategy_for(args[0]), max_size=3).map(origin)
+    if origin in (tuple, typing.Tuple) and args:  # noqa: UP006
+        if len(args) == 2 and args[1] is Ellipsis:
+            return st.lists(_strategy_for(args[0]), max_size=3).map(tuple)
+        return st.tuples(*(_strategy_for(a) for a in args))
+    if origin is dict and len(args) == 2:
+        return st.dictionaries(_strategy_for(args[0]), _strategy_for(args[1]), max_size=2)
+    return st.from_type(hint)
+
+
+def _from_default(default: Any) -> st.SearchStrategy[Any]:
+    small = _SMALL.get(type(default))
+    if small is None or default is None:
+        return st.just(default)
+    return st.one_of(st.just(default), small)
+
+
+def _method_op(name: str, args: Any, attr: bool = False) -> Op:
+    return Op(name, args, run=_read_attr(name) if attr else None, model=ClassCall(name, attr),
+              normalize=result_value)
+
+
+def _read_attr(name: str) -> Callable[[Any], Any]:
+    def run(obj: Any) -> Any:
+        return getattr(obj, name)
+
+    run.__name__ = f"read_{name}"
+    return run
+
+
+def _derive(target: type, name: str, member: tuple[type, Any] | None,
+            per_param: Mapping[str, Any], untyped: str) -> tuple[Op | None, str, str]:
+    """(op, "", note) or (None, why skipped, "")."""
+    if member is None:
+        return None, "not found on the class", ""
+    klass, raw = member
+    if isinstance(raw, staticmethod):
+        return None, "static method (does not act on the instance)", ""
+    if isinstance(raw, classmethod):
+        return None, "class method (does not act on the instance)", ""
+    if isinstance(raw, property) or type(raw).__name__ == "cached_property":
+        return _method_op(name, st.just(()), attr=True), "", ""
+    if not isinstance(raw, types.FunctionType):
+        if callable(raw) and klass.__module__ == "builtins":
+            return None, (f"implemented in C (inherited from {klass.__qualname__}); "
+                          "name it in overrides= to test it"), ""
+        if hasattr(raw, "__get__") and not callable(raw):
+            return None, f"descriptor of type {type(raw).__qualname__}", ""
+        if callable(raw):
+            return None, f"not a Python function ({type(raw).__qualname__})", ""
+        return None, "data attribute, not a method", ""
+    if inspect.isgeneratorfunction(raw) or inspect.isasyncgenfunction(raw):
+        return None, "generator function (its result is a lazy iterator)", ""
+    if inspect.iscoroutinefunction(raw):
+        return None, "coroutine function", ""
+    try:
+        sig = inspect.signature(raw)
+    except (TypeError, ValueError) as e:
+        return None, f"no signature ({e})", ""
+    try:
+        hints = typing.get_type_hints(raw)
+    except Exception as e:
+        hints = {}
+        hint_error = f"type hints unreadable ({e!r}); "
+    else:
+        hint_error = ""
+    params = list(sig.parameters.values())[1:]  # self
+    parts: list[st.SearchStrategy[Any]] = []
+    guessed: list[str] = []
+    for p in params:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.name in per_param:
+            parts.append(per_param[p.name])
+            continue
+        if p.kind is p.KEYWORD_ONLY:
+            if p.default is p.empty:
+                return None, f"keyword-only parameter {p.name!r} without default", ""
+            continue
+        if p.name in hints:
+            try:
+                strat = _strategy_for(hints[p.name])
+            except Exception as e:
+                return None, f"no strategy for parameter {p.name!r}: {e}", ""
+            parts.append(strat)
+        elif p.default is not p.empty:
+            parts.append(_from_default(p.default))
+        elif untyped == "skip":
+            return None, f"{hint_error}parameter {p.name!r} has no type hint and no default", ""
+        else:
+            parts.append(_UNTYPED)
+            guessed.append(p.name)
+    unknown = [k for k in per_param if k not in sig.parameters]
+    if unknown:
+        raise MissingOpError(f"overrides for {name!r} name unknown parameters {unknown}")
+    note = ""
+    if guessed:
+        note = (f"{hint_error}no type hint and no default for {guessed}: small ints or strs "
+                "(0..3, 'a', 'b')")
+    return _method_op(name, st.tuples(*parts)), "", note
 
 
 # --------------------------------------------------------------------------- registry
@@ -668,6 +986,17 @@ Every op naming one key declares it, so histories made only of those are
 checked key by key.  ``snapshot``/``copy`` results are compared as item lists,
 so insertion order is checked too.
 """
+
+def _catalogue(table: OpTable) -> OpTable:
+    """Mark a built-in table's ops optional, with their model spelled out: ``run``
+    where it wraps the call (the builtin model state accepts the same wrapper)."""
+    return table._with(
+        replace(op, optional=True, model=op.model if op.model is not None else op.run)
+        for op in table.ops)
+
+
+LIST_OPS = _catalogue(LIST_OPS)
+DICT_OPS = _catalogue(DICT_OPS)
 
 register_table("list", LIST_OPS)
 register_table("dict", DICT_OPS)
