@@ -100,6 +100,7 @@ cdef extern from "_list_array.h":
     Py_ssize_t ncl_iter_claim_run(Py_ssize_t *index, ncl_state *s, Py_ssize_t max,
                                   Py_ssize_t *want_out)
     void ncl_iter_exhaust(Py_ssize_t *index)
+    Py_ssize_t ncl_iter_claim_down(Py_ssize_t *index, Py_ssize_t max, Py_ssize_t *stop_out)
     int ncl_contains(PyObject *self, ncl_state *s, PyObject *value,
                      PyObject *(*item_ref)(PyObject *, Py_ssize_t) noexcept) except -1
     uint64_t ncl_read_version(ncl_state *s)
@@ -2389,17 +2390,27 @@ cdef class _ConcurrentListReverseIterator:
     """Reverse iterator: starts at len-1 and walks down; stops at the first
     index that is out of range when read (as list's reverse iterator).
 
-    Shared between threads, it hands out every index at most once: a thread
-    claims the index it reads with a CAS on _index (ncl_iter_claim).
+    Shared between threads, it hands out every index at most once: _index is
+    the next unclaimed index, moved only by a CAS.  The thread that created
+    the iterator (the owner) claims up to NCL_ITER_BATCH indices per CAS
+    (ncl_iter_claim_down) and walks down its claim (_stop, _cur] with no
+    atomic read-modify-write, reading each item when it hands it out; other
+    threads claim one index per next() (ncl_iter_claim).
     no_gc_clear: a finalizer must never find _lst reset under a live
     iterator (any cycle through the iterator goes through the list, whose
     tp_clear breaks it)."""
-    cdef ConcurrentList _lst  # None once exhausted (GIL builds only)
-    cdef Py_ssize_t _index    # next unclaimed index; -1: exhausted
+    cdef ConcurrentList _lst  # None once exhausted by its owner (GIL builds only)
+    cdef Py_ssize_t _index    # next unclaimed index; -1: exhausted (CAS)
+    cdef uintptr_t _owner     # never changes
+    cdef Py_ssize_t _cur      # owner only: its claim is (_stop, _cur]
+    cdef Py_ssize_t _stop
 
     def __cinit__(self, ConcurrentList lst):
         self._lst = lst
         self._index = len(lst) - 1
+        self._owner = ncl_thread_id()
+        self._cur = -1
+        self._stop = -1
 
     def __iter__(self):
         return self
@@ -2409,18 +2420,31 @@ cdef class _ConcurrentListReverseIterator:
         # __del__ that exhausts this iterator, which drops self._lst).
         cdef ConcurrentList lst = self._lst
         cdef PyObject *r = NULL
-        cdef Py_ssize_t i
+        cdef Py_ssize_t k
+        cdef bint owner = ncl_thread_id() == self._owner
         if lst is None:
             raise StopIteration
-        i = ncl_iter_claim(&self._index, 1, -1)
-        if i >= 0:
-            r = _item_ref(lst, i)
-            if r == NULL:
-                ncl_iter_exhaust(&self._index)
-        if r == NULL or i == 0:
-            if not NCC_FREE_THREADED:
-                self._lst = None   # see _ConcurrentListIterator.__cinit__
+        if owner:
+            k = self._cur
+            if k <= self._stop:
+                k = ncl_iter_claim_down(&self._index, NCL_ITER_BATCH, &self._stop)
+            if k >= 0:
+                # Out of the claim before the read: _item_ref may run a
+                # __del__ that calls next() here, which takes the next one.
+                self._cur = k - 1
+        else:
+            k = ncl_iter_claim(&self._index, 1, -1)
+        if k >= 0:
+            r = _item_ref(lst, k)
         if r == NULL:
+            if k >= 0:
+                ncl_iter_exhaust(&self._index)
+            if owner:
+                self._cur = self._stop   # the rest of the claim is out of range too
+                if not NCC_FREE_THREADED:
+                    # Only the owner drops the list (its claim is empty
+                    # now); see _ConcurrentListIterator.__cinit__.
+                    self._lst = None
             raise StopIteration
         return ncl_steal(r)
 
@@ -2428,7 +2452,11 @@ cdef class _ConcurrentListReverseIterator:
         cdef ConcurrentList lst = self._lst
         # Relaxed: a hint.
         cdef Py_ssize_t i = ncc_load_ssize_relaxed(&self._index)
-        if i < 0 or lst is None:
+        if lst is None:
+            return 0
+        if ncl_thread_id() == self._owner and self._cur > self._stop:
+            i = self._cur   # the owner's next index
+        if i < 0:
             return 0
         n = len(lst)
         return i + 1 if i < n else 0

@@ -548,6 +548,26 @@ static inline Py_ssize_t ncl_iter_claim_run(Py_ssize_t *index, ncl_state *s, Py_
     }
 }
 
+/* Claim a reverse run for the owner of a reverse iterator: the indices
+ * (i - w, i] for the cursor i and w = min(max, i + 1); returns i (-1:
+ * exhausted) and the claim's exclusive lower end in *stop_out.  seq_cst CAS:
+ * see ncl_iter_claim. */
+static inline Py_ssize_t ncl_iter_claim_down(Py_ssize_t *index, Py_ssize_t max,
+                                             Py_ssize_t *stop_out) {
+    /* Relaxed: only a first guess, the CAS below re-checks it. */
+    Py_ssize_t i = ncc_load_ssize_relaxed(index);
+    for (;;) {
+        if (i < 0) {
+            return -1;
+        }
+        Py_ssize_t w = i + 1 < max ? i + 1 : max;
+        if (ncc_cas_ssize(index, &i, i - w)) {
+            *stop_out = i - w;
+            return i;
+        }
+    }
+}
+
 /* Mark a shared cursor exhausted: every later claim fails.  seq_cst store;
  * pairs with the claimers' CAS (ncl_iter_claim). */
 static inline void ncl_iter_exhaust(Py_ssize_t *index) {
