@@ -102,7 +102,7 @@ wheel: $(FT_VENV)/.stamp-env  ## build a wheel for the free-threaded interpreter
 tsan:  ## threaded tests under ThreadSanitizer (builds a TSAN CPython once)
 	@bash tools/run_sanitized.sh thread $(if $(PYTEST_ARGS),-- $(PYTEST_ARGS))
 
-tsan-ci:  ## bounded TSAN subset (core, qsbr, one list and one dict race test)
+tsan-ci:  ## bounded TSAN subset (core, qsbr, list and dict race tests, shared list iterators)
 	@bash tools/run_sanitized.sh thread --ci
 
 asan:  ## whole suite under AddressSanitizer + UBSan (builds an ASAN CPython once)

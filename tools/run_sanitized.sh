@@ -16,8 +16,9 @@
 #            critical section really is suspended there (_core/faultinject.h).
 #
 # Selection:  default  thread: tests/test_core.py, test_qsbr.py, test_race_*.py and
-#                      the threaded tests (-k "thread or race or concurren") of
-#                      test_list*.py / test_dict*.py (not the race harness's
+#                      the threaded tests (-k "thread or race or concurren or
+#                      shared") of test_list*.py / test_dict*.py /
+#                      test_shared_*.py (not the race harness's
 #                      self-checks);  address, debug: all of tests/;
 #                      fault: the threaded, race, fault-injection and fuzz tests.
 #             --ci     the bounded subset recommended for CI (docs/development.md)
@@ -177,10 +178,15 @@ case "$MODE" in
                 tests/test_dict_threads.py tests/test_list_threads.py tests/test_fuzz_hostile.py)
         else
             # Bounded subset: the core and the reclamation domain, plus one mixed
-            # list and one mixed dict race test (all operations interleaved).
+            # list and one mixed dict race test (all operations interleaved),
+            # the list iterator's nested-next() read under a replacing writer
+            # (it showed issue 21's freed-item reports, defect 6) and the
+            # shared list iterators (issue 21).
             mapfile -t sel < <(existing tests/test_core.py tests/test_qsbr.py)
             for t in tests/test_race_list.py::test_race_list_mixed_operations \
-                     tests/test_race_dict.py::test_race_dict_per_key_operations_many_threads; do
+                     tests/test_race_dict.py::test_race_dict_per_key_operations_many_threads \
+                     tests/test_list_hostile.py::test_del_calling_next_from_inside_the_iterators_batched_read \
+                     tests/test_shared_list_objects.py::test_shared_iterator_with_a_concurrent_writer; do
                 grep -q "def ${t##*::}(" "${t%%::*}" 2>/dev/null && sel+=("$t")
             done
         fi
@@ -188,16 +194,16 @@ case "$MODE" in
     default)
         if [[ "$KIND" == thread ]]; then
             mapfile -t files < <(existing tests/test_core.py tests/test_qsbr.py tests/test_race_*.py \
-                tests/test_list*.py tests/test_dict*.py)
+                tests/test_list*.py tests/test_dict*.py tests/test_shared_*.py)
             # The *_campaign_catches_unlocked_compound_op tests check that the
             # race harness finds deliberately unlocked pure-Python compound
             # operations: no C code of ours races there, and under TSAN they
             # take half the run (60-70 s each); the normal suite runs them.
-            sel=("${files[@]}" -k "(core or qsbr or race or thread or concurren or parallel) and not campaign_catches")
+            sel=("${files[@]}" -k "(core or qsbr or race or thread or concurren or parallel or shared) and not campaign_catches")
         elif [[ "$KIND" == fault ]]; then
             mapfile -t files < <(existing tests/test_fault_injection.py tests/test_fuzz_hostile.py \
-                tests/test_race_*.py tests/test_list*.py tests/test_dict*.py)
-            sel=("${files[@]}" -k "(fault or race or thread or concurren or parallel or fuzz) and not campaign_catches")
+                tests/test_race_*.py tests/test_list*.py tests/test_dict*.py tests/test_shared_*.py)
+            sel=("${files[@]}" -k "(fault or race or thread or concurren or parallel or fuzz or shared) and not campaign_catches")
         else
             sel=(tests)
         fi

@@ -97,6 +97,11 @@ cdef extern from "_list_array.h":
                             Py_ssize_t max, uint64_t *rv_out, PyObject *match, int *matched)
     bint ncl_run_still_valid(ncl_state *s, uint64_t rv)
     Py_ssize_t ncl_iter_take_batch(ncl_iter_state *st, PyObject **out)
+    Py_ssize_t ncl_iter_claim(Py_ssize_t *index, Py_ssize_t want, int step)
+    Py_ssize_t ncl_iter_claim_run(Py_ssize_t *index, ncl_state *s, Py_ssize_t max,
+                                  Py_ssize_t *want_out)
+    void ncl_iter_exhaust(Py_ssize_t *index)
+    Py_ssize_t ncl_iter_claim_down(Py_ssize_t *index, Py_ssize_t max, Py_ssize_t *stop_out)
     int ncl_contains(PyObject *self, ncl_state *s, PyObject *value,
                      PyObject *(*item_ref)(PyObject *, Py_ssize_t) noexcept) except -1
     uint64_t ncl_read_version(ncl_state *s)
@@ -107,6 +112,7 @@ cdef extern from "_list_array.h":
         Py_ssize_t bstart
         Py_ssize_t bpos
         Py_ssize_t blen
+        Py_ssize_t bend
         uint64_t brv
         PyObject *buf[1]
     enum:
@@ -2234,22 +2240,30 @@ cdef object _heap_op(ConcurrentList self, int kind, object item):
 
 
 @cython.final
+@cython.no_gc_clear
 cdef class _ConcurrentListIterator:
     """Forward iterator: yields, for k = 0, 1, ..., the item at index k at the
     moment it is yielded; stops at the first k >= len at that moment.
 
-    Items are read in runs of up to NCL_ITER_BATCH (ncl_read_run: one read
-    region, one validation), into a buffer of references that only the
-    thread that created the iterator uses.  A buffered item is yielded only
-    while the run is still valid (no structural change and no value
-    replacement since it was read; appends do not count), so it is the item
-    at that index at that moment, exactly as an item-by-item read; otherwise
-    the rest of the buffer is dropped and re-read.  Other threads that call
-    next() on the same iterator read item by item (a shared iterator may
-    yield an item twice, as CPython's list iterator on 3.13t).  The fast path
-    of next() is C (ncl_iter_fast_next, installed as tp_iternext in front
-    of __next__, which is the slow path)."""
-    cdef ConcurrentList _lst  # None once exhausted (GIL builds only)
+    Shared between threads, it hands out every index at most once (as
+    list's iterator did under the GIL): `index` is the next unclaimed index,
+    and a thread claims indices only with a CAS on it (ncl_iter_claim).  The
+    thread that created the iterator (the owner) claims runs of up to
+    NCL_ITER_BATCH indices and reads them in one step (ncl_read_run: one
+    read region, one validation) into a buffer of references that only it
+    uses; a buffered item is yielded only while the run is still valid (no
+    structural change and no value replacement since it was read; appends do
+    not count), so it is the item at that index at that moment, exactly as
+    an item-by-item read; otherwise the rest of the buffer is dropped and its
+    indices (still the owner's) are read again.  Other threads claim and read
+    one index per next().  The fast path of next() is C (ncl_iter_fast_next,
+    installed as tp_iternext in front of __next__, which is the slow path).
+
+    no_gc_clear: the GC must never reset _lst while the state points into the
+    list (ncl_iter_state.ls); the patched tp_clear (ncl_iter_clear) only drops
+    the read-ahead references, and the list's own tp_clear breaks any cycle
+    through the list."""
+    cdef ConcurrentList _lst  # None once exhausted by its owner (GIL builds only)
     cdef ncl_iter_state _it
 
     def __cinit__(self, ConcurrentList lst):
@@ -2265,6 +2279,7 @@ cdef class _ConcurrentListIterator:
         self._it.bstart = 0
         self._it.bpos = 0
         self._it.blen = 0
+        self._it.bend = 0
 
     def __dealloc__(self):
         self._drop_batch()
@@ -2282,115 +2297,188 @@ cdef class _ConcurrentListIterator:
     def __iter__(self):
         return self
 
-    cdef PyObject *_next_batched(self, Py_ssize_t i) noexcept:
-        """New reference to the item at index i (NULL: out of range), from a
-        fresh run (the buffered case is ncl_iter_fast_next)."""
-        cdef Py_ssize_t got
-        cdef PyObject *r
+    cdef PyObject *_refill(self, ConcurrentList lst) noexcept:
+        """Owner thread, buffer empty: new reference to the item at the next
+        index the owner has claimed (claiming a new run first if it has none
+        left), read with a fresh run; NULL: out of range (the caller marks
+        the iterator exhausted).  Every point that can run Python code (the
+        drops inside ncl_read_run and _item_ref) is reached with the state
+        consistent: the index being read is already out of the owner's
+        claim, or the owner is cleared while the buffer is written."""
+        cdef Py_ssize_t got, want
         cdef uint64_t brv
         cdef int matched = 0
         cdef uintptr_t me = self._it.owner
-        # A __del__ run by dropping the stale batch may call next() on this
-        # very iterator, which then leaves a batch of its own: drop until
-        # empty, or the read below overwrites (leaks) its references.  (That
-        # nested call yields index i itself; this call yields it again, as
-        # a shared iterator may.)
-        while self._it.blen:
-            self._drop_batch()
+        cdef Py_ssize_t k = self._it.bstart
+        if k >= self._it.bend:
+            k = ncl_iter_claim_run(&self._it.index, &lst._s, NCL_ITER_BATCH, &want)
+            if k < 0:
+                return NULL
+            self._it.bstart = k
+            self._it.bend = k + want
         # The run is read straight into the iterator's buffer (a copy from a
         # buffer of this call's own cost a fifth of the time per item), so
         # while it is read the iterator has no owner: a failed attempt inside
         # ncl_read_run drops the references it took, one of them may be the
         # last (a writer replaced the item meanwhile), and its __del__ may
         # call next() on this very iterator.  That call then takes the path
-        # of a foreign thread (item by item, the buffer untouched), so it
-        # can neither refill the buffer under the read nor have its batch
-        # released by it.  Relaxed stores: see ncl_iter_fast_next.
+        # of a foreign thread (it claims an index past this claim and reads
+        # it item by item, the buffer untouched), so it can neither refill
+        # the buffer under the read nor have its batch released by it.
+        # Relaxed stores: see ncl_iter_fast_next.
         ncc_store_ptr_relaxed(<void **>&self._it.owner, NULL)
-        got = ncl_read_run(<PyObject *>self._lst, self._it.ls, i, self._it.buf, NCL_ITER_BATCH,
+        got = ncl_read_run(<PyObject *>lst, &lst._s, k, self._it.buf, self._it.bend - k,
                            &brv, NULL, &matched)
         ncc_store_ptr_relaxed(<void **>&self._it.owner, <void *>me)
         if got < 0:
-            return _item_ref(self._lst, i)   # disturbed: item by item, lock last
+            # Disturbed: this index alone, item by item (lock last).  Taken
+            # out of the claim first: _item_ref may run a __del__ that calls
+            # next() here, which then reads the index after it.
+            self._it.bstart = k + 1
+            return _item_ref(lst, k)
         if got == 0:
             return NULL
         self._it.brv = brv
-        self._it.bstart = i
+        self._it.bstart = k
         self._it.blen = got
         self._it.bpos = 1
         return self._it.buf[0]
 
     def __next__(self):
         # The slow path (the C fast path ncl_iter_fast_next runs first).
-        # Relaxed: a shared iterator may yield an item twice, never crash.
-        cdef Py_ssize_t i = ncc_load_ssize_relaxed(&self._it.index)
+        # `lst`: a strong reference for the whole call.  A __del__ run below
+        # (a dropped read-ahead reference, a failed try-incref) may call
+        # next() on this iterator and exhaust it, and on GIL builds that
+        # drops self._lst, possibly the list's last reference: the state
+        # this call reads (lst._s) must stay alive until it returns.
+        cdef ConcurrentList lst = self._lst
         cdef PyObject *r
-        # Relaxed: the owner clears the field while it refills (_next_batched).
-        cdef bint owner = ncl_thread_id() == <uintptr_t>ncc_load_ptr_relaxed(<void **>&self._it.owner)
-        if i < 0:
-            if not NCC_FREE_THREADED:
-                self._lst = None
+        cdef PyObject *tmp[NCL_ITER_BATCH]
+        cdef PyObject *tmp2[NCL_ITER_BATCH]
+        cdef Py_ssize_t ndrop, i, ndrop2 = 0
+        if lst is None:
             raise StopIteration
-        if owner:
-            r = self._next_batched(i)
+        # Relaxed: the owner clears the field while it refills (_refill).
+        if ncl_thread_id() == <uintptr_t>ncc_load_ptr_relaxed(<void **>&self._it.owner):
+            # The rest of a stale batch (or nothing): the owner keeps the
+            # claim on those indices and reads them again.  The references
+            # are released only once the state is consistent again, at the
+            # end (their __del__ may call next() here).
+            ndrop = ncl_iter_take_batch(&self._it, tmp)
+            r = self._refill(lst)
+            if r == NULL:
+                # Out of range: exhausted.  The rest of the owner's claim is
+                # dropped (its indices are past the end too), and so is a
+                # batch that a nested next() (from a __del__ inside _refill)
+                # may have left: the buffer is empty whenever _lst is None.
+                ndrop2 = ncl_iter_take_batch(&self._it, tmp2)
+                self._it.bstart = self._it.bend
+                ncl_iter_exhaust(&self._it.index)
+                if not NCC_FREE_THREADED:
+                    self._lst = None   # see __cinit__; `lst` holds it until we return
+            _release(tmp, ndrop)
+            _release(tmp2, ndrop2)
         else:
-            r = _item_ref(self._lst, i)
+            i = ncl_iter_claim(&self._it.index, 1, 1)
+            r = _item_ref(lst, i) if i >= 0 else NULL
+            if r == NULL and i >= 0:
+                ncl_iter_exhaust(&self._it.index)
+            # Only the owner drops _lst (GIL builds): its buffer, which
+            # the fast path reads through the state, may be non-empty.
         if r == NULL:
-            ncc_store_ssize_relaxed(&self._it.index, -1)
-            if owner:
-                self._drop_batch()
-            if not NCC_FREE_THREADED:
-                self._lst = None   # see __cinit__
             raise StopIteration
-        ncc_store_ssize_relaxed(&self._it.index, i + 1)
         return ncl_steal(r)
 
     def __length_hint__(self):
+        cdef ConcurrentList lst = self._lst
+        # Relaxed: a hint.
         cdef Py_ssize_t i = ncc_load_ssize_relaxed(&self._it.index)
+        if lst is None:
+            return 0
+        if ncl_thread_id() == <uintptr_t>ncc_load_ptr_relaxed(<void **>&self._it.owner):
+            if self._it.bstart + self._it.bpos < self._it.bend:
+                i = self._it.bstart + self._it.bpos   # the owner's next index
         if i < 0:
             return 0
-        n = len(self._lst) - i if self._lst is not None else 0
+        n = len(lst) - i
         return n if n > 0 else 0
 
 
 @cython.final
+@cython.no_gc_clear
 cdef class _ConcurrentListReverseIterator:
     """Reverse iterator: starts at len-1 and walks down; stops at the first
-    index that is out of range when read (as list's reverse iterator)."""
-    cdef ConcurrentList _lst
-    cdef Py_ssize_t _index
+    index that is out of range when read (as list's reverse iterator).
+
+    Shared between threads, it hands out every index at most once: _index is
+    the next unclaimed index, moved only by a CAS.  The thread that created
+    the iterator (the owner) claims up to NCL_ITER_BATCH indices per CAS
+    (ncl_iter_claim_down) and walks down its claim (_stop, _cur] with no
+    atomic read-modify-write, reading each item when it hands it out; other
+    threads claim one index per next() (ncl_iter_claim).
+    no_gc_clear: a finalizer must never find _lst reset under a live
+    iterator (any cycle through the iterator goes through the list, whose
+    tp_clear breaks it)."""
+    cdef ConcurrentList _lst  # None once exhausted by its owner (GIL builds only)
+    cdef Py_ssize_t _index    # next unclaimed index; -1: exhausted (CAS)
+    cdef uintptr_t _owner     # never changes
+    cdef Py_ssize_t _cur      # owner only: its claim is (_stop, _cur]
+    cdef Py_ssize_t _stop
 
     def __cinit__(self, ConcurrentList lst):
         self._lst = lst
         self._index = len(lst) - 1
+        self._owner = ncl_thread_id()
+        self._cur = -1
+        self._stop = -1
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        cdef Py_ssize_t i = ncc_load_ssize_relaxed(&self._index)
-        cdef PyObject *r
-        if i < 0:
-            if not NCC_FREE_THREADED:
-                self._lst = None
+        # `lst`: a strong reference for the whole call (_item_ref may run a
+        # __del__ that exhausts this iterator, which drops self._lst).
+        cdef ConcurrentList lst = self._lst
+        cdef PyObject *r = NULL
+        cdef Py_ssize_t k
+        cdef bint owner = ncl_thread_id() == self._owner
+        if lst is None:
             raise StopIteration
-        r = _item_ref(self._lst, i)
+        if owner:
+            k = self._cur
+            if k <= self._stop:
+                k = ncl_iter_claim_down(&self._index, NCL_ITER_BATCH, &self._stop)
+            if k >= 0:
+                # Out of the claim before the read: _item_ref may run a
+                # __del__ that calls next() here, which takes the next one.
+                self._cur = k - 1
+        else:
+            k = ncl_iter_claim(&self._index, 1, -1)
+        if k >= 0:
+            r = _item_ref(lst, k)
         if r == NULL:
-            ncc_store_ssize_relaxed(&self._index, -1)
-            if not NCC_FREE_THREADED:
-                self._lst = None   # see __cinit__
+            if k >= 0:
+                ncl_iter_exhaust(&self._index)
+            if owner:
+                self._cur = self._stop   # the rest of the claim is out of range too
+                if not NCC_FREE_THREADED:
+                    # Only the owner drops the list (its claim is empty
+                    # now); see _ConcurrentListIterator.__cinit__.
+                    self._lst = None
             raise StopIteration
-        ncc_store_ssize_relaxed(&self._index, i - 1)
-        if i == 0:
-            if not NCC_FREE_THREADED:
-                self._lst = None   # see __cinit__
         return ncl_steal(r)
 
     def __length_hint__(self):
+        cdef ConcurrentList lst = self._lst
+        # Relaxed: a hint.
         cdef Py_ssize_t i = ncc_load_ssize_relaxed(&self._index)
+        if lst is None:
+            return 0
+        if ncl_thread_id() == self._owner and self._cur > self._stop:
+            i = self._cur   # the owner's next index
         if i < 0:
             return 0
-        n = len(self._lst) if self._lst is not None else 0
+        n = len(lst)
         return i + 1 if i < n else 0
 
 

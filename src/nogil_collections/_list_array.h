@@ -457,48 +457,129 @@ static inline int ncl_run_still_valid(ncl_state *s, uint64_t rv) {
 /* Items a forward iterator (and `in`) reads per validation. */
 #define NCL_ITER_BATCH 32
 
-/* The forward iterator's state (a field of _ConcurrentListIterator).  The
- * batch fields are touched only by the thread that created the iterator
- * (`owner`); `index` is shared (relaxed loads and stores: a shared iterator
- * may yield an item twice, never crash). */
+/* The forward iterator's state (a field of _ConcurrentListIterator).
+ *
+ * Shared-iterator invariant (docs/design.md, "Shared iterators"): every
+ * index is handed out by at most one next() call.  `index` is the next
+ * UNCLAIMED index (-1 once exhausted); a thread claims indices only by a
+ * CAS that moves it forward (ncl_iter_claim), so two claims never overlap.
+ * The thread that created the iterator (`owner`) claims a range of up to
+ * NCL_ITER_BATCH indices at once, [bstart + bpos, bend), and hands them out
+ * from its read-ahead buffer with no atomic read-modify-write (the fast
+ * path below); any other thread claims one index per next().  The fields
+ * other than `index` and `owner` are touched only by the owner thread (and
+ * by the GC, with the world stopped). */
 typedef struct {
-    Py_ssize_t index;          /* next index; -1 once exhausted */
+    Py_ssize_t index;          /* next unclaimed index; -1 once exhausted (CAS) */
     uintptr_t owner;
     ncl_state *ls;             /* the list's state; the iterator holds the list */
     Py_ssize_t bstart;         /* buf[j] holds the item read at index bstart + j */
     Py_ssize_t bpos;           /* buf[0:bpos] handed out, buf[bpos:blen] owned */
     Py_ssize_t blen;
+    Py_ssize_t bend;           /* the owner's claim ends here: bstart + blen <= bend */
     uint64_t brv;              /* the replace_seq the run was validated against */
     PyObject *buf[NCL_ITER_BATCH];
 } ncl_iter_state;
 
-/* The fast path of next(): 1 and a new reference in *out to the buffered
- * item at the current index if the calling thread owns the batch, the index
- * is the next buffered one, and the run is still valid (ncl_run_still_valid:
- * the item is the one at that index now); else 0 (the caller takes the slow
- * path, which refills or raises).  A flag rather than a NULL result: a
- * buffered item is never NULL, and the caller then needs no test of it. */
+/* The fast path of next(): 1 and a new reference in *out to the next
+ * buffered item if the calling thread owns the batch and the run is still
+ * valid (ncl_run_still_valid: the item is the one at that index now); else
+ * 0 (the caller takes the slow path, which refills or raises).  The owner
+ * claimed the buffered indices when it read them (ncl_iter_claim), so
+ * handing one out needs no atomic read-modify-write.  A flag rather than a
+ * NULL result: a buffered item is never NULL, and the caller then needs no
+ * test of it. */
 static inline int ncl_iter_fast_next(ncl_iter_state *st, PyObject **out) {
-    /* Relaxed; see the struct comment. */
-    Py_ssize_t i = ncc_load_ssize_relaxed(&st->index);
+    /* owner first, relaxed: the owner clears it while it refills the buffer
+     * (see _refill) and restores it; a foreign thread only compares it with
+     * its own id, and then never reads the owner-only fields below. */
+    if ((uintptr_t)ncc_load_ptr_relaxed((void **)&st->owner) != ncl_thread_id()) {
+        return 0;
+    }
     Py_ssize_t p = st->bpos;
-    /* owner: relaxed (the owner clears it while it refills the buffer, see
-     * _next_batched; a foreign thread only compares it with its own id). */
-    if (i != st->bstart + p || p >= st->blen
-            || (uintptr_t)ncc_load_ptr_relaxed((void **)&st->owner) != ncl_thread_id()
-            || !ncl_run_still_valid(st->ls, st->brv)) {
+    if (p >= st->blen || !ncl_run_still_valid(st->ls, st->brv)) {
         return 0;
     }
     st->bpos = p + 1;
-    ncc_store_ssize_relaxed(&st->index, i + 1);
     *out = st->buf[p];
     return 1;
 }
 
+/* Claim up to `want` (>= 1) consecutive indices of a shared iterator's
+ * cursor `*index` (forward: step +1, reverse: step -1): returns the first
+ * one, or -1 if the iterator is exhausted.  seq_cst CAS; it pairs with the
+ * other claimers' CASes and with the exhausting store (ncl_iter_exhaust):
+ * all of them are read-modify-writes or stores of one location, so they
+ * are totally ordered, and no two claims overlap.  A forward claim takes
+ * [i, i + want); a reverse one (want is 1) takes i. */
+static inline Py_ssize_t ncl_iter_claim(Py_ssize_t *index, Py_ssize_t want, int step) {
+    /* Relaxed: only a first guess, the CAS below re-checks it. */
+    Py_ssize_t i = ncc_load_ssize_relaxed(index);
+    for (;;) {
+        if (i < 0) {
+            return -1;
+        }
+        if (ncc_cas_ssize(index, &i, step > 0 ? i + want : i - 1)) {
+            return i;
+        }
+    }
+}
+
+/* Claim a forward run for the owner: as many indices as the list has from
+ * the cursor on (at least 1, at most `max`), so that a claim does not reach
+ * past the end of an unchanged list; *want_out gets the number claimed. */
+static inline Py_ssize_t ncl_iter_claim_run(Py_ssize_t *index, ncl_state *s, Py_ssize_t max,
+                                            Py_ssize_t *want_out) {
+    /* Relaxed: only a first guess, the CAS below re-checks it. */
+    Py_ssize_t i = ncc_load_ssize_relaxed(index);
+    for (;;) {
+        if (i < 0) {
+            return -1;
+        }
+        /* Relaxed: only sizes the claim; the run read validates what it
+         * reads. */
+        Py_ssize_t want = ncc_load_ssize_relaxed(&s->size) - i;
+        want = want < 1 ? 1 : want > max ? max : want;
+        /* seq_cst CAS: see ncl_iter_claim. */
+        if (ncc_cas_ssize(index, &i, i + want)) {
+            *want_out = want;
+            return i;
+        }
+    }
+}
+
+/* Claim a reverse run for the owner of a reverse iterator: the indices
+ * (i - w, i] for the cursor i and w = min(max, i + 1); returns i (-1:
+ * exhausted) and the claim's exclusive lower end in *stop_out.  seq_cst CAS:
+ * see ncl_iter_claim. */
+static inline Py_ssize_t ncl_iter_claim_down(Py_ssize_t *index, Py_ssize_t max,
+                                             Py_ssize_t *stop_out) {
+    /* Relaxed: only a first guess, the CAS below re-checks it. */
+    Py_ssize_t i = ncc_load_ssize_relaxed(index);
+    for (;;) {
+        if (i < 0) {
+            return -1;
+        }
+        Py_ssize_t w = i + 1 < max ? i + 1 : max;
+        if (ncc_cas_ssize(index, &i, i - w)) {
+            *stop_out = i - w;
+            return i;
+        }
+    }
+}
+
+/* Mark a shared cursor exhausted: every later claim fails.  seq_cst store;
+ * pairs with the claimers' CAS (ncl_iter_claim). */
+static inline void ncl_iter_exhaust(Py_ssize_t *index) {
+    ncc_store_ssize(index, -1);
+}
+
 /* Owner thread only: empty the batch, moving the references it still owns
  * into `out` (at least NCL_ITER_BATCH slots); returns their number.  The
- * caller releases them once the state is consistent again (a __del__ may
- * call next() on the same iterator). */
+ * owner keeps its claim on those indices (bstart moves to the first of
+ * them), so the next refill reads them again.  The caller releases the
+ * references once the state is consistent again (a __del__ may call next()
+ * on the same iterator). */
 static inline Py_ssize_t ncl_iter_take_batch(ncl_iter_state *st, PyObject **out) {
     Py_ssize_t m = st->blen - st->bpos;
     if (m > 0) {
@@ -506,6 +587,7 @@ static inline Py_ssize_t ncl_iter_take_batch(ncl_iter_state *st, PyObject **out)
     } else {
         m = 0;
     }
+    st->bstart += st->bpos;
     st->bpos = st->blen = 0;
     return m;
 }
