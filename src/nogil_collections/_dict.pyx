@@ -922,6 +922,7 @@ cdef class ConcurrentDict:
         the lookups of one _apply_batch).  key must stay alive as long as m."""
         cdef int r, cmp, stuck = 0
         cdef PyObject *stored
+        cdef uint64_t version
         p.resume = NCD_FRESH
         p.memo = m
         while True:
@@ -935,8 +936,15 @@ cdef class ConcurrentDict:
                 # writes to this dict on every call cannot restart us forever).
                 stuck = 0
                 stored = p.eqkey
+                version = self._h.w.version
                 cmp = _eq_steal(p.eqkey, key)
-                ncd_eq_memo_add(p, <PyObject *>key, stored, cmp)
+                # Only an answer during which a write ran is kept: only such
+                # a call can cause a restart, and the bound needs just that
+                # one new answer per restart (docs/design.md).  Keeping every
+                # answer made a batch of n keys colliding with m stored ones
+                # hold n*m answers (512 MiB for 3000 x 3000).
+                if self._h.w.version != version:
+                    ncd_eq_memo_add(p, <PyObject *>key, stored, cmp)
                 p.resume = NCD_RESUME_EQ if cmp else NCD_RESUME_NE
                 continue
             # Under the lock a retry without an __eq__ in between cannot
