@@ -219,3 +219,24 @@ def test_code_without_source_is_reported() -> None:
         check_scenario(scenario, namespace["ExecCounter"], ops, CounterSpec, repetitions=200,
                        executor="controlled", seed=0)
     assert "<exec-counter>:" in str(exc.value) and "in ExecCounter.incr" in str(exc.value)
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_a_normalize_failing_on_the_model_result_is_named(executor: str) -> None:
+    # normalize= works on the real result (run wraps it) but not on the
+    # model's: before the fix the checker's _step let the AttributeError out
+    # as an anonymous traceback (the executors already named theirs).
+    class Wrapped:
+        def __init__(self, v: Any) -> None:
+            self.v = v
+
+    ops = OpTable("dict", (
+        Op("setitem", st.tuples(st.just(1), st.integers(0, 3)),
+           run=lambda d, k, v: d.__setitem__(k, v), model=lambda d, k, v: d.__setitem__(k, v)),
+        Op("get", st.tuples(st.just(1)), run=lambda d, k: Wrapped(d.get(k)),
+           model=lambda d, k: d.get(k), normalize=lambda r: r.v, mutates=False),
+    ))
+    with pytest.raises(ExecutorError, match="the normalize= function of op 'get' raised "
+                       "AttributeError on the model's result None"):
+        explore(lambda init: dict(init), ops, dict, threads=2, ops_per_thread=1, examples=3,
+                repetitions=1, executor=executor, seed=0)

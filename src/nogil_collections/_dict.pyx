@@ -542,6 +542,12 @@ cdef extern from *:
                               uintptr_t *bias, int *busy) nogil
 
 
+cdef enum:
+    # compare_and_set: restarts after a write during the value's __eq__
+    # before only identity is used (as the list's NCL_FIND_RESTARTS).
+    NCD_CAS_RESTARTS = 8
+
+
 @cython.final
 cdef class _SnapshotIter:
     """Iterator over a consistent snapshot (a _Scratch of new references).
@@ -916,6 +922,7 @@ cdef class ConcurrentDict:
         the lookups of one _apply_batch).  key must stay alive as long as m."""
         cdef int r, cmp, stuck = 0
         cdef PyObject *stored
+        cdef uint64_t version
         p.resume = NCD_FRESH
         p.memo = m
         while True:
@@ -929,8 +936,15 @@ cdef class ConcurrentDict:
                 # writes to this dict on every call cannot restart us forever).
                 stuck = 0
                 stored = p.eqkey
+                version = self._h.w.version
                 cmp = _eq_steal(p.eqkey, key)
-                ncd_eq_memo_add(p, <PyObject *>key, stored, cmp)
+                # Only an answer during which a write ran is kept: only such
+                # a call can cause a restart, and the bound needs just that
+                # one new answer per restart (docs/design.md).  Keeping every
+                # answer made a batch of n keys colliding with m stored ones
+                # hold n*m answers (512 MiB for 3000 x 3000).
+                if self._h.w.version != version:
+                    ncd_eq_memo_add(p, <PyObject *>key, stored, cmp)
                 p.resume = NCD_RESUME_EQ if cmp else NCD_RESUME_NE
                 continue
             # Under the lock a retry without an __eq__ in between cannot
@@ -1573,6 +1587,12 @@ cdef class ConcurrentDict:
         cdef PyObject *equal_value = NULL
         cdef list compared = None
         cdef object held
+        # Restarts caused by a write during the value's __eq__: after
+        # NCD_CAS_RESTARTS of them only identity is used, as the list's
+        # compare_and_set does (an __eq__ that stores a new value under this
+        # very key on every call would otherwise restart forever, and
+        # `compared` would grow without bound).
+        cdef int restarts = 0
         with cython.critical_section(self._wlock):
             while True:
                 if self._find_locked(key, h, &p) == NCD_MISS:
@@ -1585,6 +1605,8 @@ cdef class ConcurrentDict:
                     return False
                 cur = ncd_entry_at(self._h.table, p.ix).value
                 if cur != <PyObject *>expected and cur != equal_value:
+                    if restarts >= NCD_CAS_RESTARTS:
+                        return False    # identity only (see `restarts`)
                     # Sampled before anything that can suspend the
                     # section (the list allocation may run the GC).
                     version = self._h.w.version
@@ -1602,6 +1624,7 @@ cdef class ConcurrentDict:
                         # __eq__ let a write in: look the key up again;
                         # if it still holds this value, it is equal.
                         equal_value = cur   # kept alive by `compared`
+                        restarts += 1
                         continue
                 if new is _ABSENT:
                     self._delete_at(&p, &okey, &old)

@@ -371,9 +371,10 @@ typedef struct ncd_eq_memo {
  * SAME object, and reaching it through an index slot means it is live.  The
  * looked-up key is kept alive by the caller for the whole memo's life (one
  * lookup, or _apply_batch's `keys` list), so its pointer names one object.
- * Every __eq__ call adds an answer and none is forgotten while `tseq` holds
- * (the array grows), so each walk after a restart calls __eq__ only for
- * entries it has not compared yet: the lookup ends unless __eq__ keeps adding
+ * Every __eq__ call during which a write ran (the only calls that can cause
+ * a restart; _find_memo) adds an answer, and none is forgotten while `tseq`
+ * holds (the array grows), so each walk after a restart asks again only
+ * questions whose call let no write in: the lookup ends unless __eq__ keeps adding
  * colliding keys or replacing the table, which makes CPython's dict restart
  * too (docs/design.md, "Restarts after a concurrent write: the bounds").
  * Only answers from before the latest restart are searched: a first walk,

@@ -259,7 +259,16 @@ def _step(model: Model, state: Any, op: Op, call: Call) -> tuple[Any, _Outcome]:
         raise
     except Exception as e:
         return state, _Outcome(type(e), None, exc_text(e))
-    return state, _Outcome(None, op.norm(value))
+    try:
+        return state, _Outcome(None, op.norm(value))
+    except Exception as e:
+        # As the executors' normalized(): an error in the op table is named,
+        # never an anonymous traceback from the checker.
+        from nogil_collections.testing._executor import ExecutorError
+
+        raise ExecutorError(
+            f"the normalize= function of op {op.name!r} raised {type(e).__name__} on the "
+            f"model's result {safe_repr(value)}: {exc_text(e)}") from e
 
 
 # --------------------------------------------------------------------------- search
