@@ -213,15 +213,20 @@ cdef object _ABSENT = ABSENT
 cdef object _MISSING = object()
 
 
+cdef extern from "messages.h":
+    Py_hash_t ncc_dict_key_hash(PyObject *key) except? -1
+
+
 cdef inline Py_hash_t _hash(object key) except? -1:
-    # The cached hash of an exact str, without a call; else hash(key) (which
-    # raises "unhashable type: ..." itself).
+    # The cached hash of an exact str, without a call; else hash(key), with
+    # the builtin dict's message for an unhashable key on this Python version
+    # (_core/messages.h).
     cdef Py_hash_t h
     if PyUnicode_CheckExact(key):
         h = ncd_str_cached_hash(<PyObject *>key)
         if h != -1:
             return h
-    return PyObject_Hash(key)
+    return ncc_dict_key_hash(<PyObject *>key)
 
 
 cdef inline int _grow_log2(Py_ssize_t used, Py_ssize_t extra):
@@ -917,6 +922,14 @@ cdef class ConcurrentDict:
         # Also reached through _fast_pop (borrowed arguments, see below).
         cdef PyObject *okey = NULL
         cdef PyObject *oval = NULL
+        # As dict.pop: an empty dict answers without hashing the key, so an
+        # unhashable key gives KeyError / the default, not TypeError
+        # (pop_lock_held, Objects/dictobject.c).  Relaxed, as len(): the dict
+        # was empty when this load read it.
+        if ncc_load_ssize_relaxed(&self._h.w.used) == 0:
+            if default is _MISSING:
+                raise KeyError(key)
+            return default
         self._delete_key(key, &okey, &oval)
         if oval != NULL:
             Py_XDECREF(okey)

@@ -121,6 +121,9 @@ cdef extern from "_list_array.h":
     Py_ssize_t ncl_take_read_retries()
     void ncl_mutant_spin(double seconds)
 
+cdef extern from "messages.h":
+    bint NCC_LIST_INDEX_NOT_FOUND_FIXED
+
 cdef extern from *:
     """
     /* Return a new reference unchanged: lets Cython take ownership of a
@@ -1190,6 +1193,9 @@ cdef class ConcurrentList:
             if PyObject_RichCompareBool(item, value, Py_EQ):
                 return i
             i += 1
+        # list.index's message on this Python version (_core/messages.h).
+        if NCC_LIST_INDEX_NOT_FOUND_FIXED:
+            raise ValueError("list.index(x): x not in list")
         raise ValueError(f"{value!r} is not in list")
 
     def count(self, value, /):
