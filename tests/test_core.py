@@ -3,6 +3,7 @@ regions), exercised through the private _selftest module."""
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import time
@@ -430,3 +431,103 @@ def test_benchmarks_smoke() -> None:
     assert 0 <= st.bench_empty_loop(10_000) < 10_000
     assert 0 < st.bench_fence(10_000) < 10_000
     assert 0 < make_array(4).bench_get(10_000) < 100_000
+
+
+# ------------------------------------------- CPython internals we rely on
+# One test per row of docs/design.md, "CPython internals: assumptions and
+# where they rest": each checks the interpreter itself (not our code's view of
+# it), so a CPython release that changes the fact fails here first.
+
+
+@ft_build_only
+def test_assumption_refcount_flag_values() -> None:
+    # Include/refcount.h (3.14.7:76-90, 3.15.0rc2:74-88; 3.13: Include/object.h):
+    # refcount.h's 3.13 try-incref and the fake-header tests above use them.
+    assert st.REF_SHARED_SHIFT == 2
+    assert (st.REF_MAYBE_WEAKREF, st.REF_QUEUED, st.REF_MERGED) == (1, 2, 3)
+    assert st.IMMORTAL_LOCAL == 2**32 - 1
+
+
+@ft_build_only
+def test_assumption_object_header_layout() -> None:
+    # struct _object (Include/object.h 3.14.7:152-163, 3.15.0rc2:156-167):
+    # ob_tid, ob_flags, ob_mutex, ob_gc_bits, ob_ref_local, ob_ref_shared,
+    # ob_type; the list's and dict's layout tests put their hot fields a
+    # cache line past it.
+    assert st.header_offsets() == (0, 10, 12, 16, 24, 32)
+    assert st.SIZEOF_PYOBJECT == 32
+
+
+@ft_build_only
+def test_assumption_biased_refcount_owner_local_others_shared() -> None:
+    # The owner's references count in ob_ref_local, any other thread's in
+    # ob_ref_shared (1 << _Py_REF_SHARED_SHIFT each), and ob_tid names the
+    # creating thread (_Py_ThreadId): what ncl_foreign and the owner fast path
+    # of try-incref rely on (Include/refcount.h Py_INCREF).
+    obj = object()
+    holder: list[object] = []
+
+    def take() -> None:
+        holder.append(obj)  # one reference, taken by a non-owner
+
+    owned, local, shared = st.ref_fields(obj)
+    assert owned
+    t = threading.Thread(target=take)
+    t.start()
+    t.join()
+    owned2, local2, shared2 = st.ref_fields(obj)
+    assert owned2
+    assert local2 == local
+    assert shared2 - shared == 1 << st.REF_SHARED_SHIFT
+
+
+@ft_build_only
+def test_assumption_flagged_object_is_merged_before_it_is_freed() -> None:
+    # _Py_MergeZeroLocalRefcount (Objects/object.c 3.14.7:435,
+    # 3.15.0rc2:437): the owner's last decref of an object with any flag in
+    # ob_ref_shared zeroes ob_tid and marks it merged BEFORE tp_dealloc, so
+    # the owner's try-incref fast path can never revive it; an unflagged one
+    # is freed with ob_tid still naming its owner (why ncc_publish is
+    # mandatory, refcount.h).
+    p = st.dealloc_probe()
+    del p
+    ours, zero, local, shared = st.last_dealloc()
+    assert (ours, zero, local, shared) == (True, False, 0, 0)
+    p = st.dealloc_probe()
+    st.publish(p)
+    del p
+    ours, zero, local, shared = st.last_dealloc()
+    assert (ours, zero, local, shared) == (False, True, 0, st.REF_MERGED)
+
+
+@ft_build_only
+def test_assumption_ob_mutex_is_the_critical_section_lock() -> None:
+    # PyCriticalSection_Begin(c, op) locks op->ob_mutex
+    # (pycore_critical_section.h 3.14.7:113-116), and ncc_cs_is_locked
+    # (PyMutex_IsLocked on 3.14+, the _bits test on 3.13) sees it held.
+    obj = object()
+    assert not st.mutex_is_locked(obj)
+    was_enabled = gc.isenabled()
+    gc.disable()  # the spinning holder never reaches a safe point
+    t = threading.Thread(target=st.hold_section, args=(obj, 10.0))
+    try:
+        t.start()
+        deadline = time.monotonic() + 10
+        while not st.section_held():
+            assert time.monotonic() < deadline, "holder never entered the section"
+            time.sleep(0.001)
+        assert st.mutex_is_locked(obj)
+    finally:
+        st.release_section()
+        t.join(15)
+        if was_enabled:
+            gc.enable()
+    assert not st.mutex_is_locked(obj)
+
+
+def test_assumption_gil_build_has_no_header_fields() -> None:
+    if FT:
+        assert st.header_offsets() is not None
+    else:
+        assert st.header_offsets() is None
+        assert not st.mutex_is_locked(object())

@@ -133,7 +133,7 @@ class _HashRaisesValueError:
 def _outcome(op: collections.abc.Callable[[], object]) -> tuple[object, ...]:
     try:
         res = op()
-    except Exception as e:  # noqa: BLE001 - the exception is the result
+    except Exception as e:
         return "raise", type(e), str(e)
     return "ok", res if type(res) in (bool, int, type(None)) else type(res)
 
@@ -148,7 +148,9 @@ def test_unhashable_key(key: object) -> None:
     # 3.13 and older give hash()'s "unhashable type: 'list'", 3.14+ "cannot
     # use 'list' as a dict key (unhashable type: 'list')" (only for an exact
     # TypeError; a subclass or another exception passes unchanged).
-    def ops(d: dict[object, object] | CD[object, object]) -> list[collections.abc.Callable[[], object]]:
+    Op = collections.abc.Callable[[], object]
+
+    def ops(d: dict[object, object] | CD[object, object]) -> list[Op]:
         return [
             lambda: d[key],
             lambda: d.__setitem__(key, 1),
@@ -173,7 +175,8 @@ def test_unhashable_key(key: object) -> None:
     if sys.version_info >= (3, 14) and type(key) is list:
         # The point of the comparison: 3.14 really did change the text.
         assert _outcome(lambda: CD()[key])[2] == (
-            "cannot use 'list' as a dict key (unhashable type: 'list')")
+            "cannot use 'list' as a dict key (unhashable type: 'list')"
+        )
     with pytest.raises(TypeError, match="unhashable type"):
         hash(CD())
 

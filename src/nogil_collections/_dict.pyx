@@ -137,13 +137,8 @@ cdef extern from *:
      * write. */
     static __thread int ncd_contended __attribute__((tls_model("initial-exec"))) = 0;
     static inline int ncd_lock_busy(PyObject *o) {
-    #if defined(Py_GIL_DISABLED)
-        /* Relaxed: a hint only; PyCriticalSection_Begin's CAS decides. */
-        return __atomic_load_n(&o->ob_mutex._bits, __ATOMIC_RELAXED) & 1;
-    #else
-        (void)o;
-        return 0;
-    #endif
+        /* A hint only; PyCriticalSection_Begin's CAS decides. */
+        return ncc_cs_is_locked(o);
     }
     static inline int ncd_write_contended(PyObject *o) {
         if (ncd_lock_busy(o)) {
