@@ -531,3 +531,57 @@ def test_assumption_gil_build_has_no_header_fields() -> None:
     else:
         assert st.header_offsets() is None
         assert not st.mutex_is_locked(object())
+
+
+def test_assumption_thread_state_names_the_active_critical_section() -> None:
+    # PyThreadState.critical_section is the innermost section, bit 0
+    # (_Py_CRITICAL_SECTION_INACTIVE) set while suspended
+    # (Include/cpython/pystate.h 3.14.7:167, 3.15.0rc2:186;
+    # pycore_critical_section.h:19): the fault-injection tests and
+    # test_defect_regressions read it through _in_critical_section().
+    from nogil_collections import _dict
+
+    if _dict._in_critical_section() is None:
+        pytest.skip("GIL build: no critical sections")
+    seen: list[bool | None] = []
+    a = make_array(2)
+    assert _dict._in_critical_section() is False
+    a.call_in_section(lambda: seen.append(_dict._in_critical_section()))
+    assert seen == [True]
+    assert _dict._in_critical_section() is False
+
+
+def _fresh_int(i: int) -> int:
+    return int(str(i))  # equal, and a different object outside the small-int cache
+
+
+def _fresh_str(s: str) -> str:
+    return "".join(list(s))  # equal; a different object for len(s) > 1
+
+
+def test_assumption_exact_int_and_str_equality_without_python_code() -> None:
+    # exact_eq.h: a compact int never equals a non-compact one (ints are
+    # normalized: long_normalize, Objects/longobject.c 3.14.7:124,
+    # 3.15.0rc2:126; PyUnstable_Long_IsCompact, longintrepr.h:127), and
+    # equal exact strs have equal length, kind and code units (unicode_eq,
+    # Objects/stringlib/eq.h:7).  Both the list's inline `in` and the
+    # dict's pinned probe must agree with == across the one-digit boundary
+    # (|v| < 2**30 with 30-bit digits) and across the four str kinds.
+    from nogil_collections import ConcurrentDict, ConcurrentList
+
+    edge = 2**30
+    ints = [0, 1, -1, edge - 1, edge, edge + 1, -(edge - 1), -edge, -(edge + 1),
+            2**60, -(2**60), 2**62 + 3, 2**64, -(2**64)]
+    strs = ["ab", "abc" * 5, "\xe9t\xe9", "\xe9" * 9, "\u65e5\u672c", "\u0100x",
+            "\U0001f600\U0001f601", "a\U0001f600"]
+    for pool in (ints, strs):
+        lst: ConcurrentList[object] = ConcurrentList(pool)
+        d: ConcurrentDict[object, int] = ConcurrentDict((k, i) for i, k in enumerate(pool))
+        for i, k in enumerate(pool):
+            probe = _fresh_int(k) if isinstance(k, int) else _fresh_str(k)
+            assert probe == k
+            assert probe in lst and lst.index(probe) == i
+            assert d[probe] == i
+        for other in ([edge + 2, -(edge + 2), 2**61] if pool is ints
+                      else ["ac", "\xe9t\xe8", "\u65e5\u672d", "a\U0001f601", "\xe9" * 8]):
+            assert other not in lst and other not in d

@@ -29,6 +29,7 @@ from nogil_collections._core.qsbr cimport ncc_qsbr_import, ncc_retire, ncc_qsbr_
 from nogil_collections._core.faultinject cimport (
     NCC_FAULT_INJECTION_ENABLED, NCC_SUSPEND_POINT, NCC_SUSPEND_POINT_CHECKED,
     ncc_fi_set_hook, ncc_fi_set_suspend, ncc_fi_arm_alloc_failure, ncc_fi_hits,
+    ncc_fi_detach_stats,
     ncc_in_critical_section,
 )
 

@@ -56,6 +56,7 @@ from nogil_collections._core.seqlock cimport (
 from nogil_collections._core.faultinject cimport (
     NCC_FAULT_INJECTION_ENABLED, NCC_SUSPEND_POINT_CHECKED,
     ncc_fi_set_hook, ncc_fi_set_suspend, ncc_fi_arm_alloc_failure, ncc_fi_hits,
+    ncc_fi_detach_stats,
     ncc_in_critical_section,
 )
 from nogil_collections._core.qsbr cimport (

@@ -35,7 +35,8 @@
  *     TryIncRef is _Py_TryIncref = _Py_TryIncrefFast (immortal, or owner:
  *     local + 1) || _Py_TryIncRefShared (CAS loop adding 1 << SHIFT to
  *     ob_ref_shared, refusing 0 and _Py_REF_MERGED), i.e. exactly the 3.13
- *     reproduction below (pycore_object.h 3.14.7:527-569, 757).  Neither
+ *     reproduction below (pycore_object.h 3.14.7:550, 570, 757;
+ *     3.15.0rc2:528, 548, 735).  Neither
  *     re-checks a slot: ncc_try_getref below does.
  *   - 3.13 free-threaded: reproduced from the public object header (ob_tid,
  *     ob_ref_local, ob_ref_shared, _Py_REF_* and _Py_ThreadId in
