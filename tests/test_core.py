@@ -478,7 +478,9 @@ def test_assumption_biased_refcount_owner_local_others_shared() -> None:
     owned2, local2, shared2 = st.ref_fields(obj)
     assert owned2
     assert local2 == local
-    assert shared2 - shared == 1 << st.REF_SHARED_SHIFT
+    # Count bits only: 3.14+ flags an object stored in a cell maybe-weakref
+    # (lock-free cell reads), which the closure above does.
+    assert (shared2 >> st.REF_SHARED_SHIFT) - (shared >> st.REF_SHARED_SHIFT) == 1
 
 
 @ft_build_only
