@@ -156,10 +156,15 @@ def test_fault_mixed_operations_both_types_keep_invariants() -> None:
     def dict_worker(seed: int) -> None:
         for r in range(400):
             k: object = (seed, r % 17) if r % 2 else f"s{r % 23}"
-            d[k] = r
+            # Expected values equal to, never identical with, the stored ones
+            # and past every small-int cache (3.15 caches up to 1024): the
+            # comparison calls == (dict.value_eq) instead of matching by
+            # identity.
+            v = r + (1 << 20)
+            d[k] = v
             d.update({(seed, r): r, 1.5 * r: r})
-            d.compare_and_set(k, r, r + 1)
-            d.pop_if(k, r + 1)
+            d.compare_and_set(k, int(str(v)), v + 1)
+            d.pop_if(k, v + 1)
             if r % 50 == 0:
                 d.clear()
             _ = (seed, 3) in d
@@ -208,8 +213,11 @@ def test_fault_every_suspension_point_is_reached_and_really_suspends() -> None:
 
     def dict_worker(seed: int) -> None:
         for r in range(200):
+            # The early-probe path of a contended writer (the prelock points),
+            # also when this loaded machine happens not to overlap the threads.
+            _dict._set_contended_writes(4)
             k = (r % 11, "k")           # equal, not identical: __eq__ on every probe
-            d[k] = r                     # contended writers: the prelock probe
+            d[k] = r
             d.compare_and_set(k, (r, "v"), r)   # value == on an equal, fresh tuple
             d[(r % 11, "k")] = (r, "v")
             d.pop((r % 7, "k"), None)
