@@ -170,8 +170,8 @@ static inline int ncc_is_immortal(PyObject *obj) {
  * refuses every str; it untracks the object and sets the same fields and
  * the deferred bit.  GIL builds: returns 0 and changes nothing; callers do
  * not immortalize there (the GIL serializes every refcount write anyway).
- * Checked by tests/test_immortal.py and tests/test_core.py
- * (test_assumption_immortal_*). */
+ * Checked by tests/test_immortal.py (test_immortal_header_is_cpythons_own:
+ * the resulting header, on each version). */
 #if NCC_FREE_THREADED && PY_VERSION_HEX >= 0x030F00A7
 #  define NCC_CAN_MAKE_IMMORTAL 1
 static inline int ncc_make_immortal(PyObject *op) { return PyUnstable_SetImmortal(op) == 1; }
