@@ -3,6 +3,7 @@ regions), exercised through the private _selftest module."""
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import time
@@ -430,3 +431,159 @@ def test_benchmarks_smoke() -> None:
     assert 0 <= st.bench_empty_loop(10_000) < 10_000
     assert 0 < st.bench_fence(10_000) < 10_000
     assert 0 < make_array(4).bench_get(10_000) < 100_000
+
+
+# ------------------------------------------- CPython internals we rely on
+# One test per row of docs/design.md, "CPython internals: assumptions and
+# where they rest": each checks the interpreter itself (not our code's view of
+# it), so a CPython release that changes the fact fails here first.
+
+
+@ft_build_only
+def test_assumption_refcount_flag_values() -> None:
+    # Include/refcount.h (3.14.7:76-90, 3.15.0rc2:74-88; 3.13: Include/object.h):
+    # refcount.h's 3.13 try-incref and the fake-header tests above use them.
+    assert st.REF_SHARED_SHIFT == 2
+    assert (st.REF_MAYBE_WEAKREF, st.REF_QUEUED, st.REF_MERGED) == (1, 2, 3)
+    assert st.IMMORTAL_LOCAL == 2**32 - 1
+
+
+@ft_build_only
+def test_assumption_object_header_layout() -> None:
+    # struct _object (Include/object.h 3.14.7:152-163, 3.15.0rc2:156-167):
+    # ob_tid, ob_flags, ob_mutex, ob_gc_bits, ob_ref_local, ob_ref_shared,
+    # ob_type; the list's and dict's layout tests put their hot fields a
+    # cache line past it.
+    assert st.header_offsets() == (0, 10, 12, 16, 24, 32)
+    assert st.SIZEOF_PYOBJECT == 32
+
+
+@ft_build_only
+def test_assumption_biased_refcount_owner_local_others_shared() -> None:
+    # The owner's references count in ob_ref_local, any other thread's in
+    # ob_ref_shared (1 << _Py_REF_SHARED_SHIFT each), and ob_tid names the
+    # creating thread (_Py_ThreadId): what ncl_foreign and the owner fast path
+    # of try-incref rely on (Include/refcount.h Py_INCREF).
+    obj = object()
+    holder: list[object] = []
+
+    def take() -> None:
+        holder.append(obj)  # one reference, taken by a non-owner
+
+    owned, local, shared = st.ref_fields(obj)
+    assert owned
+    t = threading.Thread(target=take)
+    t.start()
+    t.join()
+    owned2, local2, shared2 = st.ref_fields(obj)
+    assert owned2
+    assert local2 == local
+    # Count bits only: 3.14+ flags an object stored in a cell maybe-weakref
+    # (lock-free cell reads), which the closure above does.
+    assert (shared2 >> st.REF_SHARED_SHIFT) - (shared >> st.REF_SHARED_SHIFT) == 1
+
+
+@ft_build_only
+def test_assumption_flagged_object_is_merged_before_it_is_freed() -> None:
+    # _Py_MergeZeroLocalRefcount (Objects/object.c 3.14.7:435,
+    # 3.15.0rc2:437): the owner's last decref of an object with any flag in
+    # ob_ref_shared zeroes ob_tid and marks it merged BEFORE tp_dealloc, so
+    # the owner's try-incref fast path can never revive it; an unflagged one
+    # is freed with ob_tid still naming its owner (why ncc_publish is
+    # mandatory, refcount.h).
+    p = st.dealloc_probe()
+    del p
+    ours, zero, local, shared = st.last_dealloc()
+    assert (ours, zero, local, shared) == (True, False, 0, 0)
+    p = st.dealloc_probe()
+    st.publish(p)
+    del p
+    ours, zero, local, shared = st.last_dealloc()
+    assert (ours, zero, local, shared) == (False, True, 0, st.REF_MERGED)
+
+
+@ft_build_only
+def test_assumption_ob_mutex_is_the_critical_section_lock() -> None:
+    # PyCriticalSection_Begin(c, op) locks op->ob_mutex
+    # (pycore_critical_section.h 3.14.7:113-116), and ncc_cs_is_locked
+    # (PyMutex_IsLocked on 3.14+, the _bits test on 3.13) sees it held.
+    obj = object()
+    assert not st.mutex_is_locked(obj)
+    was_enabled = gc.isenabled()
+    gc.disable()  # the spinning holder never reaches a safe point
+    t = threading.Thread(target=st.hold_section, args=(obj, 10.0))
+    try:
+        t.start()
+        deadline = time.monotonic() + 10
+        while not st.section_held():
+            assert time.monotonic() < deadline, "holder never entered the section"
+            time.sleep(0.001)
+        assert st.mutex_is_locked(obj)
+    finally:
+        st.release_section()
+        t.join(15)
+        if was_enabled:
+            gc.enable()
+    assert not st.mutex_is_locked(obj)
+
+
+def test_assumption_gil_build_has_no_header_fields() -> None:
+    if FT:
+        assert st.header_offsets() is not None
+    else:
+        assert st.header_offsets() is None
+        assert not st.mutex_is_locked(object())
+
+
+def test_assumption_thread_state_names_the_active_critical_section() -> None:
+    # PyThreadState.critical_section is the innermost section, bit 0
+    # (_Py_CRITICAL_SECTION_INACTIVE) set while suspended
+    # (Include/cpython/pystate.h 3.14.7:167, 3.15.0rc2:186;
+    # pycore_critical_section.h:19): the fault-injection tests and
+    # test_defect_regressions read it through _in_critical_section().
+    from nogil_collections import _dict
+
+    if _dict._in_critical_section() is None:
+        pytest.skip("GIL build: no critical sections")
+    seen: list[bool | None] = []
+    a = make_array(2)
+    assert _dict._in_critical_section() is False
+    a.call_in_section(lambda: seen.append(_dict._in_critical_section()))
+    assert seen == [True]
+    assert _dict._in_critical_section() is False
+
+
+def _fresh_int(i: int) -> int:
+    return int(str(i))  # equal, and a different object outside the small-int cache
+
+
+def _fresh_str(s: str) -> str:
+    return "".join(list(s))  # equal; a different object for len(s) > 1
+
+
+def test_assumption_exact_int_and_str_equality_without_python_code() -> None:
+    # exact_eq.h: a compact int never equals a non-compact one (ints are
+    # normalized: long_normalize, Objects/longobject.c 3.14.7:124,
+    # 3.15.0rc2:126; PyUnstable_Long_IsCompact, longintrepr.h:127), and
+    # equal exact strs have equal length, kind and code units (unicode_eq,
+    # Objects/stringlib/eq.h:7).  Both the list's inline `in` and the
+    # dict's pinned probe must agree with == across the one-digit boundary
+    # (|v| < 2**30 with 30-bit digits) and across the four str kinds.
+    from nogil_collections import ConcurrentDict, ConcurrentList
+
+    edge = 2**30
+    ints = [0, 1, -1, edge - 1, edge, edge + 1, -(edge - 1), -edge, -(edge + 1),
+            2**60, -(2**60), 2**62 + 3, 2**64, -(2**64)]
+    strs = ["ab", "abc" * 5, "\xe9t\xe9", "\xe9" * 9, "\u65e5\u672c", "\u0100x",
+            "\U0001f600\U0001f601", "a\U0001f600"]
+    for pool in (ints, strs):
+        lst: ConcurrentList[object] = ConcurrentList(pool)
+        d: ConcurrentDict[object, int] = ConcurrentDict((k, i) for i, k in enumerate(pool))
+        for i, k in enumerate(pool):
+            probe = _fresh_int(k) if isinstance(k, int) else _fresh_str(k)
+            assert probe == k
+            assert probe in lst and lst.index(probe) == i
+            assert d[probe] == i
+        for other in ([edge + 2, -(edge + 2), 2**61] if pool is ints
+                      else ["ac", "\xe9t\xe8", "\u65e5\u672d", "a\U0001f601", "\xe9" * 8]):
+            assert other not in lst and other not in d

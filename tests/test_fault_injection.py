@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -155,10 +156,15 @@ def test_fault_mixed_operations_both_types_keep_invariants() -> None:
     def dict_worker(seed: int) -> None:
         for r in range(400):
             k: object = (seed, r % 17) if r % 2 else f"s{r % 23}"
-            d[k] = r
+            # Expected values equal to, never identical with, the stored ones
+            # and past every small-int cache (3.15 caches up to 1024): the
+            # comparison calls == (dict.value_eq) instead of matching by
+            # identity.
+            v = r + (1 << 20)
+            d[k] = v
             d.update({(seed, r): r, 1.5 * r: r})
-            d.compare_and_set(k, r, r + 1)
-            d.pop_if(k, r + 1)
+            d.compare_and_set(k, int(str(v)), v + 1)
+            d.pop_if(k, v + 1)
             if r % 50 == 0:
                 d.clear()
             _ = (seed, 3) in d
@@ -189,6 +195,73 @@ def test_fault_mixed_operations_both_types_keep_invariants() -> None:
     for point in ("dict.eq", "dict.value_eq", "dict.drop_table.decref", "list.eq",
                   "list.update.call", "list.sort.call"):
         assert hits.get(point, 0) > 0, point
+
+
+@needs_fi
+@pytest.mark.timeout(150)
+def test_fault_every_suspension_point_is_reached_and_really_suspends() -> None:
+    # Every documented NCC_SUSPEND_POINT is reached by ordinary operations
+    # from two threads, and each detach made with an active critical section
+    # found it suspended while detached (_Py_CRITICAL_SECTION_INACTIVE set:
+    # PyEval_SaveThread suspends sections on this interpreter; faultinject.h,
+    # ncc_fi_detach_stats).  Runs rounds until every point was hit, bounded.
+    points = sorted(n for n, kind in _points_in_docs().items() if kind == "NCC_SUSPEND_POINT")
+    start = fi.hits()
+    active0, suspended0 = fi.detach_stats()
+    d: ConcurrentDict[object, object] = ConcurrentDict()
+    lst: ConcurrentList[object] = ConcurrentList()
+
+    def dict_worker(seed: int) -> None:
+        for r in range(200):
+            # The early-probe path of a contended writer (the prelock points),
+            # also when this loaded machine happens not to overlap the threads.
+            _dict._set_contended_writes(4)
+            k = (r % 11, "k")           # equal, not identical: __eq__ on every probe
+            d[k] = r
+            d.compare_and_set(k, (r, "v"), r)   # value == on an equal, fresh tuple
+            d[(r % 11, "k")] = (r, "v")
+            d.pop((r % 7, "k"), None)
+            del_key = (r % 5, "k")
+            try:
+                del d[del_key]
+            except KeyError:
+                pass
+            d.update({(seed, r): r, f"s{r}": r})
+            if r % 40 == 0:
+                d.clear()
+
+    def list_worker(seed: int) -> None:
+        for r in range(200):
+            lst.append((seed, r % 9))
+            lst.append_if_absent((seed, r % 9))
+            try:
+                lst.remove((seed, (r - 3) % 9))
+            except ValueError:
+                pass
+            if len(lst) > 0:
+                try:
+                    lst.compare_and_set(0, (seed, 0), (seed, 1))
+                    lst.update(0, lambda v: v)
+                except IndexError:
+                    pass
+            if r % 50 == 0:
+                lst.sort(key=repr)
+
+    deadline = time.monotonic() + 100
+    while True:
+        run_threads([lambda: dict_worker(1), lambda: dict_worker(2),
+                     lambda: list_worker(1), lambda: list_worker(2)], timeout=110)
+        hits = fi.hits()
+        missing = [p for p in points if hits.get(p, 0) <= start.get(p, 0)]
+        if not missing or time.monotonic() > deadline:
+            break
+    d._check()
+    lst._check()
+    assert not missing, f"suspension points never reached: {missing}"
+    active, suspended = fi.detach_stats()
+    assert active - active0 > 0, "no detach happened inside a critical section"
+    assert suspended - suspended0 == active - active0, (
+        "a detach at a suspension point left the critical section active")
 
 
 

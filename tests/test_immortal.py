@@ -43,9 +43,13 @@ def immortal_of(kind: type, items: list[Any]) -> Any:
 
 
 def is_immortal(obj: Any) -> bool:
+    # 3.14+: the interpreter's own test (sys._is_immortal, _Py_IsImmortal).
     # 3.13t reports _Py_IMMORTAL_REFCNT_LOCAL itself; anything this large
     # cannot be a real count of references from this test.
-    return sys.getrefcount(obj) > 1 << 28
+    big = sys.getrefcount(obj) > 1 << 28
+    if hasattr(sys, "_is_immortal"):
+        assert sys._is_immortal(obj) == big
+    return big
 
 
 # ---------------------------------------------------------------- immortality
@@ -59,6 +63,25 @@ def test_immortal_on_free_threaded_builds_ordinary_on_gil_builds(kind: type) -> 
     else:
         assert sys.getrefcount(c) < 10
         assert gc.is_tracked(c)
+
+
+@pytest.mark.skipif(not FREE_THREADED_BUILD, reason="free-threaded object header only")
+@pytest.mark.parametrize("kind", KINDS)
+def test_immortal_header_is_cpythons_own(kind: type) -> None:
+    # What _Py_SetImmortalUntracked writes (Objects/object.c 3.14.7:2681,
+    # 3.15.0rc2:2774; 3.15 calls it through PyUnstable_SetImmortal): ob_tid
+    # 0 (no owner), ob_ref_local _Py_IMMORTAL_REFCNT_LOCAL, ob_ref_shared 0
+    # -- and Py_INCREF / Py_DECREF test only ob_ref_local, so a reference
+    # taken and dropped by another thread leaves all three unchanged.
+    from nogil_collections._core import _selftest
+
+    c = immortal_of(kind, [1, 2])
+    fields = _selftest.ref_fields(c)
+    assert fields == (False, _selftest.IMMORTAL_LOCAL, 0)
+    held: list[Any] = []
+    run_threads([lambda: held.append(c)])
+    held.clear()
+    assert _selftest.ref_fields(c) == fields
 
 
 @pytest.mark.parametrize("kind", KINDS)

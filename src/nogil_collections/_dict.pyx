@@ -33,6 +33,7 @@ from nogil_collections._core.qsbr cimport ncc_qsbr_import, ncc_retire, ncc_qsbr_
 from nogil_collections._core.faultinject cimport (
     NCC_FAULT_INJECTION_ENABLED, NCC_SUSPEND_POINT, NCC_SUSPEND_POINT_CHECKED,
     ncc_fi_set_hook, ncc_fi_set_suspend, ncc_fi_arm_alloc_failure, ncc_fi_hits,
+    ncc_fi_detach_stats,
     ncc_in_critical_section,
 )
 
@@ -147,13 +148,8 @@ cdef extern from *:
      * write. */
     static __thread int ncd_contended __attribute__((tls_model("initial-exec"))) = 0;
     static inline int ncd_lock_busy(PyObject *o) {
-    #if defined(Py_GIL_DISABLED)
-        /* Relaxed: a hint only; PyCriticalSection_Begin's CAS decides. */
-        return __atomic_load_n(&o->ob_mutex._bits, __ATOMIC_RELAXED) & 1;
-    #else
-        (void)o;
-        return 0;
-    #endif
+        /* A hint only; PyCriticalSection_Begin's CAS decides. */
+        return ncc_cs_is_locked(o);
     }
     static inline int ncd_write_contended(PyObject *o) {
         if (ncd_lock_busy(o)) {
@@ -223,15 +219,20 @@ cdef object _ABSENT = ABSENT
 cdef object _MISSING = object()
 
 
+cdef extern from "messages.h":
+    Py_hash_t ncc_dict_key_hash(PyObject *key) except? -1
+
+
 cdef inline Py_hash_t _hash(object key) except? -1:
-    # The cached hash of an exact str, without a call; else hash(key) (which
-    # raises "unhashable type: ..." itself).
+    # The cached hash of an exact str, without a call; else hash(key), with
+    # the builtin dict's message for an unhashable key on this Python version
+    # (_core/messages.h).
     cdef Py_hash_t h
     if PyUnicode_CheckExact(key):
         h = ncd_str_cached_hash(<PyObject *>key)
         if h != -1:
             return h
-    return PyObject_Hash(key)
+    return ncc_dict_key_hash(<PyObject *>key)
 
 
 cdef inline int _grow_log2(Py_ssize_t used, Py_ssize_t extra):
@@ -1217,6 +1218,14 @@ cdef class ConcurrentDict:
         # Also reached through _fast_pop (borrowed arguments, see below).
         cdef PyObject *okey = NULL
         cdef PyObject *oval = NULL
+        # As dict.pop: an empty dict answers without hashing the key, so an
+        # unhashable key gives KeyError / the default, not TypeError
+        # (pop_lock_held, Objects/dictobject.c).  Relaxed, as len(): the dict
+        # was empty when this load read it.
+        if ncc_load_ssize_relaxed(&self._h.w.used) == 0:
+            if default is _MISSING:
+                raise KeyError(key)
+            return default
         self._delete_key(key, &okey, &oval)
         if oval != NULL:
             Py_XDECREF(okey)

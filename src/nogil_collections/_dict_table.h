@@ -180,9 +180,17 @@ static ncd_table *ncd_table_new(int log2size, int pinned) {
 
 /* Cached hash of an exact str, or -1 if not computed yet. */
 static inline Py_hash_t ncd_str_cached_hash(PyObject *s) {
+#if PY_VERSION_HEX >= 0x030F0000
+    /* 3.15: the public accessor, the same relaxed load on free-threaded
+     * builds (Include/cpython/unicodeobject.h 3.15.0rc2:303). */
+    return PyUnstable_Unicode_GET_CACHED_HASH(s);
+#else
     /* Relaxed: the hash is computed idempotently by whichever thread gets
-     * there first (unicode_hash); any value we see is either -1 or final. */
+     * there first (unicode_hash, Objects/unicodeobject.c 3.14.7:12003); any
+     * value we see is either -1 or final.  PyASCIIObject.hash: 3.14.7
+     * Include/cpython/unicodeobject.h:101. */
     return ncc_load_ssize_relaxed(&((PyASCIIObject *)s)->hash);
+#endif
 }
 
 /* The hash of a key of a pinned table (an exact str or an exact int), which

@@ -56,6 +56,7 @@ from nogil_collections._core.seqlock cimport (
 from nogil_collections._core.faultinject cimport (
     NCC_FAULT_INJECTION_ENABLED, NCC_SUSPEND_POINT_CHECKED,
     ncc_fi_set_hook, ncc_fi_set_suspend, ncc_fi_arm_alloc_failure, ncc_fi_hits,
+    ncc_fi_detach_stats,
     ncc_in_critical_section,
 )
 from nogil_collections._core.qsbr cimport (
@@ -127,6 +128,9 @@ cdef extern from "_list_array.h":
     void ncl_set_mutant(int m)
     Py_ssize_t ncl_take_read_retries()
     void ncl_mutant_spin(double seconds)
+
+cdef extern from "messages.h":
+    bint NCC_LIST_INDEX_NOT_FOUND_FIXED
 
 cdef extern from *:
     """
@@ -1197,6 +1201,9 @@ cdef class ConcurrentList:
             if PyObject_RichCompareBool(item, value, Py_EQ):
                 return i
             i += 1
+        # list.index's message on this Python version (_core/messages.h).
+        if NCC_LIST_INDEX_NOT_FOUND_FIXED:
+            raise ValueError("list.index(x): x not in list")
         raise ValueError(f"{value!r} is not in list")
 
     def count(self, value, /):

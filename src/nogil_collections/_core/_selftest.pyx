@@ -17,6 +17,7 @@ from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
 from libc.stdint cimport int64_t, uint32_t, uint64_t, uintptr_t
 from libc.string cimport memset
 
+from nogil_collections._core.critical_section cimport ncc_cs_is_locked
 from nogil_collections._core.atomics cimport (
     ncc_cas_ssize,
     ncc_cas_uint64,
@@ -365,6 +366,61 @@ cdef extern from *:
     }
     static int ncc_st_section_held(void) { return ncc_load_int_acquire(&ncc_st_cs.holding); }
     static void ncc_st_release_section(void) { ncc_store_int_release(&ncc_st_cs.release, 1); }
+
+    /* ---------- assumption checks (docs/design.md, "CPython internals") ---------- */
+    /* Offsets of the free-threaded object header's fields (-1 each on GIL
+     * builds). */
+    static void ncc_st_header_offsets(Py_ssize_t out[6]) {
+    #if NCC_FREE_THREADED
+        out[0] = (Py_ssize_t)offsetof(PyObject, ob_tid);
+        out[1] = (Py_ssize_t)offsetof(PyObject, ob_mutex);
+        out[2] = (Py_ssize_t)offsetof(PyObject, ob_ref_local);
+        out[3] = (Py_ssize_t)offsetof(PyObject, ob_ref_shared);
+        out[4] = (Py_ssize_t)offsetof(PyObject, ob_type);
+        out[5] = (Py_ssize_t)sizeof(PyObject);
+    #else
+        for (int i = 0; i < 6; i++) out[i] = -1;
+    #endif
+    }
+
+    /* A minimal static type whose tp_dealloc records the object's header as
+     * CPython hands it over: shows what _Py_MergeZeroLocalRefcount did to
+     * ob_tid / ob_ref_shared before deallocation. */
+    typedef struct {
+        int seen;
+        int tid_ours;          /* ob_tid still names the dealloc'ing thread */
+        int tid_zero;          /* ob_tid == 0 (_Py_UNOWNED_TID) */
+        uint32_t local;
+        Py_ssize_t shared;
+    } ncc_st_probe_info;
+    static ncc_st_probe_info ncc_st_probe_last;
+    static void ncc_st_probe_dealloc(PyObject *op) {
+    #if NCC_FREE_THREADED
+        uintptr_t tid = (uintptr_t)ncc_load_ptr_relaxed((void **)&op->ob_tid);
+        ncc_st_probe_last.tid_ours = tid == _Py_ThreadId();
+        ncc_st_probe_last.tid_zero = tid == 0;
+        ncc_st_probe_last.local = ncc_load_uint32_relaxed(&op->ob_ref_local);
+        ncc_st_probe_last.shared = ncc_load_ssize_relaxed(&op->ob_ref_shared);
+    #endif
+        ncc_st_probe_last.seen = 1;
+        PyObject_Free(op);
+    }
+    static PyTypeObject ncc_st_probe_type = {
+        PyVarObject_HEAD_INIT(NULL, 0)
+        .tp_name = "nogil_collections._core._selftest.DeallocProbe",
+        .tp_basicsize = sizeof(PyObject),
+        .tp_dealloc = ncc_st_probe_dealloc,
+        .tp_flags = Py_TPFLAGS_DEFAULT,
+    };
+    static PyObject *ncc_st_probe_new(void) {
+        if (ncc_st_probe_type.tp_flags & Py_TPFLAGS_READY) {
+            /* ready */
+        } else if (PyType_Ready(&ncc_st_probe_type) < 0) {
+            return NULL;
+        }
+        memset(&ncc_st_probe_last, 0, sizeof(ncc_st_probe_last));
+        return PyObject_New(PyObject, &ncc_st_probe_type);
+    }
     """
     int ncc_st_roundtrip_ptr(void *v)
     int ncc_st_roundtrip_ssize(Py_ssize_t v)
@@ -415,6 +471,15 @@ cdef extern from *:
     int ncc_st_hold_section(PyObject *op, double max_ns)
     int ncc_st_section_held()
     void ncc_st_release_section()
+    void ncc_st_header_offsets(Py_ssize_t *out)
+    ctypedef struct ncc_st_probe_info:
+        int seen
+        int tid_ours
+        int tid_zero
+        uint32_t local
+        Py_ssize_t shared
+    ncc_st_probe_info ncc_st_probe_last
+    object ncc_st_probe_new()
 
 ncc_qsbr_import()
 
@@ -703,6 +768,42 @@ def section_held():
 
 def release_section():
     ncc_st_release_section()
+
+
+# ------------------------------------------------- CPython assumption checks
+
+def header_offsets():
+    """Free-threaded builds: offsetof(PyObject, ...) for ob_tid, ob_mutex,
+    ob_ref_local, ob_ref_shared, ob_type, and sizeof(PyObject), as the
+    headers this module was compiled against define them; None on GIL
+    builds."""
+    cdef Py_ssize_t out[6]
+    ncc_st_header_offsets(out)
+    if out[0] < 0:
+        return None
+    return tuple(out[i] for i in range(6))
+
+
+def mutex_is_locked(obj):
+    """ncc_cs_is_locked(obj): is the mutex a critical section on obj takes
+    held right now (critical_section.h)?"""
+    return bool(ncc_cs_is_locked(<PyObject *>obj))
+
+
+def dealloc_probe():
+    """A new DeallocProbe (a bare static type): when it is deallocated, its
+    tp_dealloc records the header it was given (see last_dealloc())."""
+    return ncc_st_probe_new()
+
+
+def last_dealloc():
+    """None if no probe was deallocated since the last dealloc_probe(), else
+    (ob_tid is this thread's id, ob_tid == 0, ob_ref_local, ob_ref_shared)
+    as tp_dealloc saw them (free-threaded builds; zeros on GIL builds)."""
+    if not ncc_st_probe_last.seen:
+        return None
+    return (bool(ncc_st_probe_last.tid_ours), bool(ncc_st_probe_last.tid_zero),
+            ncc_st_probe_last.local, ncc_st_probe_last.shared)
 
 
 # ---------------------------------------------------------------- benchmarks

@@ -7,3 +7,4 @@ cdef extern from "critical_section.h":
         pass
     void ncc_cs_begin(ncc_cs *cs, PyObject *o)
     void ncc_cs_end(ncc_cs *cs)
+    int ncc_cs_is_locked(PyObject *o)

@@ -22,8 +22,9 @@
  *      another thread (a real suspension) or run arbitrary code;
  *   3. otherwise, unless disabled, detaches the thread state for a moment
  *      (PyEval_SaveThread + sched_yield + PyEval_RestoreThread), which on
- *      3.13t suspends every critical section the thread holds, exactly as a
- *      contended PyMutex would, and lets other threads run.
+ *      3.13t-3.15t suspends every critical section the thread holds, exactly
+ *      as a contended PyMutex would, and lets other threads run (counted:
+ *      ncc_fi_detach_stats).
  * A point inside a read region or a write window (odd version) would be a bug
  * in itself; the point aborts the process there (Py_FatalError).
  *
@@ -64,6 +65,10 @@ static int ncc_fi_suspend = 1;
 static char ncc_fi_fail_name[NCC_FI_NAME_MAX];
 static long ncc_fi_fail_countdown = 0;
 static __thread int ncc_fi_in_hook = 0;
+/* Detaches at points reached with an active critical section, and how many
+ * of those found the section suspended while detached (ncc_fi_point). */
+static uint64_t ncc_fi_detached_active = 0;
+static uint64_t ncc_fi_detached_suspended = 0;
 
 static ncc_fi_counter *ncc_fi_counter_for(const char *name) {
     for (int i = 0; i < NCC_FI_MAX_POINTS; i++) {
@@ -110,9 +115,31 @@ static void ncc_fi_point(const char *name) {
         return;
     }
     if (__atomic_load_n(&ncc_fi_suspend, __ATOMIC_RELAXED)) {
-        /* Detach: on 3.13t this suspends the thread's critical sections
-         * (_PyThreadState_Detach -> _PyCriticalSection_SuspendAll). */
+        /* Detach: on 3.13t-3.15t this suspends the thread's critical
+         * sections (PyEval_SaveThread -> _PyThreadState_Detach ->
+         * detach_thread -> _PyCriticalSection_SuspendAll: Python/ceval_gil.c
+         * 3.14.7:639-642, Python/pystate.c 3.14.7:2249-2255; 3.15.0rc2
+         * ceval_gil.c:643-646, pystate.c:2287-2293).  Checked, not assumed:
+         * a section that was active before the detach must be tagged
+         * _Py_CRITICAL_SECTION_INACTIVE (bit 0) while we are detached;
+         * ncc_fi_detach_stats() reports both counts and
+         * tests/test_fault_injection.py requires them equal. */
+    #if defined(Py_GIL_DISABLED)
+        uintptr_t before = PyThreadState_Get()->critical_section;
+    #endif
         PyThreadState *ts = PyEval_SaveThread();
+    #if defined(Py_GIL_DISABLED)
+        /* Our own, detached thread state: only this thread writes its
+         * critical_section (SuspendAll ran above, in this thread). */
+        uintptr_t during = ts->critical_section;
+        if (before != 0 && (before & 1) == 0) {
+            /* Relaxed: statistics, read after the threads are joined. */
+            __atomic_fetch_add(&ncc_fi_detached_active, 1, __ATOMIC_RELAXED);
+            if ((during & 1) != 0) {
+                __atomic_fetch_add(&ncc_fi_detached_suspended, 1, __ATOMIC_RELAXED);
+            }
+        }
+    #endif
         sched_yield();
         PyEval_RestoreThread(ts);
     }
@@ -178,6 +205,13 @@ static PyObject *ncc_fi_hits(void) {
     return d;
 }
 
+/* (detaches with an active section, of which found suspended) */
+static PyObject *ncc_fi_detach_stats(void) {
+    return Py_BuildValue("(KK)",
+        (unsigned long long)__atomic_load_n(&ncc_fi_detached_active, __ATOMIC_RELAXED),
+        (unsigned long long)__atomic_load_n(&ncc_fi_detached_suspended, __ATOMIC_RELAXED));
+}
+
 #else  /* normal build: no cost at all */
 
 #define NCC_FAULT_INJECTION_ENABLED 0
@@ -191,6 +225,7 @@ static inline int ncc_fi_arm_alloc_failure(const char *name, long nth) {
     (void)name; (void)nth; return -1;
 }
 static inline PyObject *ncc_fi_hits(void) { return PyDict_New(); }
+static inline PyObject *ncc_fi_detach_stats(void) { return Py_BuildValue("(ii)", 0, 0); }
 
 #endif
 

@@ -17,4 +17,5 @@ cdef extern from "faultinject.h":
     void ncc_fi_set_suspend(int on)
     int ncc_fi_arm_alloc_failure(const char *name, long nth)
     object ncc_fi_hits()
+    object ncc_fi_detach_stats()
     int ncc_in_critical_section()

@@ -30,6 +30,12 @@ def _fi_hits():
     return ncc_fi_hits()
 
 
+def _fi_detach_stats():
+    """(detaches at points with an active critical section, of which the
+    section was found suspended while detached) in this module."""
+    return ncc_fi_detach_stats()
+
+
 def _in_critical_section():
     """True if this thread holds an active critical section, False if not;
     None on GIL builds (which have none).  For tests in every build."""

@@ -20,14 +20,24 @@
  *           read by another thread fails (CPython gh-124642);
  *        2. safety of the owner fast path: when the owner drops the last
  *           local reference of a flagged object, _Py_MergeZeroLocalRefcount
- *           (Objects/object.c) zeroes ob_tid before deallocating it.  An
+ *           (Objects/object.c 3.14.7:435, 3.15.0rc2:437) zeroes ob_tid
+ *           before deallocating it.  An
  *           unflagged object is deallocated with ob_tid still naming its
  *           owner, so the owner thread's own try-incref of a stale pointer
  *           would "succeed" on freed memory.
  *
  * Implementations:
  *   - 3.14+ free-threaded: PyUnstable_EnableTryIncRef / PyUnstable_TryIncRef
- *     (public, Include/cpython/object.h).
+ *     (public, Include/cpython/object.h 3.14.7:488-491, 3.15.0rc2:497-500).
+ *     What they do (Objects/object.c 3.14.7:2785-2796, 3.15.0rc2:2878-2889):
+ *     EnableTryIncRef is _PyObject_SetMaybeWeakref (no-op on an immortal
+ *     object, else CAS the MAYBE_WEAKREF flag in unless a flag is set);
+ *     TryIncRef is _Py_TryIncref = _Py_TryIncrefFast (immortal, or owner:
+ *     local + 1) || _Py_TryIncRefShared (CAS loop adding 1 << SHIFT to
+ *     ob_ref_shared, refusing 0 and _Py_REF_MERGED), i.e. exactly the 3.13
+ *     reproduction below (pycore_object.h 3.14.7:550, 570, 757;
+ *     3.15.0rc2:528, 548, 735).  Neither
+ *     re-checks a slot: ncc_try_getref below does.
  *   - 3.13 free-threaded: reproduced from the public object header (ob_tid,
  *     ob_ref_local, ob_ref_shared, _Py_REF_* and _Py_ThreadId in
  *     Include/object.h), following _Py_TryIncrefFast / _Py_TryIncRefShared /
@@ -146,20 +156,37 @@ static inline int ncc_is_immortal(PyObject *obj) {
  * flag, nothing queued for a merge).  Returns 1 when the object is immortal
  * now, 0 (nothing changed) when the precondition does not hold.  Never raises.
  *
- * Free-threaded 3.13 (tested) and 3.14 (untested): the same three public
- * header fields and the same immortality test (_Py_IsImmortal reads
- * ob_ref_local in both); 3.14's own _Py_SetImmortalUntracked also sets the
- * deferred-refcount GC bit (an internal flag that only spares stack
- * references the read of ob_ref_local), which we do not.  3.15 (0x030F00A7,
- * untested): the public PyUnstable_SetImmortal, which refuses objects not
- * created by (or not uniquely referenced by) the calling thread.  GIL builds: returns 0 and changes nothing; callers do not
- * immortalize there (the GIL serializes every refcount write anyway). */
+ * Free-threaded 3.13 and 3.14: the same three public header fields and the
+ * same immortality test (_Py_IsImmortal reads ob_ref_local in both,
+ * Include/refcount.h 3.14.7:125); 3.14 checks the precondition with the
+ * public PyUnstable_Object_IsUniquelyReferenced.  3.14's own
+ * _Py_SetImmortalUntracked (Objects/object.c 3.14.7:2681) also sets the
+ * deferred-refcount GC bit (_PyGC_BITS_DEFERRED, internal: it only lets the
+ * interpreter's stack references skip Py_INCREF's read of ob_ref_local,
+ * pycore_stackref.h PyStackRef_FromPyObjectNew), which we do not: no write
+ * to the refcount happens either way.  3.15: the public
+ * PyUnstable_SetImmortal (Objects/object.c 3.15.0rc2:2892), which returns 0
+ * unless _PyObject_IsUniquelyReferenced(op) (the same precondition) and
+ * refuses every str; it untracks the object and sets the same fields and
+ * the deferred bit.  GIL builds: returns 0 and changes nothing; callers do
+ * not immortalize there (the GIL serializes every refcount write anyway).
+ * Checked by tests/test_immortal.py (test_immortal_header_is_cpythons_own:
+ * the resulting header, on each version). */
 #if NCC_FREE_THREADED && PY_VERSION_HEX >= 0x030F00A7
 #  define NCC_CAN_MAKE_IMMORTAL 1
 static inline int ncc_make_immortal(PyObject *op) { return PyUnstable_SetImmortal(op) == 1; }
 #elif NCC_FREE_THREADED
 #  define NCC_CAN_MAKE_IMMORTAL 1
 static inline int ncc_make_immortal(PyObject *op) {
+#if PY_VERSION_HEX >= 0x030E0000
+    /* 3.14: the public test of the same precondition (owned by this thread,
+     * ob_ref_local == 1, ob_ref_shared == 0 with no flag:
+     * _PyObject_IsUniquelyReferenced, Include/internal/pycore_object.h
+     * 3.14.7:184), the one 3.15's PyUnstable_SetImmortal applies. */
+    if (!PyUnstable_Object_IsUniquelyReferenced(op)) {
+        return 0;
+    }
+#else
     /* All loads relaxed: while we own the object and hold its only
      * reference, no other thread can write these fields (an incref from
      * another thread needs a reference or a pointer it could only have got
@@ -169,6 +196,7 @@ static inline int ncc_make_immortal(PyObject *op) {
             || ncc_load_ssize_relaxed(&op->ob_ref_shared) != 0) {
         return 0;
     }
+#endif
     /* As _Py_SetImmortal: an immortal object leaves the cyclic GC (3.13t's
      * collector would untrack it itself, update_refs in
      * gc_free_threading.c).  Its items are then roots, which is right: the
