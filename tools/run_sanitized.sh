@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# run_sanitized.sh thread|address|debug|fault [--ci | --all | --build-only] [-- PYTEST_ARGS...]
+# run_sanitized.sh thread|address|debug|fault [--ft VERSION] [--ci | --all | --build-only] [-- PYTEST_ARGS...]
+#
+#   --ft VERSION  the free-threaded CPython to use: 3.14 (the default), 3.15 or
+#                 3.13 (`make tsan FT=3.13` passes it).
 #
 #   thread   ThreadSanitizer: free-threaded CPython built --with-thread-sanitizer
 #            (tools/build_sanitized_python.sh), the extension built with
@@ -25,9 +28,10 @@
 #             -- ARGS  passed to pytest after the selection (e.g. -- -x -k stress);
 #                      test paths given here replace the default file selection.
 #
-# Each kind has its own venv in the checkout (.venv-tsan, .venv-asan, .venv-debug;
+# Each kind has its own venv in the checkout (.venv-tsan, .venv-asan, .venv-debug,
+# .venv-fault on 3.14; .venv-tsan-313t, .venv-fault-315t, ... on the others;
 # test dependencies pinned in pyproject.toml) and its own private build tree
-# (build/sanitized/<kind>/: a copy of setup.py + src/ built in place), so it never
+# (build/sanitized/<kind>[-313t]/: a copy of setup.py + src/ built in place), so it never
 # touches src/*.so, build/ or the other venvs.  Reports go to
 # build/sanitized/<kind>/logs/; the run fails if the sanitizer reported anything
 # that the suppression files do not cover.
@@ -49,8 +53,11 @@ say() { echo "[san-$TAG] $*" >&2; }
 die() { echo "[san-$TAG] ERROR: $*" >&2; exit 1; }
 
 MODE=default
+FTV=3.14
 while (( $# )); do
     case "$1" in
+        --ft) shift; FTV="${1:-}"
+              case "$FTV" in 3.13|3.14|3.15) ;; *) die "--ft takes 3.13, 3.14 or 3.15" ;; esac ;;
         --ci) MODE=ci ;;
         --all) MODE=all ;;
         --build-only) MODE=build-only ;;
@@ -61,16 +68,20 @@ while (( $# )); do
 done
 EXTRA=("$@")
 
-VENV="$ROOT/.venv-$TAG"
-WORK="$ROOT/build/sanitized/$TAG"
+# 3.14 (the primary) keeps the plain names, as .venv does.
+suffix=""
+[[ "$FTV" == 3.14 ]] || suffix="-${FTV/./}t"
+VENV="$ROOT/.venv-$TAG$suffix"
+WORK="$ROOT/build/sanitized/$TAG$suffix"
 TREE="$WORK/tree"
 LOGS="$WORK/logs"
 
 # ------------------------------------------------------------------ interpreter
+say "free-threaded CPython $FTV"
 if [[ "$KIND" == debug || "$KIND" == fault ]]; then
-    PY="$(bash "$ROOT/tools/bootstrap_python_ft.sh" | tail -n1)"
+    PY="$(bash "$ROOT/tools/bootstrap_python_ft.sh" "$FTV" | tail -n1)" || die "no free-threaded CPython $FTV (see above)"
 else
-    PY="$(bash "$ROOT/tools/build_sanitized_python.sh" "$KIND" | tail -n1)"
+    PY="$(bash "$ROOT/tools/build_sanitized_python.sh" "$KIND" "$FTV" | tail -n1)" || die "no $KIND-sanitized CPython $FTV (see above)"
 fi
 PREFIX="$(cd "$(dirname "$PY")/.." && pwd)"
 
