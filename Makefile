@@ -13,7 +13,9 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-PYTHON_GIL ?= python3
+# The GIL interpreter (.venv-gil).  Not named PYTHON_GIL: that is CPython's own
+# environment variable (3.13+), which a free-threaded interpreter reads at start.
+GIL_PYTHON ?= python3
 # The folder of CPython release tarballs (Python-3.14.7.tar.xz,
 # Python-3.15.0rc2.tar.xz; sha256 pinned in tools/cpython-sources.sha256) that
 # 3.14t and 3.15t are built from when they are not found.  Relative to the
@@ -73,7 +75,7 @@ endef
 $(foreach v,$(FT_VERSIONS),$(eval $(call ft_env,$(v),$(call venv_of,$(v)))))
 
 $(GIL_VENV)/.stamp-env: $(ENV_SCRIPTS)
-	@bash tools/setup_venv.sh "$$(command -v $(PYTHON_GIL))" $(GIL_VENV) $(PIP_VERSION) gil
+	@bash tools/setup_venv.sh "$$(command -v $(GIL_PYTHON))" $(GIL_VENV) $(PIP_VERSION) gil
 	@touch $@
 
 # The package, built from this checkout (incremental: build/ keeps objects).
@@ -94,11 +96,11 @@ env-313t: .venv-313t/.stamp-pkg  ## the 3.13t environment (.venv-313t)
 env-gil: $(GIL_VENV)/.stamp-pkg  ## the GIL environment (.venv-gil, the machine's python3)
 
 env:  ## every environment whose interpreter can be had (says which it skipped)
-	@MAKE="$(MAKE)" PYTHON_GIL="$(PYTHON_GIL)" bash tools/test_all.sh env
+	@MAKE="$(MAKE)" NOGIL_COLLECTIONS_GIL_PYTHON="$(GIL_PYTHON)" bash tools/test_all.sh env
 
 # ---------------------------------------------------------------- tests
 test:  ## the whole suite on 3.14t, 3.15t, 3.13t and 3.11; skips (and names) what cannot be had
-	@MAKE="$(MAKE)" PYTHON_GIL="$(PYTHON_GIL)" bash tools/test_all.sh test
+	@MAKE="$(MAKE)" NOGIL_COLLECTIONS_GIL_PYTHON="$(GIL_PYTHON)" bash tools/test_all.sh test
 
 # One interpreter each.  The header names the interpreter that runs.
 PYTEST_HEADER = import sys; print("==== pytest on", sys.version.split()[0], "free-threaded" if getattr(sys, "_is_gil_enabled", lambda: True)() is False else "GIL", "====")

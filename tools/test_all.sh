@@ -26,7 +26,7 @@ status=0
 ft_had=0
 summary=()
 # A pytest summary line, e.g. "965 passed, 13 skipped in 290.12s (0:04:50)".
-pytest_line() { grep -aE '^=+ .*[0-9]+ (passed|failed|error|errors|skipped|deselected).* in [0-9.]+s.* =+$' "$1" | tail -n1 | sed -E 's/^=+ //; s/ =+$//'; }
+pytest_line() { grep -aE '^(=+ )?[0-9]+ (passed|failed|error|errors|skipped|deselected|xfailed|xpassed|warnings?)\b.* in [0-9.]+s.*$' "$1" | tail -n1 | sed -E 's/^=+ //; s/ =+$//'; }
 
 run_one() {  # run_one LABEL TARGET
     local label="$1" target="$2" log="$logs/$2.log" rc
@@ -67,7 +67,7 @@ for v in 3.14 3.15 3.13; do
     esac
 done
 
-gil_label="$("${PYTHON_GIL:-python3}" -c 'import sys; print(sys.version.split()[0])' 2>/dev/null || echo python3)"
+gil_label="$("${NOGIL_COLLECTIONS_GIL_PYTHON:-python3}" -c 'import sys; print(sys.version.split()[0])' 2>/dev/null || echo python3)"
 run_one "$gil_label" "$what-gil"
 
 if (( ! ft_had )); then
