@@ -222,7 +222,7 @@ if [[ "$VERSION" == 3.13 ]]; then
     TOTAL_STEPS=5
     say "no free-threaded CPython 3.13 found; building it from Debian's python3.13 source package (a few minutes, once per machine)"
 else
-    TOTAL_STEPS=6
+    TOTAL_STEPS=5
     say "no free-threaded CPython $VERSION found; building it from $(tarball_name) (about 10 minutes on 2 cores, once per machine)"
     step "verifying the sha256 of $(tarball_name) against tools/cpython-sources.sha256"
     tarball="$(verified_tarball)"
