@@ -115,9 +115,12 @@ verified_tarball() {
 
 # ------------------------------------------------------------------ Debian (3.13)
 APT_DIR="$CACHE_ROOT/apt"
-debian_cached() { compgen -G "$SRC_DIR/python3.13_*.orig.tar.*" | head -n1 || true; }
+# Debian's files (.dsc, .orig.tar.xz, .debian.tar.xz) go to src/debian-3.13/;
+# older bootstraps left them in src/ itself, which is still looked at.
+DEBIAN_DIR="$SRC_DIR/debian-3.13"
+debian_cached() { { compgen -G "$DEBIAN_DIR/python3.13_*.orig.tar.*" || compgen -G "$SRC_DIR/python3.13_*.orig.tar.*"; } | head -n1 || true; }
 
-# Download Debian's python3.13 source package into $SRC_DIR and print the
+# Download Debian's python3.13 source package into $DEBIAN_DIR and print the
 # upstream tarball's path.  Exit 3 when apt cannot be used here.
 debian_fetch() {
     local mirror="" f got="" ver cand orig
@@ -152,12 +155,12 @@ SRC
     )
     apt-get "${apt_opts[@]}" update -qq >&2 || unavailable "apt-get update on the private configuration failed"
     # Only Debian's python3.13 files: $SRC_DIR also holds the extracted 3.14/3.15 trees.
-    mkdir -p "$SRC_DIR"
-    rm -f "$SRC_DIR"/python3.13_*
+    mkdir -p "$DEBIAN_DIR"
+    rm -f "$DEBIAN_DIR"/python3.13_*
     for cand in "${DEBIAN_313[@]}"; do
         ver="${cand%%:*}"
         say "trying python3.13=$ver (${cand##*:})"
-        if (cd "$SRC_DIR" && apt-get "${apt_opts[@]}" source --download-only -qq "python3.13=$ver" >&2); then
+        if (cd "$DEBIAN_DIR" && apt-get "${apt_opts[@]}" source --download-only -qq "python3.13=$ver" >&2); then
             got="$ver"; break
         fi
     done
@@ -274,7 +277,7 @@ rm -rf "$PREFIX"
 is_ft_version "$CACHED_PY" || die "the build at $CACHED_PY is not a complete free-threaded CPython $VERSION"
 
 # Keep the upstream tree as the reference sources (docs/design.md cites them);
-# Debian's 3.13 tarball itself stays in $SRC_DIR for that.
+# Debian's 3.13 tarball itself stays in $DEBIAN_DIR for that.
 tree="$(basename "$tarball")"; tree="$SRC_DIR/cpython-${tree#Python-}"; tree="${tree%.tar.*}"
 if [[ "$VERSION" != 3.13 && ! -d "$tree" ]]; then
     (cd "$BUILD_DIR" && make clean >/dev/null 2>&1) || true
