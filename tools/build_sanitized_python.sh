@@ -1,21 +1,27 @@
 #!/usr/bin/env bash
-# build_sanitized_python.sh thread|address
+# build_sanitized_python.sh thread|address [VERSION]
 #
-# Build (once per machine) a free-threaded CPython 3.13 instrumented with a
-# sanitizer and print its interpreter path on the last line of stdout.
+# Build (once per machine) a free-threaded CPython VERSION (3.14, the default;
+# 3.15 or 3.13) instrumented with a sanitizer and print its interpreter path on
+# the last line of stdout.
 #
-#   thread   --with-thread-sanitizer                                  -> $CACHE/python3.13t-tsan
-#   address  --with-address-sanitizer --with-undefined-behavior-sanitizer -> $CACHE/python3.13t-asan
+#   thread   --with-thread-sanitizer                                  -> $CACHE/python3.14t-tsan
+#   address  --with-address-sanitizer --with-undefined-behavior-sanitizer -> $CACHE/python3.14t-asan
+#   (python3.15t-tsan, python3.13t-asan, ... for the other versions)
 #
-# The sources are the same Debian `python3.13` upstream tarball that
-# tools/bootstrap_python_ft.sh builds the main interpreter from (fetched with
-# `bootstrap_python_ft.sh --fetch-only`, reused from ~/.cache/nogil-collections/src/).
+# The sources are the ones tools/bootstrap_python_ft.sh builds the normal
+# interpreter from (`bootstrap_python_ft.sh --source VERSION`): for 3.14 and
+# 3.15 the release tarball in $NOGIL_COLLECTIONS_TARBALLS (the Makefile's
+# CPYTHON_TARBALLS), sha256-checked against tools/cpython-sources.sha256; for
+# 3.13 Debian's `python3.13` upstream tarball (reused from
+# ~/.cache/nogil-collections/src/, downloaded if missing).
 # CPython's own ThreadSanitizer suppressions (Tools/tsan/) are installed next to
 # the interpreter in $PREFIX/share/nogil-collections/ for tools/run_sanitized.sh.
 #
-# Environment: NOGIL_COLLECTIONS_CACHE (cache root), CC (default gcc),
-# NOGIL_COLLECTIONS_SAN_JOBS (make -j, default 2), NOGIL_COLLECTIONS_SAN_REBUILD=1
-# (ignore a cached build).  Builds run under `nice -n 10`.
+# Environment: NOGIL_COLLECTIONS_CACHE (cache root), NOGIL_COLLECTIONS_TARBALLS,
+# CC (default gcc), NOGIL_COLLECTIONS_SAN_JOBS (make -j, default 2),
+# NOGIL_COLLECTIONS_SAN_REBUILD=1 (ignore a cached build).  Builds run under
+# `nice -n 10`.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -23,8 +29,8 @@ CACHE_ROOT="${NOGIL_COLLECTIONS_CACHE:-$HOME/.cache/nogil-collections}"
 JOBS="${NOGIL_COLLECTIONS_SAN_JOBS:-2}"
 export CC="${CC:-gcc}"
 
-say() { echo "[python-$KIND] $*" >&2; }
-die() { echo "[python-$KIND] ERROR: $*" >&2; exit 1; }
+say() { echo "[python${VERSION:-}t-$KIND] $*" >&2; }
+die() { echo "[python${VERSION:-}t-$KIND] ERROR: $*" >&2; exit 1; }
 
 KIND="${1:-}"
 case "$KIND" in
@@ -40,10 +46,12 @@ case "$KIND" in
         # and QSBR-retired memory) go to malloc and are fully checked.
         SAN_ARGS=(--with-address-sanitizer --with-undefined-behavior-sanitizer --without-pymalloc)
         ;;
-    *) echo "usage: $0 thread|address" >&2; exit 2 ;;
+    *) echo "usage: $0 thread|address [3.14|3.15|3.13]" >&2; exit 2 ;;
 esac
-PREFIX="$CACHE_ROOT/python3.13t-$TAG"
-PY="$PREFIX/bin/python3.13t"
+VERSION="${2:-3.14}"
+case "$VERSION" in 3.13|3.14|3.15) ;; *) echo "usage: $0 thread|address [3.14|3.15|3.13]" >&2; exit 2 ;; esac
+PREFIX="$CACHE_ROOT/python${VERSION}t-$TAG"
+PY="$PREFIX/bin/python${VERSION}t"
 STAMP="$PREFIX/.nogil-collections-complete"
 
 # The sanitizer runtimes must not fail the build on CPython's own findings:
@@ -68,7 +76,7 @@ PYEOF
 
 # One build per kind at a time (two `make tsan` in parallel wait for each other).
 mkdir -p "$CACHE_ROOT"
-exec 9>"$CACHE_ROOT/build-$TAG.lock"
+exec 9>"$CACHE_ROOT/build-python${VERSION}t-$TAG.lock"
 flock 9
 
 # --disable-test-modules (below) leaves out Lib/test, but the project's tests
@@ -79,7 +87,9 @@ add_test_package() {
     libdest="$(build_env; "$PY" -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')"
     [[ -f "$libdest/test/mapping_tests.py" ]] && return 0
     say "adding the pure-Python test package (test.mapping_tests, ...) to $libdest"
-    tar -xf "$(bash "$HERE/bootstrap_python_ft.sh" --fetch-only | tail -n1)" \
+    local src
+    src="$(bash "$HERE/bootstrap_python_ft.sh" --source "$VERSION" | tail -n1)" || die "no source tarball for $VERSION (see above)"
+    tar -xf "$src" \
         -C "$libdest" --strip-components=2 --wildcards '*/Lib/test/*'
 }
 
@@ -92,13 +102,13 @@ fi
 command -v "$CC" >/dev/null || die "C compiler $CC not found"
 command -v make >/dev/null || die "make not found"
 
-say "building a free-threaded CPython 3.13 with ${SAN_ARGS[*]} (once per machine; several minutes)"
-orig="$(bash "$HERE/bootstrap_python_ft.sh" --fetch-only | tail -n1)"
-[[ -f "$orig" ]] || die "no CPython source tarball (bootstrap_python_ft.sh --fetch-only printed '$orig')"
+say "building a free-threaded CPython $VERSION with ${SAN_ARGS[*]} (once per machine; several minutes)"
+orig="$(bash "$HERE/bootstrap_python_ft.sh" --source "$VERSION" | tail -n1)" || die "no source tarball for $VERSION (see above)"
+[[ -f "$orig" ]] || die "no CPython source tarball (bootstrap_python_ft.sh --source $VERSION printed '$orig')"
 say "source: $orig"
 
-BUILD_DIR="$CACHE_ROOT/build-$TAG"
-LOG="$CACHE_ROOT/build-$TAG.log"
+BUILD_DIR="$CACHE_ROOT/build-python${VERSION}t-$TAG"
+LOG="$CACHE_ROOT/build-python${VERSION}t-$TAG.log"
 rm -rf "$BUILD_DIR" "$PREFIX"
 mkdir -p "$BUILD_DIR"
 tar -xf "$orig" -C "$BUILD_DIR" --strip-components=1

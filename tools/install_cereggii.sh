@@ -5,6 +5,9 @@
 # benchmark peer, never a dependency of the package: a failure here makes the
 # benchmarks skip cereggii (with a note), nothing else.
 #
+# A wheel first: cereggii 1.0.1 ships cp314t and cp315t wheels, installed as
+# they are.  For 3.13t (no cp313t wheel) it is built from source:
+#
 # Why a source build, and why this way:
 #   * cereggii 1.0.1 ships no cp313t wheel, so pip builds its sdist.  Its build
 #     backend (py-build-cmake) runs CMake's FindPython3, which needs
@@ -58,6 +61,15 @@ fi
 "$py" -c 'import sysconfig, sys; sys.exit(0 if sysconfig.get_config_var("Py_GIL_DISABLED") else 1)' \
     || fail "$venv is not a free-threaded interpreter; cereggii is benchmarked on free-threaded builds only"
 command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || fail "no C compiler on PATH"
+
+# A published wheel for this interpreter, when there is one (cp314t, cp315t).
+if "$py" -m pip install -q --disable-pip-version-check --no-deps --only-binary=:all: \
+        "cereggii==$CEREGGII_VERSION" >/dev/null 2>&1; then
+    installed_ok || fail "cereggii $CEREGGII_VERSION installed from a wheel but does not import, or re-enables the GIL"
+    say "cereggii $CEREGGII_VERSION installed (wheel)"
+    exit 0
+fi
+say "no cereggii $CEREGGII_VERSION wheel for this interpreter: building it from source"
 
 cache="${NOGIL_COLLECTIONS_CACHE:-$HOME/.cache/nogil-collections}"
 tag="$("$py" -c 'import sys, sysconfig; print(f"cp{sys.version_info[0]}{sys.version_info[1]}t-{sysconfig.get_platform()}")')"

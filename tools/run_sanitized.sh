@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# run_sanitized.sh thread|address|debug|fault [--ci | --all | --build-only] [-- PYTEST_ARGS...]
+# run_sanitized.sh thread|address|debug|fault [--ft VERSION] [--ci | --all | --build-only] [-- PYTEST_ARGS...]
+#
+#   --ft VERSION  the free-threaded CPython to use: 3.14 (the default), 3.15 or
+#                 3.13 (`make tsan FT=3.13` passes it).
 #
 #   thread   ThreadSanitizer: free-threaded CPython built --with-thread-sanitizer
 #            (tools/build_sanitized_python.sh), the extension built with
@@ -26,9 +29,10 @@
 #             -- ARGS  passed to pytest after the selection (e.g. -- -x -k stress);
 #                      test paths given here replace the default file selection.
 #
-# Each kind has its own venv in the checkout (.venv-tsan, .venv-asan, .venv-debug;
+# Each kind has its own venv in the checkout (.venv-tsan, .venv-asan, .venv-debug,
+# .venv-fault on 3.14; .venv-tsan-313t, .venv-fault-315t, ... on the others;
 # test dependencies pinned in pyproject.toml) and its own private build tree
-# (build/sanitized/<kind>/: a copy of setup.py + src/ built in place), so it never
+# (build/sanitized/<kind>[-313t]/: a copy of setup.py + src/ built in place), so it never
 # touches src/*.so, build/ or the other venvs.  Reports go to
 # build/sanitized/<kind>/logs/; the run fails if the sanitizer reported anything
 # that the suppression files do not cover.
@@ -50,8 +54,11 @@ say() { echo "[san-$TAG] $*" >&2; }
 die() { echo "[san-$TAG] ERROR: $*" >&2; exit 1; }
 
 MODE=default
+FTV=3.14
 while (( $# )); do
     case "$1" in
+        --ft) shift; FTV="${1:-}"
+              case "$FTV" in 3.13|3.14|3.15) ;; *) die "--ft takes 3.13, 3.14 or 3.15" ;; esac ;;
         --ci) MODE=ci ;;
         --all) MODE=all ;;
         --build-only) MODE=build-only ;;
@@ -62,16 +69,20 @@ while (( $# )); do
 done
 EXTRA=("$@")
 
-VENV="$ROOT/.venv-$TAG"
-WORK="$ROOT/build/sanitized/$TAG"
+# 3.14 (the primary) keeps the plain names, as .venv does.
+suffix=""
+[[ "$FTV" == 3.14 ]] || suffix="-${FTV/./}t"
+VENV="$ROOT/.venv-$TAG$suffix"
+WORK="$ROOT/build/sanitized/$TAG$suffix"
 TREE="$WORK/tree"
 LOGS="$WORK/logs"
 
 # ------------------------------------------------------------------ interpreter
+say "free-threaded CPython $FTV"
 if [[ "$KIND" == debug || "$KIND" == fault ]]; then
-    PY="$(bash "$ROOT/tools/bootstrap_python_ft.sh" | tail -n1)"
+    PY="$(bash "$ROOT/tools/bootstrap_python_ft.sh" "$FTV" | tail -n1)" || die "no free-threaded CPython $FTV (see above)"
 else
-    PY="$(bash "$ROOT/tools/build_sanitized_python.sh" "$KIND" | tail -n1)"
+    PY="$(bash "$ROOT/tools/build_sanitized_python.sh" "$KIND" "$FTV" | tail -n1)" || die "no $KIND-sanitized CPython $FTV (see above)"
 fi
 PREFIX="$(cd "$(dirname "$PY")/.." && pwd)"
 
@@ -86,18 +97,35 @@ quiet_env() {
 quiet_env
 
 # ------------------------------------------------------------------ venv
+# The dependencies are the same wheels as in the normal venv of this version
+# (same SOABI, e.g. cpython-314t-x86_64-linux-gnu: a sanitizer does not change
+# the ABI), so when that venv exists its pip -- not instrumented -- installs
+# them into this venv's site-packages with --target: pip under TSAN took 13
+# of the 20 minutes of CI's tsan-ci phase (venv with ensurepip 5, the groups 8).
+# Otherwise (no normal venv yet) the venv gets its own pip, slowly.
+normal_venv="$ROOT/.venv"
+[[ "$FTV" == 3.14 ]] || normal_venv="$ROOT/.venv-${FTV/./}t"
+soabi() { "$1" -c 'import sysconfig; print(sysconfig.get_config_var("SOABI"))' 2>/dev/null || true; }
 stamp="$VENV/.stamp-san-env"
 want="$PY $(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
-    if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import sys; sys.exit(0 if sys._base_executable == sys.argv[1] else 1)' "$PY" 2>/dev/null; then
-        rm -rf "$VENV"
+    rm -rf "$VENV"
+    if [[ -x "$normal_venv/bin/python" && "$(soabi "$normal_venv/bin/python")" == "$(soabi "$PY")" ]]; then
+        say "creating $VENV on $PY (no pip of its own)"
+        "$PY" -m venv --without-pip "$VENV"
+        site="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
+        say "installing the pinned build and test dependency groups into $site with $normal_venv's pip"
+        (cd "$ROOT" && "$normal_venv/bin/python" -m pip install -q --disable-pip-version-check \
+            --only-binary=:all: --target "$site" --group build --group test 2>&1 \
+            | grep -v '^WARNING: Location' || exit "${PIPESTATUS[0]}")
+    else
         say "creating $VENV on $PY"
         "$PY" -m venv "$VENV"
+        say "installing the pinned build and test dependency groups into $VENV (its own pip: slow under a sanitizer; a $normal_venv made first by make test-${FTV/./}t avoids that)"
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check "pip==$PIP_VERSION"
+        (cd "$ROOT" && "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+            --only-binary=:all: --group build --group test)
     fi
-    say "installing the pinned build and test dependency groups into $VENV"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "pip==$PIP_VERSION"
-    (cd "$ROOT" && "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-        --only-binary=:all: --group build --group test)
     echo "$want" > "$stamp"
 fi
 
@@ -172,21 +200,25 @@ case "$MODE" in
         if [[ "$KIND" == fault ]]; then
             # Bounded: the fault-injection and defect-regression tests
             # (deterministic suspensions, injected MemoryError, the documented
-            # list of points), the threaded dict/list tests and the fuzzer at
-            # its CI budget.
+            # list of points), the threaded dict/list tests, the fuzzer at
+            # its CI budget and the shared-object tests (issue 21).
             mapfile -t sel < <(existing tests/test_fault_injection.py tests/test_defect_regressions.py \
-                tests/test_dict_threads.py tests/test_list_threads.py tests/test_fuzz_hostile.py)
+                tests/test_dict_threads.py tests/test_list_threads.py tests/test_fuzz_hostile.py \
+                tests/test_dict_shared_threads.py tests/test_shared_list_objects.py)
         else
             # Bounded subset: the core and the reclamation domain, plus one mixed
             # list and one mixed dict race test (all operations interleaved),
             # the list iterator's nested-next() read under a replacing writer
             # (it showed issue 21's freed-item reports, defect 6) and the
-            # shared list iterators (issue 21).
+            # shared list and dict iterators (issue 21: the dict's owner-to-
+            # shared hand-over and __reduce__ racing __next__).
             mapfile -t sel < <(existing tests/test_core.py tests/test_qsbr.py)
             for t in tests/test_race_list.py::test_race_list_mixed_operations \
                      tests/test_race_dict.py::test_race_dict_per_key_operations_many_threads \
                      tests/test_list_hostile.py::test_del_calling_next_from_inside_the_iterators_batched_read \
-                     tests/test_shared_list_objects.py::test_shared_iterator_with_a_concurrent_writer; do
+                     tests/test_shared_list_objects.py::test_shared_iterator_with_a_concurrent_writer \
+                     tests/test_dict_shared_threads.py::test_creator_keeps_draining_while_others_join \
+                     tests/test_dict_shared_threads.py::test_reduce_racing_next_is_atomic; do
                 grep -q "def ${t##*::}(" "${t%%::*}" 2>/dev/null && sel+=("$t")
             done
         fi
