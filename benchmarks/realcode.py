@@ -779,7 +779,98 @@ def count_app_steps(thread_counts: list[int], repeats: int) -> int:
     return repeats * len(thread_counts)
 
 
+# ------------------------------------------------------------------ quotability
+#: The machine-can-scale check (issue 20): a tuple read through a thread-owned
+#: ``partial`` (no reference count written, nothing shared but the read-only
+#: tuple) must reach this scaling at 2 threads in the same run, or none of the
+#: run's scaling figures may be quoted.
+CEILING_MIN_SCALING = 1.7
+CEILING_THREADS = 2
+
+
+@dataclass
+class CeilingCheck:
+    """The ceiling check of one run: the tuple-through-partial read loop's
+    scaling at :data:`CEILING_THREADS` threads (median over median)."""
+
+    scaling: float | None  # None: not measured in this run
+
+    @property
+    def quotable(self) -> bool:
+        return self.scaling is not None and self.scaling >= CEILING_MIN_SCALING
+
+    def line(self) -> str:
+        if self.scaling is None:
+            return (
+                "ceiling check: NOT MEASURED in this run (the real-code read suite with "
+                f"'tuple (thread-owned partial)' at 1 and {CEILING_THREADS} threads did not run): "
+                "scaling figures of this run are NOT QUOTABLE"
+            )
+        verdict = (
+            "the run is quotable"
+            if self.quotable
+            else "the machine did not scale: scaling figures of this run are NOT QUOTABLE"
+        )
+        return (
+            f"ceiling check: tuple read through a thread-owned partial scales "
+            f"{self.scaling:.2f}x at {CEILING_THREADS} threads (needs >= "
+            f"{CEILING_MIN_SCALING:.2f}x): {verdict}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "what": "tuple read through a thread-owned functools.partial, read-only, "
+            f"median scaling at {CEILING_THREADS} threads",
+            "scaling": None if self.scaling is None else round(self.scaling, 4),
+            "threshold": CEILING_MIN_SCALING,
+            "quotable": self.quotable,
+        }
+
+
+def ceiling_check(results: list[Result]) -> CeilingCheck:
+    by = {
+        r.threads: r
+        for r in results
+        if r.cell.impl == "tuple" and r.cell.access == "partial" and r.cell.mix == "read"
+    }
+    if 1 not in by or CEILING_THREADS not in by or not by[1].median:
+        return CeilingCheck(None)
+    return CeilingCheck(by[CEILING_THREADS].median / by[1].median)
+
+
 # ------------------------------------------------------------------ tables
+def access_matrix(
+    results: list[Result], family: str, threads: int = 2, markdown: bool = False
+) -> str | None:
+    """Read-only loops: one row per implementation, one column per way the loop
+    reaches the container; each cell is the scaling at ``threads`` threads
+    (median over the 1-thread median) and, in brackets, the ratio of its
+    ``threads``-thread throughput to the builtin's read through a local name."""
+    rs = [r for r in results if r.cell.mix == "read" and r.cell.family == family]
+    by = {(r.cell.impl, r.cell.access, r.threads): r for r in rs}
+    if not any(t == threads for (_i, _a, t) in by):
+        return None
+    builtin = BUILTIN[family]
+    ref = by.get((builtin, "local", threads))
+    impls = sorted({(r.cell.role, r.cell.impl) for r in rs}, key=lambda ri: impl_key(*ri))
+    accesses = [a for a in ACCESSES if any(r.cell.access == a for r in rs)]
+    headers = ["implementation"] + [ACCESS_LABELS[a] for a in accesses]
+    rows = []
+    for role, name in impls:
+        row = [f"**{name}**" if markdown and role == "ours" else name]
+        for a in accesses:
+            one, top = by.get((name, a, 1)), by.get((name, a, threads))
+            if one is None or top is None:
+                row.append("-")
+                continue
+            cell = ratio(top.median, one.median)
+            if ref is not None and not (name == builtin and a == "local"):
+                cell += f" ({ratio(top.median, ref.median)})"
+            row.append(cell)
+        rows.append(row)
+    return fmt_table(headers, rows, markdown)
+
+
 def loop_table(results: list[Result], mix: str, family: str, markdown: bool = False) -> str | None:
     """Rows: implementation x access; columns: median M ops/s per thread count,
     scaling, and the ratio to the builtin read through a local name."""
@@ -897,8 +988,10 @@ __all__ = [
     "AppResult",
     "Cell",
     "Result",
+    "access_matrix",
     "app_table",
     "applications",
+    "ceiling_check",
     "compile_loop",
     "count_app_steps",
     "count_loop_steps",
