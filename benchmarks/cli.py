@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         "scaling": _scaling_json(points),
         "single_thread": [c.to_json() for c in costs],
         "single_thread_python_loop": [c.to_json() for c in pycosts],
-        "ceiling_check": realcode.ceiling_check(loops).to_json(),
+        "ceiling_check": realcode.ceiling_check(loops, env).to_json(),
         "memory": [f.to_json() for f in fps],
         "realcode_loops": [r.to_json() for r in loops],
         "realcode_apps": [a.to_json() for a in apps],

@@ -791,26 +791,51 @@ CEILING_THREADS = 2
 @dataclass
 class CeilingCheck:
     """The ceiling check of one run: the tuple-through-partial read loop's
-    scaling at :data:`CEILING_THREADS` threads (median over median)."""
+    scaling at :data:`CEILING_THREADS` threads (median over median), and the
+    machine's 1-minute load average at the start against its usable CPUs."""
 
     scaling: float | None  # None: not measured in this run
+    load_at_start: float | None = None
+    cpus: int | None = None
+
+    @property
+    def busy(self) -> bool:
+        """Other work was running when the run started (load average >= usable
+        CPUs): the tuple may pass the check in a lull and the rest of the run
+        still be taken under load."""
+        return (
+            self.load_at_start is not None
+            and self.cpus is not None
+            and self.load_at_start >= self.cpus
+        )
 
     @property
     def quotable(self) -> bool:
-        return self.scaling is not None and self.scaling >= CEILING_MIN_SCALING
+        return self.scaling is not None and self.scaling >= CEILING_MIN_SCALING and not self.busy
 
     def line(self) -> str:
+        busy = (
+            f"; the machine was busy at the start (load average {self.load_at_start:.2f} "
+            f"on {self.cpus} usable CPUs)"
+            if self.busy
+            else ""
+        )
         if self.scaling is None:
             return (
                 "ceiling check: NOT MEASURED in this run (the real-code read suite with "
-                f"'tuple (thread-owned partial)' at 1 and {CEILING_THREADS} threads did not run): "
-                "scaling figures of this run are NOT QUOTABLE"
+                f"'tuple (thread-owned partial)' at 1 and {CEILING_THREADS} threads did not "
+                f"run){busy}: scaling figures of this run are NOT QUOTABLE"
             )
-        verdict = (
-            "the run is quotable"
-            if self.quotable
-            else "the machine did not scale: scaling figures of this run are NOT QUOTABLE"
-        )
+        if self.quotable:
+            verdict = "the run is quotable"
+        elif self.scaling < CEILING_MIN_SCALING:
+            verdict = (
+                "the machine did not scale"
+                + busy
+                + ": scaling figures of this run are NOT QUOTABLE"
+            )
+        else:
+            verdict = busy[2:] + ": figures of this run are NOT QUOTABLE"
         return (
             f"ceiling check: tuple read through a thread-owned partial scales "
             f"{self.scaling:.2f}x at {CEILING_THREADS} threads (needs >= "
@@ -823,19 +848,29 @@ class CeilingCheck:
             f"median scaling at {CEILING_THREADS} threads",
             "scaling": None if self.scaling is None else round(self.scaling, 4),
             "threshold": CEILING_MIN_SCALING,
+            "load_average_at_start": self.load_at_start,
+            "usable_cpus": self.cpus,
+            "busy": self.busy,
             "quotable": self.quotable,
         }
 
 
-def ceiling_check(results: list[Result]) -> CeilingCheck:
+def ceiling_check(results: list[Result], env: dict[str, Any] | None = None) -> CeilingCheck:
+    """The run's check; ``env`` (machine.describe()) adds the load at the start."""
+    load = cpus = None
+    if env is not None:
+        m = env.get("machine", {})
+        la = m.get("load_average_at_start")
+        load = la[0] if la else None
+        cpus = m.get("usable_cpus")
     by = {
         r.threads: r
         for r in results
         if r.cell.impl == "tuple" and r.cell.access == "partial" and r.cell.mix == "read"
     }
     if 1 not in by or CEILING_THREADS not in by or not by[1].median:
-        return CeilingCheck(None)
-    return CeilingCheck(by[CEILING_THREADS].median / by[1].median)
+        return CeilingCheck(None, load, cpus)
+    return CeilingCheck(by[CEILING_THREADS].median / by[1].median, load, cpus)
 
 
 # ------------------------------------------------------------------ tables

@@ -281,7 +281,7 @@ def render_text(
         f"Python {it['version']} ({it['tag']}, {kind} build, GIL enabled at runtime: "
         f"{it['gil_enabled_at_runtime']}); {m['cpu_model']}, {m['usable_cpus']} usable CPUs"
     )
-    out.append(realcode.ceiling_check(loops or []).line())
+    out.append(realcode.ceiling_check(loops or [], env).line())
     vers = ", ".join(f"{k} {v}" for k, v in env["packages"].items() if v)
     out.append(f"packages: {vers}")
     for line in unavailable_lines(impls):
@@ -394,7 +394,7 @@ def render_markdown(
         "",
         f"### {interp_label(env)}: machine and interpreter",
         "",
-        f"- **{realcode.ceiling_check(loops or []).line()}**",
+        f"- **{realcode.ceiling_check(loops or [], env).line()}**",
         f"- CPU: {m['cpu_model']} ({m['cpu_count']} logical CPUs, {m['usable_cpus']} usable), "
         f"{m['system']}, load average at start {m['load_average_at_start']}",
         f"- Python {it['version']}, {kind} build, GIL enabled at runtime: "

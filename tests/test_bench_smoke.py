@@ -199,6 +199,12 @@ def test_the_ceiling_check_marks_a_run_that_did_not_scale_not_quotable(
     assert check.quotable is quotable
     assert ("NOT QUOTABLE" in check.line()) is not quotable
     assert not realcode.ceiling_check(results[1:]).quotable  # no 1-thread figure: not measured
+    # A machine busy at the start is never quotable, whatever the tuple did in a lull.
+    busy = {"machine": {"load_average_at_start": [2.5, 2.0, 2.0], "usable_cpus": 2}}
+    quiet = {"machine": {"load_average_at_start": [1.02, 1.3, 1.5], "usable_cpus": 2}}
+    assert not realcode.ceiling_check(results, busy).quotable
+    assert "busy" in realcode.ceiling_check(results, busy).line()
+    assert realcode.ceiling_check(results, quiet).quotable is quotable
 
 
 def test_real_code_loops_compute_with_every_mix() -> None:
