@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import machine, memory, realcode, report, scaling, single
+from benchmarks import machine, memory, pyloop, realcode, report, scaling, single
 from benchmarks.registry import MAP, SEQ, Impl, gil_enabled, load_implementations
 from benchmarks.scaling import Case
 from benchmarks.tables import BUILTIN, impl_key
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     scaling_cases = prof.cases if "scaling" in suites else []
     total = scaling.count_steps(containers, scaling_cases, prof.threads, prof.repeats)
     if "single" in suites:
-        total += single.count_steps(plain)
+        total += single.count_steps(plain) + pyloop.count_steps(plain)
     if "memory" in suites:
         total += sum(1 for i in plain if i.available)
     real_threads = _real_threads(prof.threads, cpus)
@@ -283,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     points: list[scaling.Point] = []
     costs: list[single.Cost] = []
+    pycosts: list[pyloop.LoopCost] = []
     fps: list[memory.Footprint] = []
     loops: list[realcode.Result] = []
     apps: list[realcode.AppResult] = []
@@ -301,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
         if "single" in suites:
             costs = single.measure(
                 plain, prof.size, prof.single_n, prof.single_repeats, progress=bar.step
+            )
+            pycosts = pyloop.measure(
+                plain, prof.single_n, prof.single_repeats, progress=bar.step
             )
         if "memory" in suites:
             fps = memory.measure(plain, prof.memory_n, progress=bar.step)
@@ -339,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         "realcode_repeats": prof.real_repeats,
         "realcode_target_time_s": prof.real_target_time,
     }
-    print(report.render_text(env, impls, points, costs, fps, loops, apps))
+    print(report.render_text(env, impls, points, costs, fps, loops, apps, pycosts))
     print(
         f"\nScaling cells: median / best of {prof.repeats} repetitions (Mops/s, all threads). "
         "spread* = (max - min) / median, worst over thread counts.\n"
@@ -371,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         ],
         "scaling": _scaling_json(points),
         "single_thread": [c.to_json() for c in costs],
+        "single_thread_python_loop": [c.to_json() for c in pycosts],
+        "ceiling_check": realcode.ceiling_check(loops, env).to_json(),
         "memory": [f.to_json() for f in fps],
         "realcode_loops": [r.to_json() for r in loops],
         "realcode_apps": [a.to_json() for a in apps],
@@ -382,7 +388,11 @@ def main(argv: list[str] | None = None) -> int:
 
     plots: list[Path] = []
     plot_prefix = "plots/"
-    if points and not args.no_plots:
+    plot_note = ""
+    if points and not args.no_plots and not report.can_plot():
+        plot_note = "plots skipped: matplotlib is not installed for this interpreter"
+        print(plot_note, file=sys.stderr)
+    if points and not args.no_plots and not plot_note:
         kind = "free-threaded" if env["interpreter"]["free_threaded_build"] else "GIL"
         suffix = f"Python {env['interpreter']['version']} {kind}, {cpus} CPUs"
         plots = report.write_plots(points, out / "plots", suffix)
@@ -395,7 +405,19 @@ def main(argv: list[str] | None = None) -> int:
             except ValueError:
                 plot_prefix = str(args.publish_plots) + "/"
     md = report.render_markdown(
-        env, impls, points, costs, fps, plots, plot_prefix, settings, loops, apps, duration
+        env,
+        impls,
+        points,
+        costs,
+        fps,
+        plots,
+        plot_prefix,
+        settings,
+        loops,
+        apps,
+        duration,
+        pycosts,
+        plot_note,
     )
     (out / "latest.md").write_text(md)
     (out / f"latest-{tag}.md").write_text(md)

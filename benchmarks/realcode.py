@@ -779,7 +779,133 @@ def count_app_steps(thread_counts: list[int], repeats: int) -> int:
     return repeats * len(thread_counts)
 
 
+# ------------------------------------------------------------------ quotability
+#: The machine-can-scale check (issue 20): a tuple read through a thread-owned
+#: ``partial`` (no reference count written, nothing shared but the read-only
+#: tuple) must reach this scaling at 2 threads in the same run, or none of the
+#: run's scaling figures may be quoted.
+CEILING_MIN_SCALING = 1.7
+CEILING_THREADS = 2
+
+
+@dataclass
+class CeilingCheck:
+    """The ceiling check of one run: the tuple-through-partial read loop's
+    scaling at :data:`CEILING_THREADS` threads (median over median), and the
+    machine's 1-minute load average at the start against its usable CPUs."""
+
+    scaling: float | None  # None: not measured in this run
+    load_at_start: float | None = None
+    cpus: int | None = None
+
+    @property
+    def busy(self) -> bool:
+        """Other work was running when the run started (load average >= usable
+        CPUs): the tuple may pass the check in a lull and the rest of the run
+        still be taken under load."""
+        return (
+            self.load_at_start is not None
+            and self.cpus is not None
+            and self.load_at_start >= self.cpus
+        )
+
+    @property
+    def quotable(self) -> bool:
+        return self.scaling is not None and self.scaling >= CEILING_MIN_SCALING and not self.busy
+
+    def line(self) -> str:
+        busy = (
+            f"; the machine was busy at the start (load average {self.load_at_start:.2f} "
+            f"on {self.cpus} usable CPUs)"
+            if self.busy
+            else ""
+        )
+        if self.scaling is None:
+            return (
+                "ceiling check: NOT MEASURED in this run (the real-code read suite with "
+                f"'tuple (thread-owned partial)' at 1 and {CEILING_THREADS} threads did not "
+                f"run){busy}: scaling figures of this run are NOT QUOTABLE"
+            )
+        if self.quotable:
+            verdict = "the run is quotable"
+        elif self.scaling < CEILING_MIN_SCALING:
+            verdict = (
+                "the machine did not scale"
+                + busy
+                + ": scaling figures of this run are NOT QUOTABLE"
+            )
+        else:
+            verdict = busy[2:] + ": figures of this run are NOT QUOTABLE"
+        return (
+            f"ceiling check: tuple read through a thread-owned partial scales "
+            f"{self.scaling:.2f}x at {CEILING_THREADS} threads (needs >= "
+            f"{CEILING_MIN_SCALING:.2f}x): {verdict}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "what": "tuple read through a thread-owned functools.partial, read-only, "
+            f"median scaling at {CEILING_THREADS} threads",
+            "scaling": None if self.scaling is None else round(self.scaling, 4),
+            "threshold": CEILING_MIN_SCALING,
+            "load_average_at_start": self.load_at_start,
+            "usable_cpus": self.cpus,
+            "busy": self.busy,
+            "quotable": self.quotable,
+        }
+
+
+def ceiling_check(results: list[Result], env: dict[str, Any] | None = None) -> CeilingCheck:
+    """The run's check; ``env`` (machine.describe()) adds the load at the start."""
+    load = cpus = None
+    if env is not None:
+        m = env.get("machine", {})
+        la = m.get("load_average_at_start")
+        load = la[0] if la else None
+        cpus = m.get("usable_cpus")
+    by = {
+        r.threads: r
+        for r in results
+        if r.cell.impl == "tuple" and r.cell.access == "partial" and r.cell.mix == "read"
+    }
+    if 1 not in by or CEILING_THREADS not in by or not by[1].median:
+        return CeilingCheck(None, load, cpus)
+    return CeilingCheck(by[CEILING_THREADS].median / by[1].median, load, cpus)
+
+
 # ------------------------------------------------------------------ tables
+def access_matrix(
+    results: list[Result], family: str, threads: int = 2, markdown: bool = False
+) -> str | None:
+    """Read-only loops: one row per implementation, one column per way the loop
+    reaches the container; each cell is the scaling at ``threads`` threads
+    (median over the 1-thread median) and, in brackets, the ratio of its
+    ``threads``-thread throughput to the builtin's read through a local name."""
+    rs = [r for r in results if r.cell.mix == "read" and r.cell.family == family]
+    by = {(r.cell.impl, r.cell.access, r.threads): r for r in rs}
+    if not any(t == threads for (_i, _a, t) in by):
+        return None
+    builtin = BUILTIN[family]
+    ref = by.get((builtin, "local", threads))
+    impls = sorted({(r.cell.role, r.cell.impl) for r in rs}, key=lambda ri: impl_key(*ri))
+    accesses = [a for a in ACCESSES if any(r.cell.access == a for r in rs)]
+    headers = ["implementation"] + [ACCESS_LABELS[a] for a in accesses]
+    rows = []
+    for role, name in impls:
+        row = [f"**{name}**" if markdown and role == "ours" else name]
+        for a in accesses:
+            one, top = by.get((name, a, 1)), by.get((name, a, threads))
+            if one is None or top is None:
+                row.append("-")
+                continue
+            cell = ratio(top.median, one.median)
+            if ref is not None and not (name == builtin and a == "local"):
+                cell += f" ({ratio(top.median, ref.median)})"
+            row.append(cell)
+        rows.append(row)
+    return fmt_table(headers, rows, markdown)
+
+
 def loop_table(results: list[Result], mix: str, family: str, markdown: bool = False) -> str | None:
     """Rows: implementation x access; columns: median M ops/s per thread count,
     scaling, and the ratio to the builtin read through a local name."""
@@ -897,8 +1023,10 @@ __all__ = [
     "AppResult",
     "Cell",
     "Result",
+    "access_matrix",
     "app_table",
     "applications",
+    "ceiling_check",
     "compile_loop",
     "count_app_steps",
     "count_loop_steps",

@@ -294,6 +294,8 @@ def load_implementations() -> list[Impl]:
         )
     )
     ftd, why = _import_attr("ft_utils.concurrency", "ConcurrentDict")
+    if ftd is None and _free_threaded_build():
+        why += f" (install: {_venv_hint()}/bin/python -m pip install ft_utils)"
     impls.append(
         Impl(
             "ft_utils.ConcurrentDict",
@@ -306,7 +308,7 @@ def load_implementations() -> list[Impl]:
     )
     ad, why = _import_attr("cereggii", "AtomicDict")
     if ad is None and _free_threaded_build():
-        why += " (install: bash tools/install_cereggii.sh .venv)"
+        why += f" (install: bash tools/install_cereggii.sh {_venv_hint()})"
     impls.append(
         Impl(
             "cereggii.AtomicDict",
@@ -346,6 +348,18 @@ def package_versions(impls: list[Impl]) -> dict[str, str | None]:
     names = {"nogil_collections", "ft_utils", "cereggii", "matplotlib", "Cython"}
     names.update(i.package for i in impls if i.package)
     return {name: _version(name) for name in sorted(names)}
+
+
+def _venv_hint() -> str:
+    """The running environment, as a path to give an install command."""
+    import os
+
+    prefix = sys.prefix
+    try:
+        rel = os.path.relpath(prefix)
+    except ValueError:
+        return prefix
+    return prefix if rel.startswith("..") else rel
 
 
 def _free_threaded_build() -> bool:

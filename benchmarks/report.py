@@ -9,7 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, TextIO
 
-from benchmarks import realcode
+from benchmarks import pyloop, realcode
 from benchmarks.memory import Footprint
 from benchmarks.registry import MAP, Impl
 from benchmarks.scaling import Case, Point
@@ -173,6 +173,63 @@ def single_table(costs: list[Cost], family: str, markdown: bool = False) -> str:
     return fmt_table(headers, rows, markdown)
 
 
+#: The Python-loop shapes and the C-loop operation each corresponds to.
+_C_LOOP_OF = {
+    "append": ("seq", "append"),
+    "pop()": ("seq", "pop"),
+    "d.pop(k)+refill": (MAP, "pop"),
+    "iter 1000": ("seq", "iter"),
+    "x in lst (16)": ("seq", "contains"),
+    "x in lst (1000)": ("seq", "contains"),
+}
+
+
+def pyloop_table(
+    pycosts: list[pyloop.LoopCost], costs: list[Cost], markdown: bool = False
+) -> str | None:
+    """Single-thread cost in Python loops: one row per shape; ns per element of
+    each implementation (ratio to the builtin); the target for ours; whether
+    ours meets it; and ours' ratio in the C loop (single.py) beside it."""
+    if not pycosts:
+        return None
+    shapes = list(dict.fromkeys(c.shape for c in pycosts))
+    impls = sorted({(c.role, c.impl) for c in pycosts}, key=lambda ri: impl_key(*ri))
+    by = {(c.impl, c.shape): c for c in pycosts}
+    cby = {(c.impl, c.op): c for c in costs}
+    headers = ["shape (Python loop)", *(name for _r, name in impls)]
+    headers += ["target (ours)", "met", "ours, C loop"]
+    rows = []
+    for shape in shapes:
+        family = next(c.family for c in pycosts if c.shape == shape)
+        builtin = BUILTIN[family]
+        ref = by.get((builtin, shape))
+        row = [shape]
+        ours_ratios: list[float] = []
+        for role, name in impls:
+            c = by.get((name, shape))
+            if c is None:
+                row.append("n/a" if any(x.impl == name and x.family == family for x in pycosts)
+                           else "")
+                continue
+            ref_ns = ref.ns_per_item if ref and name != builtin else None
+            row.append(with_ratio(f"{c.ns_per_item:.1f} ns", c.ns_per_item, ref_ns))
+            if role == "ours" and ref_ns:
+                ours_ratios.append(c.ns_per_item / ref_ns)
+        target = pyloop.TARGETS.get(shape)
+        row.append(f"<= {target:.2f}x" if target else "-")
+        if ours_ratios and target:
+            row.append("yes" if max(ours_ratios) <= target else "**no**" if markdown else "NO")
+        else:
+            row.append("-")
+        cfam, cop = _C_LOOP_OF.get(shape, (family, ""))
+        cref = cby.get((BUILTIN[cfam], cop))
+        cours = [c for (name, op), c in cby.items() if op == cop and c.family == cfam
+                 and c.role == "ours"]
+        row.append(ratio(cours[0].ns_per_op, cref.ns_per_op if cref else None) if cours else "-")
+        rows.append(row)
+    return fmt_table(headers, rows, markdown)
+
+
 def memory_table(fps: list[Footprint], markdown: bool = False) -> str:
     fps = sorted(fps, key=lambda f: (f.family != MAP, *impl_key(f.role, f.impl)))
     ref = {f.family: f.traced_bytes_per_item for f in fps if f.impl == BUILTIN[f.family]}
@@ -214,15 +271,17 @@ def render_text(
     fps: list[Footprint],
     loops: list[Any] | None = None,
     apps: list[Any] | None = None,
+    pycosts: list[pyloop.LoopCost] | None = None,
 ) -> str:
     out: list[str] = []
     it = env["interpreter"]
     m = env["machine"]
     kind = "free-threaded" if it["free_threaded_build"] else "GIL"
     out.append(
-        f"Python {it['version']} ({kind} build, GIL enabled at runtime: "
+        f"Python {it['version']} ({it['tag']}, {kind} build, GIL enabled at runtime: "
         f"{it['gil_enabled_at_runtime']}); {m['cpu_model']}, {m['usable_cpus']} usable CPUs"
     )
+    out.append(realcode.ceiling_check(loops or [], env).line())
     vers = ", ".join(f"{k} {v}" for k, v in env["packages"].items() if v)
     out.append(f"packages: {vers}")
     for line in unavailable_lines(impls):
@@ -251,12 +310,33 @@ def render_text(
     for family in (MAP, "seq"):
         if any(c.family == family for c in costs):
             out.append("")
-            out.append(f"== single-thread cost per operation ({BUILTIN[family]}-like)")
+            out.append(
+                f"== single-thread cost per operation ({BUILTIN[family]}-like), C loop "
+                f"[{interp_label(env)}]"
+            )
             out.append(single_table(costs, family))
+    table = pyloop_table(pycosts or [], costs)
+    if table:
+        out += [
+            "",
+            "== single-thread cost, Python loop (the shapes users write): ns per element "
+            f"(ratio to the builtin) [{interp_label(env)}]",
+            table,
+        ]
     if fps:
         out.append("")
         out.append("== memory per element (tracemalloc while filling one at a time; getsizeof)")
         out.append(memory_table(fps))
+    for family in (MAP, "seq"):
+        table = realcode.access_matrix(loops or [], family)
+        if table:
+            out += [
+                "",
+                f"== real code, read-only, {_REAL_TITLES[family].split(' (')[0]}: scaling at 2T "
+                f"by how the loop reaches the container (2T ratio to the builtin's local name) "
+                f"[{interp_label(env)}]",
+                table,
+            ]
     for mix in realcode.MIXES:
         for family in (MAP, "seq"):
             table = realcode.loop_table(loops or [], mix, family)
@@ -266,6 +346,21 @@ def render_text(
     if table:
         out += ["", "== real code: applications, median M ops/s (result checked every run)", table]
     return "\n".join(out)
+
+
+def interp_label(env: dict[str, Any]) -> str:
+    """``Python 3.14.7 (cp314t)``: the interpreter every table of a run belongs to."""
+    it = env["interpreter"]
+    return f"Python {it['version']} ({it['tag']})"
+
+
+def can_plot() -> bool:
+    """Whether matplotlib can be imported (no wheel exists for some interpreters)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 _REAL_TITLES = {MAP: "`x = c[k]` str keys (M ops/s)", "seq": "`x = c[i]` (M ops/s)"}
@@ -288,6 +383,8 @@ def render_markdown(
     loops: list[Any] | None = None,
     apps: list[Any] | None = None,
     duration_s: float | None = None,
+    pycosts: list[pyloop.LoopCost] | None = None,
+    plot_note: str = "",
 ) -> str:
     it = env["interpreter"]
     m = env["machine"]
@@ -295,8 +392,9 @@ def render_markdown(
     out = [
         "<!-- generated by `python -m benchmarks`; paste into docs/performance.md -->",
         "",
-        "### Machine and interpreter",
+        f"### {interp_label(env)}: machine and interpreter",
         "",
+        f"- **{realcode.ceiling_check(loops or [], env).line()}**",
         f"- CPU: {m['cpu_model']} ({m['cpu_count']} logical CPUs, {m['usable_cpus']} usable), "
         f"{m['system']}, load average at start {m['load_average_at_start']}",
         f"- Python {it['version']}, {kind} build, GIL enabled at runtime: "
@@ -310,6 +408,8 @@ def render_markdown(
         out.append(f"- the run took {duration_s:.0f} s")
     for line in unavailable_lines(impls):
         out.append(f"- {line}")
+    if plot_note:
+        out.append(f"- {plot_note}")
     out += [
         "",
         f"Scaling cells: median / best of {settings.get('repeats')} repetitions, million "
@@ -352,11 +452,41 @@ def render_markdown(
         out += [f"![{p.stem}]({plot_prefix}{p.name})" for p in plots]
     for family in (MAP, "seq"):
         if any(c.family == family for c in costs):
-            out += ["", f"#### Single-thread cost per operation ({BUILTIN[family]}-like)", ""]
+            out += [
+                "",
+                f"#### Single-thread cost per operation ({BUILTIN[family]}-like), C loop",
+                "",
+            ]
             out.append(single_table(costs, family, markdown=True))
+    table = pyloop_table(pycosts or [], costs, markdown=True)
+    if table:
+        out += [
+            "",
+            "#### Single-thread cost, Python loop (the shapes users write)",
+            "",
+            "ns per element, best of the repetitions (ratio to the builtin). *ours, C loop*: "
+            "ConcurrentList/ConcurrentDict's ratio for the same operation in the C-loop table "
+            "above. The builtin's loop is specialised by the interpreter (`CALL_LIST_APPEND`, "
+            "`FOR_ITER_LIST`, ...); ours goes through the generic protocol.",
+            "",
+            table,
+        ]
     if fps:
         out += ["", "#### Memory per element", ""]
         out.append(memory_table(fps, markdown=True))
+    for family in (MAP, "seq"):
+        table = realcode.access_matrix(loops or [], family, markdown=True)
+        if table:
+            out += [
+                "",
+                f"#### Real code, read-only, {_REAL_TITLES[family].split(' (')[0]}: scaling at 2T "
+                "by how the loop reaches the container",
+                "",
+                "Each cell: median at 2 threads over median at 1 thread; in brackets, the "
+                "2-thread throughput over the builtin's read through a local name.",
+                "",
+                table,
+            ]
     for mix in realcode.MIXES:
         for family in (MAP, "seq"):
             table = realcode.loop_table(loops or [], mix, family, markdown=True)

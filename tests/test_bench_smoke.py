@@ -14,7 +14,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # `benchmarks` is a package at the repository root
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks import realcode, registry, scaling  # noqa: E402
+from benchmarks import realcode, registry, report, scaling  # noqa: E402
 
 
 def test_cli_smoke_writes_table_json_markdown_and_plots(tmp_path: Path) -> None:
@@ -36,7 +36,9 @@ def test_cli_smoke_writes_table_json_markdown_and_plots(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert "== scaling: dict-like" in proc.stdout
     assert "churn writes, reads/writes 90/10 churn" in proc.stdout
-    assert "== single-thread cost per operation (list-like)" in proc.stdout
+    assert "== single-thread cost per operation (list-like), C loop" in proc.stdout
+    assert "== single-thread cost, Python loop" in proc.stdout
+    assert "ceiling check: NOT MEASURED" in proc.stdout  # the smoke plan has no tuple partial
 
     result = json.loads((tmp_path / "latest.json").read_text())
     env_info = result["environment"]
@@ -66,6 +68,12 @@ def test_cli_smoke_writes_table_json_markdown_and_plots(tmp_path: Path) -> None:
     ops = {(c["impl"], c["op"]) for c in result["single_thread"]}
     assert {("dict", "getitem"), ("dict", "pop"), ("list", "append"), ("list", "len")} <= ops
     assert {m["impl"] for m in result["memory"]} >= {"dict", "list", "tuple"}
+    shapes = {(c["impl"], c["shape"]) for c in result["single_thread_python_loop"]}
+    assert {("list", "append"), ("ConcurrentList", "append"), ("list", "pop()"),
+            ("ConcurrentList", "pop()"), ("dict", "d.pop(k)+refill"),
+            ("ConcurrentDict", "d.pop(k)+refill"), ("ConcurrentList", "iter 1000"),
+            ("ConcurrentList", "x in lst (16)")} <= shapes
+    assert result["ceiling_check"]["quotable"] is False
 
     md = (tmp_path / "latest.md").read_text()
     assert "| implementation | 1T med/best | 2T med/best |" in md
@@ -92,7 +100,11 @@ def test_cli_smoke_writes_table_json_markdown_and_plots(tmp_path: Path) -> None:
     assert {("memo cache", 1), ("memo cache", 2), ("word count", 1), ("word count", 2),
             ("registry", 1), ("registry", 2)} <= apps
     plots = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
-    assert plots == ["throughput-100-0.png", "throughput-90-10.png"]
+    if report.can_plot():
+        assert plots == ["throughput-100-0.png", "throughput-90-10.png"]
+    else:  # no matplotlib wheel for this interpreter (3.15t): skipped, and said so
+        assert plots == []
+        assert "plots skipped: matplotlib is not installed" in md
 
 
 class _Placeholder:
@@ -167,11 +179,36 @@ def test_real_code_loops_reach_the_container_as_named(access: str, opname: str, 
         if access == "closure":
             code = next(c for c in code.co_consts if isinstance(c, types.CodeType))
         ops = list(dis.get_instructions(code))
-        assert any(i.opname.endswith("SUBSCR") for i in ops), (access, mix)
+        # 3.14 spells subscription BINARY_OP with the '[]' operator (no BINARY_SUBSCR).
+        assert any(i.opname.endswith("SUBSCR") or (i.opname == "BINARY_OP" and i.argrepr == "[]")
+                   for i in ops), (access, mix)
         # 3.13 fuses two local loads (LOAD_FAST_LOAD_FAST, argval a tuple).
         loads = [i for i in ops if i.opname.startswith(opname)
                  and (i.argval == name or (isinstance(i.argval, tuple) and name in i.argval))]
         assert loads, (access, mix, [(i.opname, i.argval) for i in ops])
+
+
+def _fake_result(impl: str, access: str, threads: int, rate: float) -> realcode.Result:
+    cell = realcode.Cell(impl, "ceiling", registry.SEQ, access, "read")
+    return realcode.Result(cell, threads, 1, [rate])
+
+
+@pytest.mark.parametrize(("two", "quotable"), [(1.69, False), (1.70, True), (1.95, True)])
+def test_the_ceiling_check_marks_a_run_that_did_not_scale_not_quotable(
+    two: float, quotable: bool
+) -> None:
+    results = [_fake_result("tuple", "partial", 1, 1.0), _fake_result("tuple", "partial", 2, two),
+               _fake_result("tuple", "local", 2, 9.0)]
+    check = realcode.ceiling_check(results)
+    assert check.quotable is quotable
+    assert ("NOT QUOTABLE" in check.line()) is not quotable
+    assert not realcode.ceiling_check(results[1:]).quotable  # no 1-thread figure: not measured
+    # A machine busy at the start is never quotable, whatever the tuple did in a lull.
+    busy = {"machine": {"load_average_at_start": [2.5, 2.0, 2.0], "usable_cpus": 2}}
+    quiet = {"machine": {"load_average_at_start": [1.02, 1.3, 1.5], "usable_cpus": 2}}
+    assert not realcode.ceiling_check(results, busy).quotable
+    assert "busy" in realcode.ceiling_check(results, busy).line()
+    assert realcode.ceiling_check(results, quiet).quotable is quotable
 
 
 def test_real_code_loops_compute_with_every_mix() -> None:
