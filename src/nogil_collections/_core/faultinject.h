@@ -88,10 +88,10 @@ static void ncc_fi_count(const char *name) {
     if (c != NULL) __atomic_fetch_add(&c->hits, 1, __ATOMIC_RELAXED);
 }
 
+#if defined(Py_GIL_DISABLED) && PY_VERSION_HEX >= 0x030D0000
 /* The innermost active critical section's mutexes (NULL where none). */
 static void ncc_fi_section_mutexes(PyMutex **m1, PyMutex **m2) {
     *m1 = *m2 = NULL;
-#if defined(Py_GIL_DISABLED) && PY_VERSION_HEX >= 0x030D0000
     /* Include/cpython/critical_section.h: bit 0 _Py_CRITICAL_SECTION_INACTIVE,
      * bit 1 _Py_CRITICAL_SECTION_TWO_MUTEXES. */
     uintptr_t tag = PyThreadState_Get()->critical_section;
@@ -99,13 +99,13 @@ static void ncc_fi_section_mutexes(PyMutex **m1, PyMutex **m2) {
     PyCriticalSection *c = (PyCriticalSection *)(tag & ~(uintptr_t)3);
     *m1 = c->_cs_mutex;
     if (tag & 2) *m2 = ((PyCriticalSection2 *)c)->_cs_mutex2;
-#endif
 }
 
 /* PyMutex._bits (Include/cpython/lock.h): 1 locked, 2 a waiter is parked. */
 static int ncc_fi_mutex_bits(PyMutex *m) {
     return m == NULL ? 0 : __atomic_load_n(&m->_bits, __ATOMIC_RELAXED);
 }
+#endif
 
 /* Suspend the thread's critical sections for a moment: detach, which
  * unlocks them (_PyThreadState_Detach -> _PyCriticalSection_SuspendAll,
@@ -122,6 +122,7 @@ static int ncc_fi_mutex_bits(PyMutex *m) {
  *   - otherwise spin briefly, a window for a thread spinning on the mutex
  *     (PyMutex spins before it parks, Python/lock.c) on another core. */
 static void ncc_fi_detach(void) {
+#if defined(Py_GIL_DISABLED) && PY_VERSION_HEX >= 0x030D0000
     PyMutex *m1, *m2;
     ncc_fi_section_mutexes(&m1, &m2);
     int waiter = ((ncc_fi_mutex_bits(m1) | ncc_fi_mutex_bits(m2)) & 2) != 0;
@@ -137,6 +138,13 @@ static void ncc_fi_detach(void) {
         for (int i = 0; i < 8; i++) ncc_cpu_relax();
     }
     PyEval_RestoreThread(ts);
+#else
+    /* GIL builds: no critical sections; releasing the GIL and yielding lets
+     * a thread waiting for it run. */
+    PyThreadState *ts = PyEval_SaveThread();
+    sched_yield();
+    PyEval_RestoreThread(ts);
+#endif
 }
 
 static void ncc_fi_point(const char *name) {
