@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -76,6 +77,74 @@ def _in_another_thread_at(point: str, action: Callable[[], object]) -> Iterator[
 
     with fi.hook(hook):
         yield fired
+
+
+# ---------------------------------------------------------------- the mechanism itself
+
+free_threaded = pytest.mark.skipif(getattr(sys, "_is_gil_enabled", lambda: True)(),
+                                   reason="critical sections need a free-threaded build")
+
+
+class _SpinsInEq:
+    """Equal to nothing.  Its first __eq__ sets ``entered`` and spins, without
+    ever blocking (so without suspending the caller's critical section), until
+    ``waiter_started`` is set and then 0.3 s more: time for that thread to
+    reach the list's mutex, spin and park on it (Python/lock.c)."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.waiter_started = threading.Event()
+        self.calls = 0
+
+    def __eq__(self, other: object) -> bool:
+        self.calls += 1
+        if self.calls == 1:
+            self.entered.set()
+            limit = time.monotonic() + 10
+            while not self.waiter_started.is_set() and time.monotonic() < limit:
+                pass
+            end = time.monotonic() + 0.3
+            while time.monotonic() < end:
+                pass
+        return False
+
+    __hash__ = object.__hash__
+
+
+@needs_fi
+@free_threaded
+@pytest.mark.timeout(120)
+def test_fault_detach_hands_the_section_to_a_parked_writer() -> None:
+    # _core/faultinject.h, ncc_fi_detach: without a hook, a point detaches,
+    # which must really suspend the critical section (unlock its mutex) on
+    # the running interpreter (3.13t-3.15t).  A's append_if_absent("a")
+    # holds the list's section in a comparison; B's append("b") parks on the
+    # mutex meanwhile.  At A's next point (list.eq.decref) B gets in (the
+    # unlock hands the mutex to a waiter parked for over 1 ms, Python/lock.c;
+    # ncc_fi_detach also waits, bounded, for a woken one), so A restarts its
+    # scan and sees "b": [x, "b", "a"].  Fails ([x, "a", "b"]) when the
+    # point does not suspend (checked with fi.set_suspend(False)).
+    outcomes = []
+    for _attempt in range(3):
+        x = _SpinsInEq()
+        cl: ConcurrentList[object] = ConcurrentList([x])
+
+        def waiter(x: _SpinsInEq = x, cl: ConcurrentList[object] = cl) -> None:
+            assert x.entered.wait(10)
+            x.waiter_started.set()
+            cl.append("b")               # blocks: A holds the section
+
+        t = threading.Thread(target=waiter)
+        t.start()
+        before = fi.hits().get("list.eq.decref", 0)
+        assert cl.append_if_absent("a")
+        t.join(10)
+        assert not t.is_alive()
+        assert fi.hits().get("list.eq.decref", 0) > before
+        outcomes.append(cl.snapshot()[1:])
+        if outcomes[-1] == ["b", "a"]:
+            break
+    assert outcomes[-1] == ["b", "a"], outcomes
 
 
 # ---------------------------------------------------------------- defect 1

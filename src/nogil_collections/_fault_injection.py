@@ -2,7 +2,7 @@
 
 Built with ``NOGIL_COLLECTIONS_FAULT_INJECTION=1`` (``make fault-injection``),
 every suspension point in the compiled modules (docs/design.md, "Suspension
-points") detaches the thread for a moment, which on 3.13t suspends the
+points") detaches the thread for a moment, which on 3.13t-3.15t suspends the
 critical section exactly as a contended ``PyMutex`` would, or calls a hook
 that a test installed.  In a normal build :data:`ENABLED` is False and the
 functions below do nothing (``hits()`` is empty).

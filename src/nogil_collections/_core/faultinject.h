@@ -21,9 +21,9 @@
  *   2. if a test installed a hook, calls hook(name) -- the hook may block on
  *      another thread (a real suspension) or run arbitrary code;
  *   3. otherwise, unless disabled, detaches the thread state for a moment
- *      (PyEval_SaveThread + sched_yield + PyEval_RestoreThread), which on
+ *      (ncc_fi_detach: PyEval_SaveThread ... PyEval_RestoreThread), which on
  *      3.13t-3.15t suspends every critical section the thread holds, exactly
- *      as a contended PyMutex would, and lets other threads run (counted:
+ *      as a contended PyMutex would, and lets a waiting writer in (counted:
  *      ncc_fi_detach_stats).
  * A point inside a read region or a write window (odd version) would be a bug
  * in itself; the point aborts the process there (Py_FatalError).
@@ -93,6 +93,84 @@ static void ncc_fi_count(const char *name) {
     if (c != NULL) __atomic_fetch_add(&c->hits, 1, __ATOMIC_RELAXED);
 }
 
+#if defined(Py_GIL_DISABLED) && PY_VERSION_HEX >= 0x030D0000
+/* The innermost active critical section's mutexes (NULL where none). */
+static void ncc_fi_section_mutexes(PyMutex **m1, PyMutex **m2) {
+    *m1 = *m2 = NULL;
+    /* Include/cpython/critical_section.h: bit 0 _Py_CRITICAL_SECTION_INACTIVE,
+     * bit 1 _Py_CRITICAL_SECTION_TWO_MUTEXES. */
+    uintptr_t tag = PyThreadState_Get()->critical_section;
+    if (tag == 0 || (tag & 1)) return;
+    PyCriticalSection *c = (PyCriticalSection *)(tag & ~(uintptr_t)3);
+    *m1 = c->_cs_mutex;
+    if (tag & 2) *m2 = ((PyCriticalSection2 *)c)->_cs_mutex2;
+}
+
+/* PyMutex._bits (Include/cpython/lock.h): 1 locked, 2 a waiter is parked. */
+static int ncc_fi_mutex_bits(PyMutex *m) {
+    return m == NULL ? 0 : __atomic_load_n(&m->_bits, __ATOMIC_RELAXED);
+}
+#endif
+
+/* Suspend the thread's critical sections for a moment: detach, which
+ * unlocks them (_PyThreadState_Detach -> _PyCriticalSection_SuspendAll,
+ * 3.13 to 3.15), let another thread in, re-attach (which re-locks them).
+ *
+ * No sched_yield() when nobody waits: on an overloaded machine (more
+ * runnable threads than cores) every sched_yield() gives away the rest of
+ * the time slice, milliseconds, and a test doing O(n) points per operation
+ * (append_if_absent, clear) then cannot finish, and a lock-free reader on the
+ * same core only ever runs while the writer sits at a point.  Instead:
+ *   - a thread parked on one of the section's mutexes is woken by the
+ *     unlock; wait (bounded) until some thread has taken the mutex, so the
+ *     suspension really hands the section over, as a contended PyMutex does;
+ *   - otherwise spin briefly, a window for a thread spinning on the mutex
+ *     (PyMutex spins before it parks, Python/lock.c) on another core. */
+static void ncc_fi_detach(void) {
+#if defined(Py_GIL_DISABLED) && PY_VERSION_HEX >= 0x030D0000
+    PyMutex *m1, *m2;
+    ncc_fi_section_mutexes(&m1, &m2);
+    int waiter = ((ncc_fi_mutex_bits(m1) | ncc_fi_mutex_bits(m2)) & 2) != 0;
+    /* The detach suspends the thread's critical sections
+     * (PyEval_SaveThread -> _PyThreadState_Detach -> detach_thread ->
+     * _PyCriticalSection_SuspendAll: Python/ceval_gil.c 3.14.7:639-642,
+     * Python/pystate.c 3.14.7:2249-2255; 3.15.0rc2 ceval_gil.c:643-646,
+     * pystate.c:2287-2293).  Checked, not assumed: a section that was active
+     * before the detach must be tagged _Py_CRITICAL_SECTION_INACTIVE (bit 0)
+     * while we are detached; ncc_fi_detach_stats() reports both counts and
+     * tests/test_fault_injection.py requires them equal. */
+    uintptr_t before = PyThreadState_Get()->critical_section;
+    PyThreadState *ts = PyEval_SaveThread();
+    /* Our own, detached thread state: only this thread writes its
+     * critical_section (SuspendAll ran above, in this thread). */
+    uintptr_t during = ts->critical_section;
+    if (before != 0 && (before & 1) == 0) {
+        /* Relaxed: statistics, read after the threads are joined. */
+        __atomic_fetch_add(&ncc_fi_detached_active, 1, __ATOMIC_RELAXED);
+        if ((during & 1) != 0) {
+            __atomic_fetch_add(&ncc_fi_detached_suspended, 1, __ATOMIC_RELAXED);
+        }
+    }
+    if (waiter) {
+        /* Bounded: the woken waiter may not get a CPU soon. */
+        for (int i = 0; i < 64; i++) {
+            if ((ncc_fi_mutex_bits(m1) | ncc_fi_mutex_bits(m2)) & 1) break;
+            sched_yield();
+        }
+    }
+    else {
+        for (int i = 0; i < 8; i++) ncc_cpu_relax();
+    }
+    PyEval_RestoreThread(ts);
+#else
+    /* GIL builds: no critical sections; releasing the GIL and yielding lets
+     * a thread waiting for it run. */
+    PyThreadState *ts = PyEval_SaveThread();
+    sched_yield();
+    PyEval_RestoreThread(ts);
+#endif
+}
+
 static void ncc_fi_point(const char *name) {
     ncc_fi_count(name);
     if (ncc_fi_in_hook) return;
@@ -115,33 +193,7 @@ static void ncc_fi_point(const char *name) {
         return;
     }
     if (__atomic_load_n(&ncc_fi_suspend, __ATOMIC_RELAXED)) {
-        /* Detach: on 3.13t-3.15t this suspends the thread's critical
-         * sections (PyEval_SaveThread -> _PyThreadState_Detach ->
-         * detach_thread -> _PyCriticalSection_SuspendAll: Python/ceval_gil.c
-         * 3.14.7:639-642, Python/pystate.c 3.14.7:2249-2255; 3.15.0rc2
-         * ceval_gil.c:643-646, pystate.c:2287-2293).  Checked, not assumed:
-         * a section that was active before the detach must be tagged
-         * _Py_CRITICAL_SECTION_INACTIVE (bit 0) while we are detached;
-         * ncc_fi_detach_stats() reports both counts and
-         * tests/test_fault_injection.py requires them equal. */
-    #if defined(Py_GIL_DISABLED)
-        uintptr_t before = PyThreadState_Get()->critical_section;
-    #endif
-        PyThreadState *ts = PyEval_SaveThread();
-    #if defined(Py_GIL_DISABLED)
-        /* Our own, detached thread state: only this thread writes its
-         * critical_section (SuspendAll ran above, in this thread). */
-        uintptr_t during = ts->critical_section;
-        if (before != 0 && (before & 1) == 0) {
-            /* Relaxed: statistics, read after the threads are joined. */
-            __atomic_fetch_add(&ncc_fi_detached_active, 1, __ATOMIC_RELAXED);
-            if ((during & 1) != 0) {
-                __atomic_fetch_add(&ncc_fi_detached_suspended, 1, __ATOMIC_RELAXED);
-            }
-        }
-    #endif
-        sched_yield();
-        PyEval_RestoreThread(ts);
+        ncc_fi_detach();
     }
 }
 
