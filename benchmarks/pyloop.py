@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import gc
 import random
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from benchmarks.registry import MAP, SEQ, Impl
+from benchmarks.single import time_once
 
 #: Shape -> the target the issue sets for ours / builtin (time ratio).
 TARGETS = {
@@ -154,13 +154,6 @@ _NEEDS = {
 }
 
 
-def _time_once(setup: Callable[[], Any], run: Callable[[Any], None]) -> float:
-    state = setup()
-    t0 = time.perf_counter_ns()
-    run(state)
-    return float(time.perf_counter_ns() - t0)
-
-
 def measure(
     impls: list[Impl], n: int, repeats: int, progress: Callable[[str], None] | None = None
 ) -> list[LoopCost]:
@@ -190,7 +183,7 @@ def measure(
         try:
             for rep in range(repeats + 1):  # repetition 0 warms up (and specialises)
                 for j, (setup, run, _count) in enumerate(prepared):
-                    t = _time_once(setup, run)
+                    t = time_once(setup, run)
                     if rep:
                         best[j] = min(best[j], t)
         finally:

@@ -173,7 +173,7 @@ def _sample(pool: list[Any], n: int, unique: bool = False) -> list[Any]:
     return [pool[rng.randrange(len(pool))] for _ in range(n)]
 
 
-def _time_once(setup: Callable[[], Any], run: Callable[[Any], None]) -> float:
+def time_once(setup: Callable[[], Any], run: Callable[[Any], None]) -> float:
     state = setup()
     t0 = time.perf_counter_ns()
     run(state)
@@ -213,7 +213,7 @@ def measure(
             try:
                 for rep in range(repeats + 1):  # repetition 0 warms up
                     for j, (setup, run, _count) in enumerate(prepared):
-                        t = _time_once(setup, run)
+                        t = time_once(setup, run)
                         if rep:
                             best[j] = min(best[j], t)
             finally:
