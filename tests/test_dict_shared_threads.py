@@ -601,7 +601,8 @@ def test_shared_items_iterator_tuples_dropped_by_every_thread() -> None:
         ready = threading.Event()
         box: list[tuple[Any, Any]] = []
 
-        def drain(create: bool) -> list[int]:
+        def drain(create: bool, shared: list[Any] = shared, ready: threading.Event = ready,
+                  box: list[tuple[Any, Any]] = box) -> list[int]:
             if create:
                 shared.append(iter(d.items()))
                 ready.set()
