@@ -535,8 +535,88 @@ cdef extern from *:
         }
         return NULL;
     }
+
+    /* The creating thread's id (the only thread that may touch an items
+     * iterator's reused result tuple); 0 on GIL builds, where every next()
+     * runs under the GIL. */
+    static inline uintptr_t ncd_iter_owner_of(void) {
+    #if defined(Py_GIL_DISABLED)
+        return (uintptr_t)_Py_ThreadId();
+    #else
+        return 0;
+    #endif
+    }
+
+    /* `o` has no reference but the caller's, and no other thread can make
+     * one: as CPython's _PyObject_IsUniquelyReferenced (3.14), inline and
+     * for 3.13t too.  Free-threaded: owned by this thread, local count 1 and
+     * the whole shared word (count and merge flags) 0; relaxed loads, as
+     * CPython's (another thread may only decrement the shared word, which
+     * makes it non-zero, never zero again before a merge by the owner). */
+    static inline int ncd_uniquely_referenced(PyObject *o) {
+    #if defined(Py_GIL_DISABLED)
+        return o->ob_tid == _Py_ThreadId()
+            && __atomic_load_n(&o->ob_ref_local, __ATOMIC_RELAXED) == 1
+            && __atomic_load_n(&o->ob_ref_shared, __ATOMIC_RELAXED) == 0;
+    #else
+        return Py_REFCNT(o) == 1;
+    #endif
+    }
+
+    /* One step of an items iterator, on the claimed slot `ep` (docs/design.md,
+     * "Iteration: a shared iterator", items).  Takes the slot's references,
+     * clears the slot with release stores (pair with the seq_cst re-loads in
+     * ncc_try_getref, __reduce__), and returns a new reference to a
+     * (key, value) tuple.  `*result` is the iterator's result tuple (or
+     * NULL) and `mine` says that this thread is the only one that ever
+     * touches *result (the creating thread; any thread under the GIL): then
+     * the tuple is reused when the caller dropped it (uniquely referenced:
+     * *result's own reference is the only one), as dict's items iterator
+     * does, else a new one becomes *result. */
+    static PyObject *ncd_iter_item(ncd_item *ep, PyObject **result, int mine) {
+        PyObject *k = ep->key, *v = ep->value, *r, *old;
+        ncc_store_obj_release(&ep->key, NULL);
+        ncc_store_obj_release(&ep->value, NULL);
+        if (mine) {
+            r = *result;
+            if (r != NULL && ncd_uniquely_referenced(r)) {
+                PyObject *ok = PyTuple_GET_ITEM(r, 0), *ov = PyTuple_GET_ITEM(r, 1);
+                Py_INCREF(r);
+                PyTuple_SET_ITEM(r, 0, k);
+                PyTuple_SET_ITEM(r, 1, v);
+                /* The GC may have untracked the tuple (it held no container):
+                 * track it again if it now may be part of a cycle. */
+                if ((PyType_IS_GC(Py_TYPE(k)) || PyType_IS_GC(Py_TYPE(v)))
+                        && !PyObject_GC_IsTracked(r)) {
+                    PyObject_GC_Track(r);
+                }
+                /* Last: may run __del__ (even a nested next() on this
+                 * iterator, which then finds r referenced twice). */
+                Py_DECREF(ok);
+                Py_DECREF(ov);
+                return r;
+            }
+        }
+        r = PyTuple_New(2);
+        if (r == NULL) {
+            Py_DECREF(k);
+            Py_DECREF(v);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(r, 0, k);
+        PyTuple_SET_ITEM(r, 1, v);
+        if (mine) {
+            old = *result;
+            Py_INCREF(r);
+            *result = r;
+            Py_XDECREF(old);
+        }
+        return r;
+    }
     """
     ctypedef size_t uintptr_t
+    object ncd_iter_item(ncd_item *ep, PyObject **result, bint mine)
+    uintptr_t ncd_iter_owner_of() nogil
     PyObject *ncd_iter_peek(PyObject **slot)
     uintptr_t ncd_iter_bias_of() nogil
     Py_ssize_t ncd_iter_claim(Py_ssize_t *word, Py_ssize_t bound, int back,
@@ -578,6 +658,12 @@ cdef class _SnapshotIter:
     cdef int busy
     cdef int kind
     cdef bint backwards
+    # Items: the result tuple reused while the caller drops it (ncd_iter_item),
+    # owned reference or NULL; only the creating thread (`owner`, constant)
+    # ever reads or writes this field, so no other thread can see the tuple
+    # unless it was handed a reference (which makes it not unique).
+    cdef PyObject *result
+    cdef uintptr_t owner
 
     @staticmethod
     cdef _SnapshotIter of(_Scratch s, int kind, bint backwards):
@@ -589,7 +675,12 @@ cdef class _SnapshotIter:
         it.backwards = backwards
         it.bias = ncd_iter_bias_of()
         it.busy = 0
+        it.result = NULL
+        it.owner = ncd_iter_owner_of()
         return it
+
+    def __dealloc__(self):
+        Py_XDECREF(self.result)
 
     def __iter__(self):
         return self
@@ -598,7 +689,6 @@ cdef class _SnapshotIter:
         cdef Py_ssize_t j
         cdef ncd_item *ep
         cdef PyObject *o
-        cdef object pair
         if self.backwards:
             j = ncd_iter_claim(&self.end, self.pos, 1, &self.bias, &self.busy)
         else:
@@ -623,14 +713,9 @@ cdef class _SnapshotIter:
             o = ep.value
             ncc_store_obj_release(&ep.value, NULL)
             return ncd_steal(o)
-        pair = PyTuple_New(2)
-        ncd_tuple_set_steal(pair, 0, ep.key)
-        ncd_tuple_set_steal(pair, 1, ep.value)
-        # Release stores: pair with the seq_cst re-loads in ncc_try_getref
-        # (__reduce__), as above.
-        ncc_store_obj_release(&ep.key, NULL)
-        ncc_store_obj_release(&ep.value, NULL)
-        return pair
+        # Plain read of owner: constant.  Under the GIL ncd_iter_owner_of()
+        # is 0 for every thread (all own it, one at a time).
+        return ncd_iter_item(ep, &self.result, self.owner == ncd_iter_owner_of())
 
     def __length_hint__(self):
         # Relaxed loads (a hint; pair with the stores and fetch-adds in
