@@ -456,8 +456,13 @@ cdef extern from *:
                           uintptr_t *bias, int *busy) {
         Py_ssize_t w, j;
     #if NCD_ITER_BIASED
-        /* Relaxed: a hint; ncd_iter_unbias acquires. */
-        if (__atomic_load_n(bias, __ATOMIC_RELAXED) != NCD_BIAS_SHARED) {
+        /* Acquire; pairs with the revoker's release store of NCD_BIAS_SHARED
+         * in ncd_iter_unbias.  A thread that finds the iterator already
+         * shared skips ncd_iter_unbias, so this load must be the one that
+         * orders the owner's last (relaxed) store of the claim word before
+         * our fetch-add below; relaxed would leave C11 free to order that
+         * store after it (two claims of one slot).  A plain load on x86. */
+        if (__atomic_load_n(bias, __ATOMIC_ACQUIRE) != NCD_BIAS_SHARED) {
             ncd_iter_unbias(bias, busy);
         }
     #else
