@@ -2,7 +2,7 @@
 
 Produces the comparison table of docs/testing.md.  Usage (from the checkout)::
 
-    .venv/bin/python tools/compare_race_executors.py        # 3.13t
+    .venv/bin/python tools/compare_race_executors.py        # 3.14t (.venv-315t, .venv-313t: same)
     .venv-gil/bin/python tools/compare_race_executors.py    # 3.11
 
 interleave-test (3.12+ only) and frontrun (no free-threaded wheel; its sdist
