@@ -11,7 +11,7 @@ Sources, in order of preference (``NOGIL_RACE_STAMPS`` overrides the choice):
 
 ``atomics``
     The ``atomics`` package (a seq_cst ``fetch_inc`` on a 64-bit cell).  It
-    loads on GIL builds and on 3.14t.  Its public ``fetch_inc`` costs about
+    loads on GIL builds and on 3.14t and 3.15t.  Its public ``fetch_inc`` costs about
     6 us per call (pure-Python dispatch around a ctypes call), so the
     counter calls the library's resolved C function for ``fetch_inc``
     directly, with a per-thread result cell (about 0.6 us); if the library's
