@@ -151,7 +151,7 @@ wheel: $(FT_VENV)/.stamp-env  ## build a wheel for the FT interpreter (default 3
 tsan:  ## threaded tests under ThreadSanitizer on FT (builds a TSAN CPython once)
 	@bash tools/run_sanitized.sh thread --ft $(FT_V) $(if $(PYTEST_ARGS),-- $(PYTEST_ARGS))
 
-tsan-ci:  ## bounded TSAN subset on FT (core, qsbr, list and dict race tests, shared list iterators)
+tsan-ci:  ## bounded TSAN subset on FT (core, qsbr, list and dict race tests, shared list and dict iterators)
 	@bash tools/run_sanitized.sh thread --ft $(FT_V) --ci
 
 asan:  ## whole suite under AddressSanitizer + UBSan on FT (builds an ASAN CPython once)
