@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import re
-import sys
 import threading
 from pathlib import Path
 from typing import Any, Literal
@@ -411,17 +410,11 @@ def test_spec_free_campaigns_are_deterministic() -> None:
     b = find_race(GetOrSetCache)
     assert isinstance(a, NotLinearizable) and isinstance(b, NotLinearizable)
     assert a.first_failure is not None and b.first_failure is not None
-    # The first failure (scenario, schedule, runs before it) is the same; the
-    # reported one is shrunk within a time budget, so it may be smaller or not.
-    # On 3.12+ (sys.monitoring) the controlled executor's schedules do not yet
-    # repeat across campaigns in one process: on 3.14t the same scenario failed
-    # after the same 43 runs under a different schedule, and main's own
-    # test_controlled_executor_catches_one_window_races fails there the same
-    # way (the executor's determinism is being fixed separately).
-    if sys.version_info < (3, 12):
-        assert a.first_failure == b.first_failure
-    else:
-        assert a.first_failure[0] == b.first_failure[0]  # the scenario
+    # The first failure (scenario, schedule, runs before it) is the same on
+    # every interpreter (the controlled executor is deterministic on 3.14t and
+    # 3.15t too: tests/test_testing_determinism.py); the reported one is
+    # shrunk within a time budget, so it may be smaller or not.
+    assert a.first_failure == b.first_failure
 
 
 def test_race_test_decorates_with_a_class_alone() -> None:
