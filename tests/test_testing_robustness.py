@@ -232,7 +232,8 @@ def test_a_normalize_failing_on_the_model_result_is_named(executor: str) -> None
 
     ops = OpTable("dict", (
         Op("setitem", st.tuples(st.just(1), st.integers(0, 3)),
-           run=lambda d, k, v: d.__setitem__(k, v), model=lambda d, k, v: d.__setitem__(k, v)),
+           run=lambda d, k, v: d.__setitem__(k, v), model=lambda d, k, v: d.__setitem__(k, v),
+           requires=("__setitem__",)),
         Op("get", st.tuples(st.just(1)), run=lambda d, k: Wrapped(d.get(k)),
            model=lambda d, k: d.get(k), normalize=lambda r: r.v, mutates=False),
     ))
