@@ -239,7 +239,7 @@ def test_a_normalize_failing_on_the_model_result_is_named(executor: str) -> None
     ))
     # The model's result is None or an int, whichever order the checker tries
     # first (the threads executor's real order varies): neither has .v.
-    with pytest.raises(ExecutorError, match="the normalize= function of op 'get' raised "
-                       "AttributeError on the model's result (None|[0-3])"):
+    with pytest.raises(ExecutorError, match=r"the normalize= function of op 'get' raised "
+                       r"AttributeError on the model's result (None|[0-3])"):
         explore(lambda init: dict(init), ops, dict, threads=2, ops_per_thread=1, examples=3,
                 repetitions=1, executor=executor, seed=0)
