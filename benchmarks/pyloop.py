@@ -28,14 +28,13 @@ per repetition, cyclic GC off.
 
 from __future__ import annotations
 
-import gc
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from benchmarks.registry import MAP, SEQ, Impl
-from benchmarks.single import time_once
+from benchmarks.single import best_times
 
 #: Shape -> the target the issue sets for ours / builtin (time ratio).
 TARGETS = {
@@ -176,19 +175,7 @@ def measure(
         if progress is not None:
             progress(f"Python loop {shape}")
         prepared = [build(impl, n) for impl in todo]
-        best = [float("inf")] * len(todo)
-        gc.collect()
-        was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            for rep in range(repeats + 1):  # repetition 0 warms up (and specialises)
-                for j, (setup, run, _count) in enumerate(prepared):
-                    t = time_once(setup, run)
-                    if rep:
-                        best[j] = min(best[j], t)
-        finally:
-            if was_enabled:
-                gc.enable()
+        best = best_times([(setup, run) for setup, run, _count in prepared], repeats)
         for impl, (_s, _r, count), t in zip(todo, prepared, best, strict=True):
             out.append(LoopCost(impl.name, impl.role, family, shape, t / count, count))
     return out

@@ -180,6 +180,27 @@ def time_once(setup: Callable[[], Any], run: Callable[[Any], None]) -> float:
     return float(time.perf_counter_ns() - t0)
 
 
+def best_times(
+    prepared: list[tuple[Callable[[], Any], Callable[[Any], None]]], repeats: int
+) -> list[float]:
+    """Best of ``repeats`` timings (ns) of each (setup, run), interleaved, with the
+    cyclic GC off; repetition 0 warms up (and lets the interpreter specialise)."""
+    best = [float("inf")] * len(prepared)
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for rep in range(repeats + 1):
+            for j, (setup, run) in enumerate(prepared):
+                t = time_once(setup, run)
+                if rep:
+                    best[j] = min(best[j], t)
+    finally:
+        if was_enabled:
+            gc.enable()
+    return best
+
+
 def measure(
     impls: list[Impl],
     size: int,
@@ -206,19 +227,7 @@ def measure(
             if progress is not None:
                 progress(f"{family} {op}")
             prepared = [build(impl, keys, values, n) for impl in todo]
-            best = [float("inf")] * len(todo)
-            gc.collect()
-            was_enabled = gc.isenabled()
-            gc.disable()
-            try:
-                for rep in range(repeats + 1):  # repetition 0 warms up
-                    for j, (setup, run, _count) in enumerate(prepared):
-                        t = time_once(setup, run)
-                        if rep:
-                            best[j] = min(best[j], t)
-            finally:
-                if was_enabled:
-                    gc.enable()
+            best = best_times([(setup, run) for setup, run, _count in prepared], repeats)
             for impl, (_s, _r, count), t in zip(todo, prepared, best, strict=True):
                 out.append(Cost(impl.name, impl.role, impl.family, op, t / count, count))
     return out

@@ -34,6 +34,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from _counters import CounterSpec
 from nogil_collections.testing import Op, OpTable, Scenario, Step
 
 __all__ = ["SHAPES", "Shape", "pause"]
@@ -61,20 +62,6 @@ class Shape:
 
 
 # ---------------------------------------------------------------------- specs
-
-
-class CounterModel:
-    """incr() adds one and returns the new value; get() reads it."""
-
-    def __init__(self, initial: int = 0) -> None:
-        self.value = initial
-
-    def incr(self) -> int:
-        self.value += 1
-        return self.value
-
-    def get(self) -> int:
-        return self.value
 
 
 COUNTER_OPS = OpTable("counter", (Op("incr"), Op("get", mutates=False)),
@@ -1223,7 +1210,7 @@ def _cached_property_races() -> bool:
 
 
 def _counter(name: str, racy: type, fixed: type) -> Shape:
-    return Shape(name, racy, fixed, COUNTER_OPS, CounterModel, TWO_INCRS)
+    return Shape(name, racy, fixed, COUNTER_OPS, CounterSpec, TWO_INCRS)
 
 
 SHAPES: tuple[Shape, ...] = (
@@ -1231,7 +1218,7 @@ SHAPES: tuple[Shape, ...] = (
           ACCOUNT_RACE),
     _counter("with-lock", RacyWithCounter, FixedWithCounter),
     Shape("contextmanager", RacyTxnDict, FixedTxnDict, TXN_OPS, TxnModel, TXN_RACE),
-    Shape("generator", RacyIds, FixedIds, IDS_OPS, CounterModel, IDS_RACE),
+    Shape("generator", RacyIds, FixedIds, IDS_OPS, CounterSpec, IDS_RACE),
     _counter("generator-expression", RacyGenexpTotal, FixedGenexpTotal),
     _counter("property", RacyPropertyCounter, FixedPropertyCounter),
     _counter("descriptor", RacyDescriptorCounter, FixedDescriptorCounter),
@@ -1251,8 +1238,8 @@ SHAPES: tuple[Shape, ...] = (
           VERSION_RACE),
     _counter("time.sleep", RacySleepyCounter, FixedSleepyCounter),
     Shape("rlock-reentry", RacyBank, FixedBank, BANK_OPS, BankModel, BANK_RACE),
-    Shape("coroutine-send", RacyAccumulator, FixedAccumulator, IDS_OPS, CounterModel, IDS_RACE),
-    Shape("async-def-send", RacyAsyncCounter, FixedAsyncCounter, COUNTER_OPS, CounterModel,
+    Shape("coroutine-send", RacyAccumulator, FixedAccumulator, IDS_OPS, CounterSpec, IDS_RACE),
+    Shape("async-def-send", RacyAsyncCounter, FixedAsyncCounter, COUNTER_OPS, CounterSpec,
           TWO_INCRS),
     _counter("nested-functions", RacyNestedCounter, FixedNestedCounter),
     _counter("super-chain", RacySuperCounter, FixedSuperCounter),
