@@ -59,6 +59,11 @@ class Shape:
     scenario: Scenario
     races: Callable[[], bool] = field(default=lambda: True)
     """Whether ``racy`` really races on this interpreter (3.11's cached_property locks)."""
+    shares_a_generator: bool = False
+    """``racy`` resumes one generator from every thread.  Free-threaded CPython before
+    3.15 can crash the process when two threads do so at once (CPython gh-120321: the
+    generator's frame state is not changed atomically; the fix is in 3.15 only), so
+    such a shape cannot run on real threads there."""
 
 
 # ---------------------------------------------------------------------- specs
@@ -1218,7 +1223,8 @@ SHAPES: tuple[Shape, ...] = (
           ACCOUNT_RACE),
     _counter("with-lock", RacyWithCounter, FixedWithCounter),
     Shape("contextmanager", RacyTxnDict, FixedTxnDict, TXN_OPS, TxnModel, TXN_RACE),
-    Shape("generator", RacyIds, FixedIds, IDS_OPS, CounterSpec, IDS_RACE),
+    Shape("generator", RacyIds, FixedIds, IDS_OPS, CounterSpec, IDS_RACE,
+          shares_a_generator=True),
     _counter("generator-expression", RacyGenexpTotal, FixedGenexpTotal),
     _counter("property", RacyPropertyCounter, FixedPropertyCounter),
     _counter("descriptor", RacyDescriptorCounter, FixedDescriptorCounter),
@@ -1238,7 +1244,8 @@ SHAPES: tuple[Shape, ...] = (
           VERSION_RACE),
     _counter("time.sleep", RacySleepyCounter, FixedSleepyCounter),
     Shape("rlock-reentry", RacyBank, FixedBank, BANK_OPS, BankModel, BANK_RACE),
-    Shape("coroutine-send", RacyAccumulator, FixedAccumulator, IDS_OPS, CounterSpec, IDS_RACE),
+    Shape("coroutine-send", RacyAccumulator, FixedAccumulator, IDS_OPS, CounterSpec, IDS_RACE,
+          shares_a_generator=True),
     Shape("async-def-send", RacyAsyncCounter, FixedAsyncCounter, COUNTER_OPS, CounterSpec,
           TWO_INCRS),
     _counter("nested-functions", RacyNestedCounter, FixedNestedCounter),

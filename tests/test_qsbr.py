@@ -468,14 +468,16 @@ def test_fork_child_releases_other_threads_records() -> None:
         from nogil_collections._core import _selftest as st
         a = st.QSBRArray(tuple(object() for _ in range(5)), 50)
         a.get(1)  # register the main thread
-        go, stop = threading.Event(), threading.Event()
+        # All three threads must have registered before the count is read
+        # (an Event set by the first one let the count race the other two).
+        registered, stop = threading.Barrier(4, timeout=10), threading.Event()
         def idle():
             a.get(2)
-            go.set()
+            registered.wait()
             stop.wait(30)
         ts = [threading.Thread(target=idle) for _ in range(3)]
         for t in ts: t.start()
-        go.wait(10)
+        registered.wait()
         before = _debug.qsbr_stats()["registered_threads"]
         pid = os.fork()
         if pid == 0:

@@ -16,12 +16,22 @@ small and bounded (a few hundred schedules or runs per shape).
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from _code_shapes import SHAPES, Shape
 from nogil_collections.testing import NotLinearizable, check_scenario, explore
 
 EXECUTORS = ["threads", "controlled"]
+
+# Free-threaded 3.13 and 3.14 change a generator's frame state without atomics:
+# two threads resuming one generator at once can crash the process (SIGSEGV,
+# seen on 3.13.15t and 3.14.7t here) instead of raising "generator already
+# executing".  The fix (CPython gh-120321) is in 3.15.
+_GENERATORS_CRASH_ON_THREADS = (
+    not getattr(sys, "_is_gil_enabled", lambda: True)() and sys.version_info < (3, 15)
+)
 
 
 def test_the_corpus_has_at_least_20_shapes() -> None:
@@ -46,6 +56,10 @@ def _racy_report(shape: Shape, executor: str) -> NotLinearizable | None:
 @pytest.mark.parametrize("executor", EXECUTORS)
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: s.name)
 def test_the_racy_version_is_reported_as_its_race(shape: Shape, executor: str) -> None:
+    if executor == "threads" and shape.shares_a_generator and _GENERATORS_CRASH_ON_THREADS:
+        pytest.skip("two threads resuming one generator at once can crash free-threaded "
+                    "CPython before 3.15 (CPython gh-120321); the controlled executor, "
+                    "which runs one thread at a time, reports this race")
     found = _racy_report(shape, executor)
     if not shape.races():
         assert found is None, f"{shape.name}: no race on this interpreter, yet:\n{found}"
