@@ -48,7 +48,9 @@ from nogil_collections._core.atomics cimport (
 from nogil_collections._core.refcount cimport (
     ncc_try_getref_deferred, ncc_publish, ncc_slot_store, NCC_FREE_THREADED,
 )
-from nogil_collections._core.critical_section cimport ncc_cs, ncc_cs_begin, ncc_cs_end
+from nogil_collections._core.critical_section cimport (
+    ncc_cs, ncc_cs_begin, ncc_cs_end, ncc_cs_try_lock, ncc_cs_unlock,
+)
 from nogil_collections._core.seqlock cimport (
     ncc_seq_write_begin, ncc_seq_write_end, ncc_seq_read_begin,
     ncc_seq_is_writing, ncc_seq_read_validate,
@@ -791,17 +793,10 @@ cdef class ConcurrentList:
         return 0
 
     cdef int _append_lh(self, object x) except -1:
-        cdef Py_ssize_t n = self._s.size
-        cdef ncl_array *a = self._s.array
-        if a == NULL or n >= a.capacity:
-            self._grow_lh(n + 1)
-            a = self._s.array
-        Py_INCREF(x)
-        _pub(self, <PyObject *>x)
-        # Release; beyond the size: see _append_many_lh.
-        ncc_slot_store(&a.items[n], <PyObject *>x)
-        # Release; pairs with the readers' acquire load of the size.
-        ncc_store_ssize_release(&self._s.size, n + 1)
+        # _grow_lh allocates raw memory, which does not suspend the critical
+        # section; the loop re-reads the size and array anyway.
+        while not _append_if_room_lh(self, <PyObject *>x):
+            self._grow_lh(self._s.size + 1)
         return 0
 
     cdef int _items_clear(self) except -1:
@@ -1023,6 +1018,14 @@ cdef class ConcurrentList:
     def append(self, object x, /):
         """Append x to the end.  Amortised O(1); atomic."""
         cdef ncc_cs cs
+        # Fast path, as CPython's CALL_LIST_APPEND: the writer lock's mutex
+        # taken without a critical section when it is free and the array has
+        # room, so nothing in between can block (ncc_cs_try_lock's rule).
+        if ncc_cs_try_lock(<PyObject *>self._wlock):
+            if _append_if_room_lh(self, <PyObject *>x):
+                ncc_cs_unlock(<PyObject *>self._wlock)
+                return
+            ncc_cs_unlock(<PyObject *>self._wlock)
         ncc_cs_begin(&cs, <PyObject *>self._wlock)
         try:
             self._append_lh(x)
@@ -1101,9 +1104,16 @@ cdef class ConcurrentList:
         """Remove and return the item at index (default last).  Atomic."""
         cdef Py_ssize_t n
         cdef PyObject *g[1]
-        cdef ncl_array *a
         cdef ncc_cs cs
         g[0] = NULL
+        # Fast path for the last item without a shrink, as append's: the bare
+        # mutex (ncc_cs_try_lock), since nothing in _pop_last_lh can block;
+        # the reference it takes is the caller's, released by nobody here.
+        if index == -1 and ncc_cs_try_lock(<PyObject *>self._wlock):
+            g[0] = _pop_last_lh(self)
+            ncc_cs_unlock(<PyObject *>self._wlock)
+            if g[0] != NULL:
+                return ncl_steal(g[0])
         ncc_cs_begin(&cs, <PyObject *>self._wlock)   # see ncc_cs_begin
         try:
             n = self._s.size
@@ -1113,15 +1123,9 @@ cdef class ConcurrentList:
                 index += n
             if not 0 <= index < n:
                 raise IndexError("pop index out of range")
-            a = self._s.array
-            if index == n - 1 and (n - 1) >= (a.capacity >> 1):
-                # Last item, no shrink: one slot store and a size store.
-                g[0] = a.items[index]
-                _struct_begin(self)
-                ncc_slot_store(&a.items[index], NULL)
-                ncc_store_ssize_relaxed(&self._s.size, n - 1)
-                _struct_end(self)
-            else:
+            if index == n - 1:
+                g[0] = _pop_last_lh(self)
+            if g[0] == NULL:
                 self._replace_lh(index, index + 1, NULL, 0, g)
         finally:
             ncc_cs_end(&cs)
@@ -1783,6 +1787,43 @@ cdef inline void _pub(ConcurrentList self, PyObject *o) noexcept:
     _mark_shared(self)
     if ncc_load_uint32_relaxed(&self._s.shared):
         ncc_publish(o)
+
+
+cdef inline bint _append_if_room_lh(ConcurrentList self, PyObject *x) noexcept:
+    """Append x if the array has room: 1, else 0 and nothing done.  Lock
+    held (a critical section or ncc_cs_try_lock).  Cannot block: no
+    allocation, no decref, no call into Python (an incref, a CAS on x's
+    shared count and two release stores), so it is fit for the bare mutex of
+    ncc_cs_try_lock.  The same stores, in the same order, as _append_lh."""
+    cdef Py_ssize_t n = self._s.size
+    cdef ncl_array *a = self._s.array
+    if a == NULL or n >= a.capacity:
+        return 0
+    Py_INCREF(<object>x)
+    _pub(self, x)
+    # Release; beyond the size: see _append_many_lh.
+    ncc_slot_store(&a.items[n], x)
+    # Release; pairs with the readers' acquire load of the size.
+    ncc_store_ssize_release(&self._s.size, n + 1)
+    return 1
+
+
+cdef inline PyObject *_pop_last_lh(ConcurrentList self) noexcept:
+    """Remove the last item and return its reference when that needs no
+    shrink; NULL (nothing done) when the list is empty or would shrink.
+    Lock held (a critical section or ncc_cs_try_lock).  Cannot block: two
+    counter windows, a slot store and a size store."""
+    cdef Py_ssize_t n = self._s.size
+    cdef ncl_array *a = self._s.array
+    cdef PyObject *item
+    if n == 0 or (n - 1) < (a.capacity >> 1):
+        return NULL
+    item = a.items[n - 1]
+    _struct_begin(self)
+    ncc_slot_store(&a.items[n - 1], NULL)
+    ncc_store_ssize_relaxed(&self._s.size, n - 1)
+    _struct_end(self)
+    return item
 
 
 cdef inline void _decref(PyObject *o) noexcept:

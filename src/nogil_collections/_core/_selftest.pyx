@@ -341,6 +341,10 @@ cdef extern from *:
     } ncc_st_cs;
     static int ncc_st_hold_section(PyObject *op, double max_ns) {
         int released = 0;
+        /* A release meant for an earlier holder (a test that released in its
+         * body and again in its teardown, after that holder had reset it)
+         * must not end this one at once. */
+        ncc_store_int_release(&ncc_st_cs.release, 0);
     #if defined(Py_GIL_DISABLED) && PY_VERSION_HEX >= 0x030D0000
         PyCriticalSection cs;
         PyCriticalSection_Begin(&cs, op);

@@ -52,6 +52,60 @@ static inline int ncc_cs_is_locked(PyObject *o) {
 #endif
 }
 
+/* ncc_cs_try_lock(o) / ncc_cs_unlock(o): the mutex that ncc_cs_begin(cs, o)
+ * locks, taken WITHOUT a critical section and without waiting, for a short
+ * write that cannot block.  What CPython's own interpreter does for
+ * `lst.append(x)` (CALL_LIST_APPEND: LOCK_OBJECT / UNLOCK_OBJECT,
+ * Python/bytecodes.c 3.14.7:4409-4412, Python/ceval_macros.h 3.14.7:264):
+ * PyMutex_LockFast's compare-exchange of ob_mutex._bits from unlocked to
+ * locked (Include/internal/pycore_lock.h 3.14.7:21-26), and PyMutex_Unlock
+ * (public and inline on 3.13-3.15: Include/cpython/lock.h 3.13.15,
+ * 3.14.7:58-66; pylock.h 3.15.0rc2:62-70), which wakes a parked waiter.
+ *
+ * try_lock returns 1 when the caller now holds the mutex, 0 when it is
+ * held or has parked waiters (the caller then takes the critical section,
+ * which waits).  Holding the mutex excludes every critical section on o
+ * exactly as holding the critical section does: a section that was
+ * suspended re-locks this mutex before it resumes.
+ *
+ * THE RULE: between try_lock and unlock the thread must not block: no
+ * allocation, no decref that can free, no call into Python, nothing that
+ * can detach the thread state.  A critical section is suspended (its mutex
+ * released) when its thread blocks; this bare mutex is not, so blocking
+ * here could deadlock against a stop-the-world pause or a thread waiting
+ * for the mutex.  Fault-injection builds check the rule: a suspension point
+ * reached while this thread holds such a mutex is a fatal error
+ * (ncc_cs_fast_held, faultinject.h:ncc_fi_point).
+ *
+ * Memory order: the compare-exchange is seq_cst (it includes the acquire
+ * that pairs with the previous holder's release in PyMutex_Unlock or
+ * PyCriticalSection_End), the unlock a seq_cst compare-exchange (release:
+ * pairs with the next holder's acquire), both as PyMutex's own inline fast
+ * paths do.  GIL builds: always 1 / no-op, the GIL is the lock. */
+#if defined(Py_GIL_DISABLED)
+#if defined(NCC_FAULT_INJECTION)
+static __thread int ncc_cs_fast_held = 0;
+#define NCC_CS_FAST_HELD(delta) (ncc_cs_fast_held += (delta))
+#else
+#define NCC_CS_FAST_HELD(delta) ((void)0)
+#endif
+static inline int ncc_cs_try_lock(PyObject *o) {
+    uint8_t expected = _Py_UNLOCKED;
+    if (_Py_atomic_compare_exchange_uint8(&o->ob_mutex._bits, &expected, _Py_LOCKED)) {
+        NCC_CS_FAST_HELD(1);
+        return 1;
+    }
+    return 0;
+}
+static inline void ncc_cs_unlock(PyObject *o) {
+    NCC_CS_FAST_HELD(-1);
+    PyMutex_Unlock(&o->ob_mutex);
+}
+#else
+static inline int ncc_cs_try_lock(PyObject *o) { (void)o; return 1; }
+static inline void ncc_cs_unlock(PyObject *o) { (void)o; }
+#endif
+
 #if !defined(Py_GIL_DISABLED)
 typedef struct { int unused; } ncc_cs;
 #define ncc_cs_begin(cs, o) ((void)(cs), (void)(o))

@@ -44,6 +44,7 @@
 #include <string.h>
 #include <stdint.h>
 #include "qsbr.h"
+#include "critical_section.h"
 
 #define NCC_FI_MAX_POINTS 64
 #define NCC_FI_NAME_MAX 64
@@ -177,6 +178,12 @@ static void ncc_fi_point(const char *name) {
     if (ncc_qsbr_in_region()) {
         Py_FatalError("nogil_collections fault injection: a suspension point inside a read region");
     }
+#if defined(Py_GIL_DISABLED)
+    if (ncc_cs_fast_held) {
+        Py_FatalError("nogil_collections fault injection: a suspension point while a writer lock "
+                      "is held without a critical section (ncc_cs_try_lock)");
+    }
+#endif
     /* Acquire; pairs with the release store in ncc_fi_set_hook. */
     PyObject *hook = __atomic_load_n(&ncc_fi_hook, __ATOMIC_ACQUIRE);
     if (hook != NULL) {
