@@ -10,10 +10,8 @@ bounces its header's cache line between cores.  This suite measures that:
 
 * **Access patterns** (:data:`ACCESSES`): the loop reaches the container as a
   local, a module global, ``self.c`` (a thread-owned holder object), a closure
-  variable, through a thread-owned ``functools.partial`` (any container),
-  through the thread's own bound method ``tup.__getitem__`` (the tuple only:
-  the ceiling check's path on 3.15+, :data:`CEILING_ACCESS`), or through a
-  per-thread ``handle()`` (ours).  Everything a thread uses except
+  variable, through a thread-owned ``functools.partial`` (any container), or
+  through a per-thread ``handle()`` (ours).  Everything a thread uses except
   the container is created in that thread, before the barrier.
 * **Mixes**: read-only; 90/10 (every tenth operation overwrites a present
   key or index); churn (dicts: every tenth operation deletes one of the
@@ -37,7 +35,6 @@ from __future__ import annotations
 
 import random
 import statistics
-import sys
 import threading
 import time
 from collections import Counter
@@ -51,17 +48,14 @@ from benchmarks.harness import ThreadWork, gc_paused, interleaved, per_thread, r
 from benchmarks.registry import MAP, SEQ, Impl
 from benchmarks.tables import BUILTIN, fmt_table, impl_key, ratio
 
-#: Access patterns, in table order.  "handle" applies to containers with
-#: .handle(); "bound" (a thread-owned bound method) to the tuple only, the
-#: ceiling check's path on 3.15+ (see CEILING_ACCESS).
-ACCESSES = ("local", "global", "attr", "closure", "partial", "bound", "handle")
+#: Access patterns, in table order.  "handle" applies to containers with .handle().
+ACCESSES = ("local", "global", "attr", "closure", "partial", "handle")
 ACCESS_LABELS = {
     "local": "local name",
     "global": "module global",
     "attr": "self.c",
     "closure": "closure variable",
     "partial": "thread-owned partial",
-    "bound": "thread-owned bound method",
     "handle": "handle()",
 }
 #: The accesses that load the container by name (and so write its reference
@@ -116,12 +110,6 @@ _ACCESS_CODE = {
         "rm = _partial(_delitem, container)",
         None,
     ),
-    # The thread's own bound method objects; a tuple has no __setitem__.
-    "bound": (
-        "get = container.__getitem__; put = getattr(container, '__setitem__', None); "
-        "rm = getattr(container, '__delitem__', None)",
-        None,
-    ),
     "handle": ("h = container.handle()", "h"),
 }
 
@@ -151,7 +139,7 @@ def _source(access: str, mix: str) -> str:
             + "\n    return inner(ks, ws, cs, v, reps)\n"
         )
     setup, name = _ACCESS_CODE[access]
-    if name is None:  # partial, bound
+    if name is None:  # partial
         get, put, rm = "get", "put", "rm"
         src = template.format(setup=setup or "pass", get=get, put=put, rm=rm)
         return src
@@ -251,8 +239,6 @@ def applicable(impl: Impl, access: str, mix: str) -> bool:
         return access in BY_NAME
     if access == "handle":
         return impl.role == "ours"
-    if access == "bound":
-        return impl.name == "tuple"
     return True
 
 
@@ -795,22 +781,11 @@ def count_app_steps(thread_counts: list[int], repeats: int) -> int:
 
 # ------------------------------------------------------------------ quotability
 #: The machine-can-scale check (issue 20): a tuple read through a thread-owned
-#: path (no reference count written, nothing shared but the read-only tuple)
-#: must reach this scaling at 2 threads in the same run, or none of the run's
-#: scaling figures may be quoted.
+#: ``partial`` (no reference count written, nothing shared but the read-only
+#: tuple) must reach this scaling at 2 threads in the same run, or none of the
+#: run's scaling figures may be quoted.
 CEILING_MIN_SCALING = 1.7
 CEILING_THREADS = 2
-#: The thread-owned path of the check.  Through 3.14 a ``functools.partial``
-#: calls its function without a new reference, so ``partial(operator.getitem,
-#: tup)`` writes nothing shared.  3.15's ``partial_vectorcall`` takes a new
-#: reference to its function on every call (``Py_NewRef(pto->fn)``,
-#: Modules/_functoolsmodule.c 3.15.0rc2:386; 3.14.7 has none), so every
-#: thread's partial writes the shared ``operator.getitem``'s reference count:
-#: measured here on 3.15.0rc2t, 0.6-0.9x at 2 threads while a thread-local
-#: loop scaled 1.5-2.0x.  There the check reads through the thread's own
-#: bound method ``tup.__getitem__`` instead.
-CEILING_ACCESS = "bound" if sys.version_info >= (3, 15) else "partial"
-_CEILING_SHORT = {"partial": "partial", "bound": "bound method"}[CEILING_ACCESS]
 
 
 @dataclass
@@ -848,8 +823,8 @@ class CeilingCheck:
         if self.scaling is None:
             return (
                 "ceiling check: NOT MEASURED in this run (the real-code read suite with "
-                f"'tuple ({ACCESS_LABELS[CEILING_ACCESS]})' at 1 and {CEILING_THREADS} "
-                f"threads did not run){busy}: scaling figures of this run are NOT QUOTABLE"
+                f"'tuple (thread-owned partial)' at 1 and {CEILING_THREADS} threads did not "
+                f"run){busy}: scaling figures of this run are NOT QUOTABLE"
             )
         if self.quotable:
             verdict = "the run is quotable"
@@ -862,14 +837,14 @@ class CeilingCheck:
         else:
             verdict = busy[2:] + ": figures of this run are NOT QUOTABLE"
         return (
-            f"ceiling check: tuple read through a {ACCESS_LABELS[CEILING_ACCESS]} scales "
+            f"ceiling check: tuple read through a thread-owned partial scales "
             f"{self.scaling:.2f}x at {CEILING_THREADS} threads (needs >= "
             f"{CEILING_MIN_SCALING:.2f}x): {verdict}"
         )
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "what": f"tuple read through a {ACCESS_LABELS[CEILING_ACCESS]}, read-only, "
+            "what": "tuple read through a thread-owned functools.partial, read-only, "
             f"median scaling at {CEILING_THREADS} threads",
             "scaling": None if self.scaling is None else round(self.scaling, 4),
             "threshold": CEILING_MIN_SCALING,
@@ -891,7 +866,7 @@ def ceiling_check(results: list[Result], env: dict[str, Any] | None = None) -> C
     by = {
         r.threads: r
         for r in results
-        if r.cell.impl == "tuple" and r.cell.access == CEILING_ACCESS and r.cell.mix == "read"
+        if r.cell.impl == "tuple" and r.cell.access == "partial" and r.cell.mix == "read"
     }
     if 1 not in by or CEILING_THREADS not in by or not by[1].median:
         return CeilingCheck(None, load, cpus)
@@ -1004,7 +979,7 @@ def headline_table(results: list[Result], markdown: bool = False) -> str | None:
             for r in rs
             if r.cell.access == "local"
             or (r.cell.access == "handle")
-            or (r.cell.access in ("partial", "bound") and r.cell.role != "ours")
+            or (r.cell.access == "partial" and r.cell.role != "ours")
         },
         key=lambda c: (c.family != MAP, *impl_key(c.role, c.impl), ACCESSES.index(c.access)),
     )
@@ -1014,14 +989,14 @@ def headline_table(results: list[Result], markdown: bool = False) -> str | None:
         if r.cell.impl == BUILTIN[r.cell.family] and r.cell.access == "local"
     }
     ceiling = {
-        r.threads: r for r in rs if r.cell.impl == "tuple" and r.cell.access == CEILING_ACCESS
+        r.threads: r for r in rs if r.cell.impl == "tuple" and r.cell.access == "partial"
     }
     headers = ["implementation (container reached as)"] + [f"{t}T" for t in threads]
     headers += [f"scaling {t}T" for t in threads if t != 1]
     if threads[-1] != 1:
         headers.append(f"vs builtin local {threads[-1]}T")
         if threads[-1] in ceiling:
-            headers.append(f"vs tuple {_CEILING_SHORT} {threads[-1]}T")
+            headers.append(f"vs tuple partial {threads[-1]}T")
     rows = []
     for cell in cells:
         name = f"**{cell.label}**" if markdown and cell.role == "ours" else cell.label

@@ -197,8 +197,7 @@ def _fake_result(impl: str, access: str, threads: int, rate: float) -> realcode.
 def test_the_ceiling_check_marks_a_run_that_did_not_scale_not_quotable(
     two: float, quotable: bool
 ) -> None:
-    via = realcode.CEILING_ACCESS
-    results = [_fake_result("tuple", via, 1, 1.0), _fake_result("tuple", via, 2, two),
+    results = [_fake_result("tuple", "partial", 1, 1.0), _fake_result("tuple", "partial", 2, two),
                _fake_result("tuple", "local", 2, 9.0)]
     check = realcode.ceiling_check(results)
     assert check.quotable is quotable
