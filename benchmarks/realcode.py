@@ -10,7 +10,8 @@ bounces its header's cache line between cores.  This suite measures that:
 
 * **Access patterns** (:data:`ACCESSES`): the loop reaches the container as a
   local, a module global, ``self.c`` (a thread-owned holder object), a closure
-  variable, through a thread-owned ``functools.partial`` (any container), or
+  variable, through a thread-owned ``functools.partial`` (any container; a
+  bound method object on 3.15+, :func:`benchmarks.harness.thread_owned`), or
   through a per-thread ``handle()`` (ours).  Everything a thread uses except
   the container is created in that thread, before the barrier.
 * **Mixes**: read-only; 90/10 (every tenth operation overwrites a present
@@ -55,7 +56,7 @@ ACCESS_LABELS = {
     "global": "module global",
     "attr": "self.c",
     "closure": "closure variable",
-    "partial": "thread-owned partial",
+    "partial": harness.THREAD_OWNED_LABEL,
     "handle": "handle()",
 }
 #: The accesses that load the container by name (and so write its reference
@@ -154,12 +155,11 @@ def _source(access: str, mix: str) -> str:
 def compile_loop(access: str, mix: str, namespace: dict[str, Any]) -> Callable[..., None]:
     """The loop function of one access pattern and mix, compiled in ``namespace``
     (whose ``C`` is the module global of the "global" pattern)."""
-    import functools
     import operator
 
     namespace.update(
         _Holder=_Holder,
-        _partial=functools.partial,
+        _partial=harness.thread_owned,
         _getitem=operator.getitem,
         _setitem=operator.setitem,
         _delitem=operator.delitem,
@@ -782,8 +782,9 @@ def count_app_steps(thread_counts: list[int], repeats: int) -> int:
 # ------------------------------------------------------------------ quotability
 #: The machine-can-scale check (issue 20): a tuple read through a thread-owned
 #: ``partial`` (no reference count written, nothing shared but the read-only
-#: tuple) must reach this scaling at 2 threads in the same run, or none of the
-#: run's scaling figures may be quoted.
+#: tuple; on 3.15+ a bound method object, see harness.thread_owned) must reach
+#: this scaling at 2 threads in the same run, or none of the run's scaling
+#: figures may be quoted.
 CEILING_MIN_SCALING = 1.7
 CEILING_THREADS = 2
 
@@ -823,8 +824,8 @@ class CeilingCheck:
         if self.scaling is None:
             return (
                 "ceiling check: NOT MEASURED in this run (the real-code read suite with "
-                f"'tuple (thread-owned partial)' at 1 and {CEILING_THREADS} threads did not "
-                f"run){busy}: scaling figures of this run are NOT QUOTABLE"
+                f"'tuple ({harness.THREAD_OWNED_LABEL})' at 1 and {CEILING_THREADS} "
+                f"threads did not run){busy}: scaling figures of this run are NOT QUOTABLE"
             )
         if self.quotable:
             verdict = "the run is quotable"
@@ -837,14 +838,14 @@ class CeilingCheck:
         else:
             verdict = busy[2:] + ": figures of this run are NOT QUOTABLE"
         return (
-            f"ceiling check: tuple read through a thread-owned partial scales "
+            f"ceiling check: tuple read through a {harness.THREAD_OWNED_LABEL} scales "
             f"{self.scaling:.2f}x at {CEILING_THREADS} threads (needs >= "
             f"{CEILING_MIN_SCALING:.2f}x): {verdict}"
         )
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "what": "tuple read through a thread-owned functools.partial, read-only, "
+            "what": f"tuple read through a {harness.THREAD_OWNED_LABEL}, read-only, "
             f"median scaling at {CEILING_THREADS} threads",
             "scaling": None if self.scaling is None else round(self.scaling, 4),
             "threshold": CEILING_MIN_SCALING,

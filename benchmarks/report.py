@@ -9,7 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, TextIO
 
-from benchmarks import pyloop, realcode
+from benchmarks import harness, pyloop, realcode
 from benchmarks.memory import Footprint
 from benchmarks.registry import MAP, Impl
 from benchmarks.scaling import Case, Point
@@ -438,7 +438,10 @@ def render_markdown(
             "Median million reads per second summed over threads. Each thread runs a plain "
             "Python loop `for k in ks: x = c[k]` (str keys; lists: `x = c[i]`), with `c` a "
             "local name, or through a thread-owned path: our `handle()`, a "
-            "`functools.partial(operator.getitem, c)` for the others. On 3.13t every load of "
+            + ("`functools.partial(operator.getitem, c)`" if harness.BINDS_WITH_PARTIAL
+               else "`types.MethodType(operator.getitem, c)` (3.15's partial increfs its "
+               "function on every call: benchmarks/harness.py, thread_owned)")
+            + " for the others. On 3.13t every load of "
             "`c` increfs the shared container; see docs/performance.md, real code.",
             "",
             real,

@@ -15,7 +15,9 @@ Method (docs/performance.md explains the choices):
   ``partial`` passes ``c`` as a borrowed reference (``partial_vectorcall`` in
   CPython's ``Modules/_functoolsmodule.c``), so the loop itself does not
   touch the container's reference count (``c[k]`` in Python bytecode would:
-  ``LOAD_FAST`` increfs the container on 3.13t).  Reads, ``operator.setitem``
+  ``LOAD_FAST`` increfs the container on 3.13t).  On 3.15+, whose partial
+  increfs its function on every call, the thread's callable is a bound
+  method object instead (:func:`benchmarks.harness.thread_owned`).  Reads, ``operator.setitem``
   writes, key iteration and result disposal cost the same for every
   implementation; what differs is the container's own ``mp_subscript`` /
   ``sq_item`` / ``mp_ass_subscript``.
@@ -49,11 +51,17 @@ import statistics
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from functools import partial
 from typing import Any
 
 from benchmarks import harness
-from benchmarks.harness import ThreadWork, gc_paused, interleaved, per_thread, run_on_barrier
+from benchmarks.harness import (
+    ThreadWork,
+    gc_paused,
+    interleaved,
+    per_thread,
+    run_on_barrier,
+    thread_owned,
+)
 from benchmarks.registry import MAP, SEQ, Impl
 
 CHUNK = 32  # operations per run of one kind
@@ -213,8 +221,8 @@ def _thread_work(
     container; :func:`_drop_churn_keys` removes them again."""
     rng = random.Random(seed)
     n = len(keys)
-    reader = partial(operator.getitem, container)
-    writer = partial(operator.setitem, container)
+    reader = thread_owned(operator.getitem, container)
+    writer = thread_owned(operator.setitem, container)
     own_keys = [_local_copy(k) for k in keys] if case.keys == "local" else list(keys)
     consume: Callable[[Any], None] = deque(maxlen=0).extend
     churn: list[tuple[Callable[..., Any], tuple[list[Any], ...]]] = []
@@ -222,7 +230,7 @@ def _thread_work(
         ck = churn_keys(case, tid)
         cv = [values[j % n] for j in range(CHUNK)]
         consume(map(writer, ck, cv))
-        churn = [(partial(operator.delitem, container), (ck,)), (writer, (ck, cv))]
+        churn = [(thread_owned(operator.delitem, container), (ck,)), (writer, (ck, cv))]
     work: list[tuple[Callable[..., Any], tuple[list[Any], ...]]] = []
     for is_write in _schedule(case, 100 - case.mix):
         if is_write and churn:
@@ -239,7 +247,7 @@ def _thread_work(
 
 def _drop_churn_keys(container: Any, case: Case, tid: int) -> None:
     if case.write == "churn":
-        deque(map(partial(operator.delitem, container), churn_keys(case, tid)), maxlen=0)
+        deque(map(thread_owned(operator.delitem, container), churn_keys(case, tid)), maxlen=0)
 
 
 def _run_cycles(
