@@ -12,8 +12,8 @@
   variants alike instead of skewing their ratios.
 * :func:`gc_paused`: the cyclic garbage collector is off while timing.
 * :func:`thread_owned`: ``fn`` with the shared container bound as its first
-  argument, as a callable the calling thread owns (``partial``, or on 3.15+
-  a bound method object: see there).
+  argument, as a callable the calling thread owns (``partial``; on 3.15+ a
+  partial of a bound method object: see there).
 """
 
 from __future__ import annotations
@@ -38,27 +38,34 @@ def _nothing() -> None:
 
 #: How thread_owned binds, and what the tables call it.
 BINDS_WITH_PARTIAL = sys.version_info < (3, 15)
-THREAD_OWNED_LABEL = "thread-owned partial" if BINDS_WITH_PARTIAL else "thread-owned bound method"
+THREAD_OWNED_LABEL = (
+    "thread-owned partial" if BINDS_WITH_PARTIAL else "thread-owned partial of a bound method"
+)
 
 
 def thread_owned(fn: Callable[..., Any], container: Any) -> Callable[..., Any]:
     """``fn(container, *args)`` as a callable object that the calling thread
-    owns and whose calls write no shared reference count (for the shared
-    builtins ``operator.getitem`` / ``setitem`` / ``delitem``).
+    owns and whose calls, from C (``map``) or from Python bytecode, write no
+    shared reference count (for the shared builtins ``operator.getitem`` /
+    ``setitem`` / ``delitem``).
 
     Through 3.14 that is ``functools.partial(fn, container)``: its vectorcall
     passes both ``fn`` and ``container`` on as borrowed references.  3.15's
     ``partial_vectorcall`` takes a new reference to its function on every
     call (``Py_NewRef(pto->fn)``, Modules/_functoolsmodule.c 3.15.0rc2:386;
     3.14.7 has none), so every thread's partial would write the count of the
-    one shared ``operator.getitem`` (measured on 3.15.0rc2t: a tuple read
-    that way scaled 0.48-0.93x at 2 threads while a thread-local loop scaled
-    1.5-2.0x).  There it is a bound method object, ``types.MethodType(fn,
-    container)``, whose vectorcall borrows both (``method_vectorcall``,
-    Objects/classobject.c 3.15.0rc2:47-56) and calls ``fn`` the same way."""
+    one shared ``operator.getitem`` (measured on 3.15.0rc2t: a tuple read that
+    way scaled 0.48-0.93x at 2 threads while a thread-local loop scaled
+    1.5-2.0x).  A bound method object alone (``types.MethodType(fn,
+    container)``) is borrowed through by its vectorcall (``method_vectorcall``,
+    Objects/classobject.c 3.15.0rc2:47-56), but a Python ``CALL`` unpacks a
+    bound method into its function and ``self`` with new references (0.58x
+    in a Python loop on 3.15t).  So on 3.15+ it is a partial of the thread's
+    own bound method: the partial increfs only that thread-owned method
+    object, which calls ``fn`` with borrowed arguments."""
     if BINDS_WITH_PARTIAL:
         return partial(fn, container)
-    return types.MethodType(fn, container)
+    return partial(types.MethodType(fn, container))
 
 
 @dataclass

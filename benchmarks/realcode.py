@@ -11,7 +11,7 @@ bounces its header's cache line between cores.  This suite measures that:
 * **Access patterns** (:data:`ACCESSES`): the loop reaches the container as a
   local, a module global, ``self.c`` (a thread-owned holder object), a closure
   variable, through a thread-owned ``functools.partial`` (any container; a
-  bound method object on 3.15+, :func:`benchmarks.harness.thread_owned`), or
+  partial of a bound method on 3.15+, :func:`benchmarks.harness.thread_owned`), or
   through a per-thread ``handle()`` (ours).  Everything a thread uses except
   the container is created in that thread, before the barrier.
 * **Mixes**: read-only; 90/10 (every tenth operation overwrites a present
@@ -782,7 +782,7 @@ def count_app_steps(thread_counts: list[int], repeats: int) -> int:
 # ------------------------------------------------------------------ quotability
 #: The machine-can-scale check (issue 20): a tuple read through a thread-owned
 #: ``partial`` (no reference count written, nothing shared but the read-only
-#: tuple; on 3.15+ a bound method object, see harness.thread_owned) must reach
+#: tuple; on 3.15+ a partial of a bound method, see harness.thread_owned) must reach
 #: this scaling at 2 threads in the same run, or none of the run's scaling
 #: figures may be quoted.
 CEILING_MIN_SCALING = 1.7

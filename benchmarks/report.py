@@ -439,7 +439,8 @@ def render_markdown(
             "Python loop `for k in ks: x = c[k]` (str keys; lists: `x = c[i]`), with `c` a "
             "local name, or through a thread-owned path: our `handle()`, a "
             + ("`functools.partial(operator.getitem, c)`" if harness.BINDS_WITH_PARTIAL
-               else "`types.MethodType(operator.getitem, c)` (3.15's partial increfs its "
+               else "`functools.partial(types.MethodType(operator.getitem, c))` (3.15's "
+               "partial increfs its "
                "function on every call: benchmarks/harness.py, thread_owned)")
             + " for the others. On 3.13t every load of "
             "`c` increfs the shared container; see docs/performance.md, real code.",

@@ -16,10 +16,10 @@ Method (docs/performance.md explains the choices):
   CPython's ``Modules/_functoolsmodule.c``), so the loop itself does not
   touch the container's reference count (``c[k]`` in Python bytecode would:
   ``LOAD_FAST`` increfs the container on 3.13t).  On 3.15+, whose partial
-  increfs its function on every call, the thread's callable is a bound
-  method object instead (:func:`benchmarks.harness.thread_owned`).  Reads, ``operator.setitem``
-  writes, key iteration and result disposal cost the same for every
-  implementation; what differs is the container's own ``mp_subscript`` /
+  increfs its function on every call, the thread's callable is a partial of
+  a bound method object instead (:func:`benchmarks.harness.thread_owned`).
+  Reads, ``operator.setitem`` writes, key iteration and result disposal cost
+  the same for every implementation; what differs is the container's own ``mp_subscript`` /
   ``sq_item`` / ``mp_ass_subscript``.
 * Reads and writes are issued in runs of ``CHUNK`` operations of one kind; the
   write runs are spread evenly through a cycle of ``CYCLE`` runs, so 90/10
