@@ -201,18 +201,22 @@ case "$MODE" in
             # Bounded: the fault-injection and defect-regression tests
             # (deterministic suspensions, injected MemoryError, the documented
             # list of points), the threaded dict/list tests, the fuzzer at
-            # its CI budget and the shared-object tests (issue 21).
+            # its CI budget, the shared-object tests (issue 21) and the
+            # list's writes under the bare writer-lock mutex (ncc_cs_try_lock).
             mapfile -t sel < <(existing tests/test_fault_injection.py tests/test_defect_regressions.py \
                 tests/test_dict_threads.py tests/test_list_threads.py tests/test_fuzz_hostile.py \
-                tests/test_dict_shared_threads.py tests/test_shared_list_objects.py)
+                tests/test_dict_shared_threads.py tests/test_shared_list_objects.py \
+                tests/test_list_fast_lock.py)
         else
             # Bounded subset: the core and the reclamation domain, plus one mixed
             # list and one mixed dict race test (all operations interleaved),
             # the list iterator's nested-next() read under a replacing writer
             # (it showed issue 21's freed-item reports, defect 6) and the
             # shared list and dict iterators (issue 21: the dict's owner-to-
-            # shared hand-over and __reduce__ racing __next__).
-            mapfile -t sel < <(existing tests/test_core.py tests/test_qsbr.py)
+            # shared hand-over and __reduce__ racing __next__), and the list's
+            # appends and pops under the bare writer-lock mutex
+            # (ncc_cs_try_lock) against suspended critical sections.
+            mapfile -t sel < <(existing tests/test_core.py tests/test_qsbr.py tests/test_list_fast_lock.py)
             for t in tests/test_race_list.py::test_race_list_mixed_operations \
                      tests/test_race_dict.py::test_race_dict_per_key_operations_many_threads \
                      tests/test_list_hostile.py::test_del_calling_next_from_inside_the_iterators_batched_read \
