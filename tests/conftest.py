@@ -1,9 +1,14 @@
-"""Shared pytest configuration: interpreter facts and the free-threaded marker."""
+"""Shared pytest configuration: interpreter facts, the free-threaded marker, and
+the ``held`` fixture (a thread spinning inside an object's critical section)."""
 
 from __future__ import annotations
 
+import gc
 import sys
 import sysconfig
+import threading
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -33,3 +38,38 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 pytest_plugins = ["nogil_collections.testing.pytest_plugin"]
+
+#: How long a ``held`` holder spins before giving up (a failing test ends).
+HOLD_SECONDS = 10.0
+
+
+@pytest.fixture
+def held() -> Iterator[Callable[[object], None]]:
+    """hold(obj): a thread enters obj's critical section and spins in it,
+    never detaching (so the section is never suspended), until the test
+    calls ``_selftest.release_section()`` or ends.  The cyclic GC is off
+    meanwhile: the spinning holder never reaches a safe point, so a
+    collection would wait for it."""
+    from nogil_collections._core import _selftest as st
+
+    holders: list[threading.Thread] = []
+    was_enabled = gc.isenabled()
+    gc.disable()
+
+    def hold(obj: object) -> None:
+        t = threading.Thread(target=st.hold_section, args=(obj, HOLD_SECONDS))
+        t.start()
+        holders.append(t)
+        deadline = time.monotonic() + HOLD_SECONDS
+        while not st.section_held():
+            assert time.monotonic() < deadline, "holder never entered the section"
+            time.sleep(0.001)
+
+    try:
+        yield hold
+    finally:
+        st.release_section()
+        for t in holders:
+            t.join(HOLD_SECONDS + 5)
+        if was_enabled:
+            gc.enable()

@@ -20,11 +20,10 @@ the list's critical section.  Room in the array is checked through
 
 from __future__ import annotations
 
-import gc
 import sysconfig
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -56,34 +55,6 @@ def _list_with_room(n: int) -> ConcurrentList[int]:
         lst.append(i)
     assert _has_room(lst), "pick another n: this one fills the array"
     return lst
-
-
-@pytest.fixture
-def held() -> Iterator[Callable[[object], None]]:
-    """hold(obj): a thread enters obj's critical section and spins in it,
-    never detaching (never suspended), until the test ends.  GC off meanwhile
-    (a collection would wait for the spinning holder)."""
-    holders: list[threading.Thread] = []
-    was_enabled = gc.isenabled()
-    gc.disable()
-
-    def hold(obj: object) -> None:
-        t = threading.Thread(target=st.hold_section, args=(obj, WAIT))
-        t.start()
-        holders.append(t)
-        deadline = time.monotonic() + WAIT
-        while not st.section_held():
-            assert time.monotonic() < deadline, "holder never entered the section"
-            time.sleep(0.001)
-
-    try:
-        yield hold
-    finally:
-        st.release_section()
-        for t in holders:
-            t.join(WAIT + 5)
-        if was_enabled:
-            gc.enable()
 
 
 @needs_ft

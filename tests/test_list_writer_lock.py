@@ -11,11 +11,10 @@ and check which operations wait for it.
 
 from __future__ import annotations
 
-import gc
 import sysconfig
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -27,35 +26,7 @@ FREE_THREADED_BUILD = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 needs_ft = pytest.mark.skipif(
     not FREE_THREADED_BUILD, reason="critical sections are no-ops on GIL builds"
 )
-HOLD_SECONDS = 10.0  # the holder gives up after this (a failing test ends)
-
-
-@pytest.fixture
-def held() -> Iterator[Callable[[object], None]]:
-    """hold(obj): a thread enters obj's critical section and spins in it
-    until the test ends.  The cyclic GC is off meanwhile: the spinning
-    holder never reaches a safe point, so a collection would wait for it."""
-    holders: list[threading.Thread] = []
-    was_enabled = gc.isenabled()
-    gc.disable()
-
-    def hold(obj: object) -> None:
-        t = threading.Thread(target=st.hold_section, args=(obj, HOLD_SECONDS))
-        t.start()
-        holders.append(t)
-        deadline = time.monotonic() + HOLD_SECONDS
-        while not st.section_held():
-            assert time.monotonic() < deadline, "holder never entered the section"
-            time.sleep(0.001)
-
-    try:
-        yield hold
-    finally:
-        st.release_section()
-        for t in holders:
-            t.join(HOLD_SECONDS + 5)
-        if was_enabled:
-            gc.enable()
+HOLD_SECONDS = 10.0  # a waiting test gives up after this (as the held fixture: conftest.py)
 
 
 def test_each_list_has_its_own_writer_lock() -> None:
