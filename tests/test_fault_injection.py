@@ -254,7 +254,14 @@ def test_fault_mixed_operations_both_types_keep_invariants() -> None:
                 except IndexError:
                     pass
             if r % 100 == 0:
-                lst.sort(key=repr)
+                try:
+                    lst.sort(key=repr)
+                except ValueError as e:
+                    # The key function's suspension point let another thread
+                    # write (an append through the bare writer-lock mutex
+                    # makes that likely): sort gives up, as list.sort does,
+                    # and the list keeps the write.
+                    assert str(e) == "list modified during sort"
 
     run_threads([lambda: dict_worker(1), lambda: dict_worker(2),
                  lambda: list_worker(1), lambda: list_worker(2)], timeout=110)
@@ -314,7 +321,14 @@ def test_fault_every_suspension_point_is_reached_and_really_suspends() -> None:
                 except IndexError:
                     pass
             if r % 50 == 0:
-                lst.sort(key=repr)
+                try:
+                    lst.sort(key=repr)
+                except ValueError as e:
+                    # The key function's suspension point let another thread
+                    # write (an append through the bare writer-lock mutex
+                    # makes that likely): sort gives up, as list.sort does,
+                    # and the list keeps the write.
+                    assert str(e) == "list modified during sort"
 
     deadline = time.monotonic() + 100
     while True:
