@@ -32,6 +32,17 @@ needs_fi = pytest.mark.skipif(not fi.ENABLED, reason="needs the fault-injection 
                               "(make fault-injection)")
 
 
+def _sort_unless_modified(lst: ConcurrentList[object]) -> None:
+    """lst.sort(key=repr), where the only error allowed is list's own
+    "list modified during sort": the key function's suspension point lets
+    another thread write (an append through the bare writer-lock mutex makes
+    that likely), and sort then gives up, as list.sort does, keeping the write."""
+    try:
+        lst.sort(key=repr)
+    except ValueError as e:
+        assert str(e) == "list modified during sort"
+
+
 def _points_in_sources() -> dict[str, str]:
     found: dict[str, str] = {}
     for path in SOURCES:
@@ -254,14 +265,7 @@ def test_fault_mixed_operations_both_types_keep_invariants() -> None:
                 except IndexError:
                     pass
             if r % 100 == 0:
-                try:
-                    lst.sort(key=repr)
-                except ValueError as e:
-                    # The key function's suspension point let another thread
-                    # write (an append through the bare writer-lock mutex
-                    # makes that likely): sort gives up, as list.sort does,
-                    # and the list keeps the write.
-                    assert str(e) == "list modified during sort"
+                _sort_unless_modified(lst)
 
     run_threads([lambda: dict_worker(1), lambda: dict_worker(2),
                  lambda: list_worker(1), lambda: list_worker(2)], timeout=110)
@@ -321,14 +325,7 @@ def test_fault_every_suspension_point_is_reached_and_really_suspends() -> None:
                 except IndexError:
                     pass
             if r % 50 == 0:
-                try:
-                    lst.sort(key=repr)
-                except ValueError as e:
-                    # The key function's suspension point let another thread
-                    # write (an append through the bare writer-lock mutex
-                    # makes that likely): sort gives up, as list.sort does,
-                    # and the list keeps the write.
-                    assert str(e) == "list modified during sort"
+                _sort_unless_modified(lst)
 
     deadline = time.monotonic() + 100
     while True:
