@@ -86,7 +86,7 @@ def test_a_held_writer_lock_holds_back_the_fast_path(
 
 
 def _suspended_update(lst: ConcurrentList[int], index: int) -> tuple[
-    threading.Thread, threading.Event, threading.Event, list[object], list[int]
+    threading.Thread, threading.Event, list[object], list[int]
 ]:
     """A thread runs lst.update(index, fn) whose first fn call blocks on an
     Event inside the list's critical section (suspending it)."""
@@ -110,13 +110,13 @@ def _suspended_update(lst: ConcurrentList[int], index: int) -> tuple[
     t = threading.Thread(target=run)
     t.start()
     assert inside.wait(WAIT)
-    return t, go, inside, out, seen
+    return t, go, out, seen
 
 
 @needs_ft
 def test_fast_append_and_pop_run_while_a_section_is_suspended_and_it_revalidates() -> None:
     lst = _list_with_room(12)
-    t, go, _inside, out, seen = _suspended_update(lst, -1)
+    t, go, out, seen = _suspended_update(lst, -1)
     # The updater is blocked inside its critical section: suspended, so the
     # mutex is free and these writes go ahead (the fast path when there is
     # room, else the section).
@@ -138,7 +138,7 @@ def test_fast_append_and_pop_run_while_a_section_is_suspended_and_it_revalidates
 @needs_ft
 def test_fast_pop_of_the_item_a_suspended_update_read() -> None:
     lst = _list_with_room(12)
-    t, go, _inside, out, seen = _suspended_update(lst, 11)
+    t, go, out, seen = _suspended_update(lst, 11)
     assert lst.pop() == 11   # index 11 is now out of range
     go.set()
     t.join(WAIT)
