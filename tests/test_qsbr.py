@@ -423,13 +423,17 @@ def test_thousands_of_short_lived_threads() -> None:
     base = stats()
     w = threading.Thread(target=writer)
     w.start()
+    samples: list[int] = []
     try:
-        wave(200)  # warm-up: allocator pools, thread stacks
-        gc.collect()
-        rss0 = _rss_bytes()
+        # Warm-up: allocator pools, thread stacks, the interpreter's own
+        # per-thread state.  Without our module, 2,000 bare threads still grow
+        # RSS by 0.6-2.3 MiB on 3.15t and then plateau, so the first wave is
+        # never compared.
         wave(2000)
-        gc.collect()
-        rss1 = _rss_bytes()
+        for _ in range(10):
+            wave(400)
+            gc.collect()
+            samples.append(_rss_bytes())
     finally:
         stop.set()
         w.join(10)
@@ -445,7 +449,14 @@ def test_thousands_of_short_lived_threads() -> None:
     # Sanitizers keep per-thread runtime state and shadow memory of their own
     # (RSS grew 4-20 MiB under TSAN/ASAN), so RSS says nothing about us there.
     if not os.environ.get("NOGIL_COLLECTIONS_SANITIZER"):
-        assert rss1 - rss0 < 2 << 20, f"RSS grew by {(rss1 - rss0) >> 10} KiB"
+        # A leak grows every sample; allocator noise is transient (single
+        # samples 1-3 MiB high that fall back).  The minimum of the first three
+        # and of the last three samples drops the spikes; 2,800 threads
+        # separate the two groups, so 3 MiB catches a leak of ~1.1 KiB per
+        # thread.  Smaller per-thread leaks of our own (the QSBR record) are
+        # caught exactly by the thread_records count above.
+        growth = min(samples[-3:]) - min(samples[:3])
+        assert growth < 3 << 20, f"RSS grew by {growth >> 10} KiB; samples (KiB): {[s >> 10 for s in samples]}"
     _debug.qsbr_synchronize()
     assert stats()["pending_count"] == 0
 
