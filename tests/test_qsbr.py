@@ -456,7 +456,8 @@ def test_thousands_of_short_lived_threads() -> None:
         # thread.  Smaller per-thread leaks of our own (the QSBR record) are
         # caught exactly by the thread_records count above.
         growth = min(samples[-3:]) - min(samples[:3])
-        assert growth < 3 << 20, f"RSS grew by {growth >> 10} KiB; samples (KiB): {[s >> 10 for s in samples]}"
+        kib = [s >> 10 for s in samples]
+        assert growth < 3 << 20, f"RSS grew by {growth >> 10} KiB; samples (KiB): {kib}"
     _debug.qsbr_synchronize()
     assert stats()["pending_count"] == 0
 
