@@ -409,6 +409,99 @@ def test_iterators() -> None:
     assert iter(it) is it
 
 
+def _iterator_after(make: Callable[[Any], Any], reverse: bool, items: list[int], steps: int) -> Any:
+    c = make(items)
+    it = reversed(c) if reverse else iter(c)
+    for _ in range(steps):
+        next(it, None)
+    return it
+
+
+_ROUND_TRIPS: dict[str, Callable[[Any], Any]] = {
+    **{f"pickle{p}": (lambda o, p=p: pickle.loads(pickle.dumps(o, p)))
+       for p in range(pickle.HIGHEST_PROTOCOL + 1)},
+    "copy": copy.copy,
+    "deepcopy": copy.deepcopy,
+}
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["iter", "reversed"])
+@pytest.mark.parametrize("how", list(_ROUND_TRIPS))
+def test_iterators_pickle_and_copy_like_lists(reverse: bool, how: str) -> None:
+    # Where the builtin's iterator resumes after each number of next() calls
+    # (fresh, running, at the end, exhausted), ours resumes too, with the
+    # same remaining items, the same length hint and its own type.
+    items = list(range(70))  # more than one read-ahead run of the owner
+    for steps in (0, 1, 5, 33, 69, 70, 71):
+        want = _ROUND_TRIPS[how](_iterator_after(list, reverse, items, steps))
+        orig = _iterator_after(ConcurrentList, reverse, items, steps)
+        got = _ROUND_TRIPS[how](orig)
+        assert type(got) is type(orig)
+        assert got.__length_hint__() == want.__length_hint__(), steps
+        assert list(got) == list(want), steps
+        # The original is unaffected.
+        assert list(orig) == list(_iterator_after(list, reverse, items, steps)), steps
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["iter", "reversed"])
+def test_iterator_reduce_names_the_list_and_index(reverse: bool) -> None:
+    cl = ConcurrentList(range(100))
+    it = reversed(cl) if reverse else iter(cl)
+    for _ in range(5):
+        next(it)
+    fn, args, index = it.__reduce__()
+    assert fn is (reversed if reverse else iter)
+    assert args[0] is cl  # the list itself, as list's iterators do
+    assert index == (94 if reverse else 5)  # the owner's read-ahead is not skipped
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["iter", "reversed"])
+def test_iterator_setstate_like_lists(reverse: bool) -> None:
+    # Clamping (negative, past the end), bool as an int, and the errors, on
+    # this interpreter's list iterator (3.11 restarts at a negative index,
+    # 3.12+ exhausts the forward iterator).
+    for state in (-(2**40), -2, -1, 0, 1, 3, 9, 10, 11, 2**40, True):
+        want = _iterator_after(list, reverse, list(range(10)), 2)
+        got = _iterator_after(ConcurrentList, reverse, list(range(10)), 2)
+        want.__setstate__(state)
+        got.__setstate__(state)
+        assert list(got) == list(want), state
+    for bad in ("1", 1.0, None, 2**70):
+        want = iter([1])
+        got = iter(ConcurrentList([1]))
+        assert outcome(lambda it, bad=bad: it.__setstate__(bad), got) == outcome(
+            lambda it, bad=bad: it.__setstate__(bad), want), bad
+
+
+def test_iterator_setstate_from_another_thread_moves_the_shared_cursor() -> None:
+    # The owner first hands out what it had already claimed and read ahead,
+    # then continues from the new index: no item twice, none out of the list.
+    import threading
+
+    cl = ConcurrentList(range(200))
+    it = iter(cl)
+    assert next(it) == 0  # the owner claimed a run of indices from 0
+    t = threading.Thread(target=it.__setstate__, args=(150,))
+    t.start()
+    t.join()
+    rest = list(it)
+    assert rest == sorted(set(rest))
+    assert rest[-50:] == list(range(150, 200))
+    assert rest[:-50] == list(range(1, len(rest) - 49))  # the owner's claim
+
+
+def test_iterator_setstate_after_exhaustion_like_lists() -> None:
+    # As list's: on GIL builds an exhausted iterator has dropped its list and
+    # stays exhausted; free-threaded builds keep the list, and __setstate__
+    # revives the iterator.
+    for reverse in (False, True):
+        want = _iterator_after(list, reverse, [1, 2], 3)
+        got = _iterator_after(ConcurrentList, reverse, [1, 2], 3)
+        want.__setstate__(0)
+        got.__setstate__(0)
+        assert list(got) == list(want)
+
+
 def test_gc_collects_cycles_and_frees_items() -> None:
     class Item:
         pass

@@ -19,3 +19,19 @@ list_tests = pytest.importorskip(
 
 class TestCPythonListSuite(list_tests.CommonTest):  # type: ignore[misc,name-defined]
     type2test = ConcurrentList
+
+
+test_list = pytest.importorskip("test.test_list", reason="CPython's test package is not installed")
+
+
+class TestCPythonListTest(test_list.ListTest):  # type: ignore[misc,name-defined]
+    """test_list.ListTest's own tests (iterator pickling, keyword arguments,
+    operands that mutate the list, overflow ...), on ConcurrentList."""
+
+    type2test = ConcurrentList
+
+
+# Those of list_tests.CommonTest already run in TestCPythonListSuite.
+for _name in dir(list_tests.CommonTest):
+    if _name.startswith("test_"):
+        setattr(TestCPythonListTest, _name, None)

@@ -48,7 +48,7 @@ MAKERS: dict[str, Callable[[Any], Iterator[Any]]] = {
 
 def _drain(it: Iterator[Any], out: list[Any], style: int) -> None:
     # Each method of an iterator: for (tp_iternext), next(), __next__,
-    # __iter__ and __length_hint__ interleaved with them.
+    # __iter__, and __length_hint__ and __reduce__ interleaved with them.
     if style == 0:
         for x in it:
             out.append(x)
@@ -59,6 +59,8 @@ def _drain(it: Iterator[Any], out: list[Any], style: int) -> None:
         assert iter(it) is it
         while True:
             operator.length_hint(it)
+            reduced = it.__reduce__()  # (iter, (lst,), index >= 0) or exhausted
+            assert reduced[0] in (iter, reversed) and (len(reduced) == 2 or reduced[2] >= 0)
             try:
                 out.append(it.__next__())
             except StopIteration:

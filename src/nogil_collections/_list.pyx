@@ -33,14 +33,14 @@ from cpython.object cimport PyObject, PyObject_RichCompare, PyObject_RichCompare
 from cpython.ref cimport Py_INCREF, Py_DECREF, Py_XDECREF
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from cpython.list cimport PyList_New, PyList_SET_ITEM, PyList_GET_SIZE
-from cpython.long cimport PyLong_CheckExact
+from cpython.long cimport PyLong_CheckExact, PyLong_AsSsize_t
 from cpython.slice cimport PySlice_Check, PySlice_Unpack, PySlice_AdjustIndices
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from libc.string cimport memcpy
 
 from nogil_collections._core.atomics cimport (
     ncc_load_ptr_acquire, ncc_load_ptr_relaxed, ncc_store_ptr_release, ncc_store_ptr_relaxed,
-    ncc_load_ssize_acquire, ncc_store_ssize_release,
+    ncc_load_ssize_acquire, ncc_store_ssize_release, ncc_store_ssize,
     ncc_load_obj_acquire, ncc_load_ssize_relaxed, ncc_store_ssize_relaxed,
     ncc_load_uint64_relaxed, ncc_cpu_relax,
     ncc_load_uint32_relaxed, ncc_store_uint32_relaxed,
@@ -2437,19 +2437,61 @@ cdef class _ConcurrentListIterator:
             raise StopIteration
         return ncl_steal(r)
 
-    def __length_hint__(self):
-        cdef ConcurrentList lst = self._lst
-        # Relaxed: a hint.
+    cdef Py_ssize_t _next_index(self) noexcept:
+        """The index the next next() from this thread would read: the
+        owner's next one inside its claim, else the first unclaimed index;
+        < 0: exhausted.  Relaxed, as listiter_len and listiter_reduce: a
+        concurrent next() may move it, and either value is one this
+        iterator was at."""
         cdef Py_ssize_t i = ncc_load_ssize_relaxed(&self._it.index)
-        if lst is None:
-            return 0
         if ncl_thread_id() == <uintptr_t>ncc_load_ptr_relaxed(<void **>&self._it.owner):
             if self._it.bstart + self._it.bpos < self._it.bend:
-                i = self._it.bstart + self._it.bpos   # the owner's next index
-        if i < 0:
+                i = self._it.bstart + self._it.bpos
+        return i
+
+    def __length_hint__(self):
+        cdef ConcurrentList lst = self._lst
+        cdef Py_ssize_t i = self._next_index()
+        if lst is None or i < 0:
             return 0
         n = len(lst) - i
         return n if n > 0 else 0
+
+    def __reduce__(self):
+        # As list's iterator: (iter, (the list,), next index); an exhausted
+        # one is rebuilt over an empty list (of ours, so that the type
+        # survives the round trip, as it does for list's).
+        cdef ConcurrentList lst = self._lst
+        cdef Py_ssize_t i = self._next_index()
+        if lst is None or i < 0:
+            return (iter, (ConcurrentList(),))
+        return (iter, (lst,), i)
+
+    def __setstate__(self, state):
+        # As listiter_setstate: an int (no __index__), clamped to the list's
+        # length; below 0 it restarts (3.11) or exhausts (3.12+), whichever
+        # this interpreter's list iterator does.  Called by the owner (as
+        # unpickling and copy do) it also drops the owner's claim and
+        # read-ahead, so the next next() reads the new index.  Another
+        # thread's call moves only the shared cursor: the owner first hands
+        # out what it has already claimed, as it would have anyway.
+        cdef Py_ssize_t i = PyLong_AsSsize_t(state)
+        cdef ConcurrentList lst = self._lst
+        cdef PyObject *tmp[NCL_ITER_BATCH]
+        cdef Py_ssize_t ndrop = 0
+        if lst is None:
+            return
+        if i < 0:
+            i = -1 if _NEGATIVE_STATE_EXHAUSTS else 0
+        else:
+            i = min(i, len(lst))
+        if ncl_thread_id() == <uintptr_t>ncc_load_ptr_relaxed(<void **>&self._it.owner):
+            ndrop = ncl_iter_take_batch(&self._it, tmp)
+            self._it.bend = self._it.bstart   # the claim is empty
+        # seq_cst store: pairs with the claimers' CASes (ncl_iter_claim) and
+        # the exhausting store, as ncl_iter_exhaust does.
+        ncc_store_ssize(&self._it.index, i)
+        _release(tmp, ndrop)
 
 
 @cython.final
@@ -2516,18 +2558,56 @@ cdef class _ConcurrentListReverseIterator:
             raise StopIteration
         return ncl_steal(r)
 
+    cdef Py_ssize_t _next_index(self) noexcept:
+        """As _ConcurrentListIterator._next_index: the owner's next index
+        inside its claim, else the first unclaimed one; < 0: exhausted."""
+        # Relaxed: as listreviter_len and listiter_reduce.
+        cdef Py_ssize_t i = ncc_load_ssize_relaxed(&self._index)
+        if ncl_thread_id() == self._owner and self._cur > self._stop:
+            i = self._cur
+        return i
+
     def __length_hint__(self):
         cdef ConcurrentList lst = self._lst
-        # Relaxed: a hint.
-        cdef Py_ssize_t i = ncc_load_ssize_relaxed(&self._index)
-        if lst is None:
-            return 0
-        if ncl_thread_id() == self._owner and self._cur > self._stop:
-            i = self._cur   # the owner's next index
-        if i < 0:
+        cdef Py_ssize_t i = self._next_index()
+        if lst is None or i < 0:
             return 0
         n = len(lst)
         return i + 1 if i < n else 0
+
+    def __reduce__(self):
+        # As list's reverse iterator: (reversed, (the list,), next index);
+        # an exhausted one as in _ConcurrentListIterator.__reduce__.
+        cdef ConcurrentList lst = self._lst
+        cdef Py_ssize_t i = self._next_index()
+        if lst is None or i < 0:
+            return (reversed, (ConcurrentList(),))
+        return (reversed, (lst,), i)
+
+    def __setstate__(self, state):
+        # As listreviter_setstate: an int, clamped to [-1, len - 1] (-1:
+        # exhausted).  The owner's own call drops its claim; see
+        # _ConcurrentListIterator.__setstate__.
+        cdef Py_ssize_t i = PyLong_AsSsize_t(state)
+        cdef ConcurrentList lst = self._lst
+        if lst is None:
+            return
+        i = max(-1, min(i, len(lst) - 1))
+        if ncl_thread_id() == self._owner:
+            self._cur = self._stop   # the claim is empty
+        # seq_cst store: pairs with the claimers' CASes (ncl_iter_claim,
+        # ncl_iter_claim_down) and the exhausting store.
+        ncc_store_ssize(&self._index, i)
+
+
+def _negative_state_exhausts():
+    it = iter([None])
+    it.__setstate__(-1)
+    return next(it, it) is it
+
+
+#: list_iterator.__setstate__(-1): 3.11 restarts at 0, 3.12+ exhausts.
+cdef bint _NEGATIVE_STATE_EXHAUSTS = _negative_state_exhausts()
 
 
 #: Deliberately broken variants for the race campaigns' sensitivity tests
