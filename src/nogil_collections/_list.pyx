@@ -2458,14 +2458,7 @@ cdef class _ConcurrentListIterator:
         return n if n > 0 else 0
 
     def __reduce__(self):
-        # As list's iterator: (iter, (the list,), next index); an exhausted
-        # one is rebuilt over an empty list (of ours, so that the type
-        # survives the round trip, as it does for list's).
-        cdef ConcurrentList lst = self._lst
-        cdef Py_ssize_t i = self._next_index()
-        if lst is None or i < 0:
-            return (iter, (ConcurrentList(),))
-        return (iter, (lst,), i)
+        return _reduce_iterator(iter, self._lst, self._next_index())
 
     def __setstate__(self, state):
         # As listiter_setstate: an int (no __index__), clamped to the list's
@@ -2576,13 +2569,7 @@ cdef class _ConcurrentListReverseIterator:
         return i + 1 if i < n else 0
 
     def __reduce__(self):
-        # As list's reverse iterator: (reversed, (the list,), next index);
-        # an exhausted one as in _ConcurrentListIterator.__reduce__.
-        cdef ConcurrentList lst = self._lst
-        cdef Py_ssize_t i = self._next_index()
-        if lst is None or i < 0:
-            return (reversed, (ConcurrentList(),))
-        return (reversed, (lst,), i)
+        return _reduce_iterator(reversed, self._lst, self._next_index())
 
     def __setstate__(self, state):
         # As listreviter_setstate: an int, clamped to [-1, len - 1] (-1:
@@ -2598,6 +2585,15 @@ cdef class _ConcurrentListReverseIterator:
         # seq_cst store: pairs with the claimers' CASes (ncl_iter_claim,
         # ncl_iter_claim_down) and the exhausting store.
         ncc_store_ssize(&self._index, i)
+
+
+cdef tuple _reduce_iterator(make, ConcurrentList lst, Py_ssize_t i):
+    # As list's iterators: (iter or reversed, (the list,), next index); an
+    # exhausted one is rebuilt over an empty list (of ours, so that the type
+    # survives the round trip, as it does for list's).
+    if lst is None or i < 0:
+        return (make, (ConcurrentList(),))
+    return (make, (lst,), i)
 
 
 def _negative_state_exhausts():
