@@ -635,6 +635,7 @@ cdef enum:
 
 
 @cython.final
+@cython.no_gc_clear
 cdef class _SnapshotIter:
     """Iterator over a consistent snapshot (a _Scratch of new references).
 
@@ -649,9 +650,18 @@ cdef class _SnapshotIter:
     creating thread has claimed, one atomic fetch-add once another thread
     did), and only the claimer touches that slot's references; it clears the slot with a
     release store before the reference leaves __next__, so __reduce__ can
-    read the slots it does not own with the try-incref protocol."""
+    read the slots it does not own with the try-incref protocol.
+
+    GC: the snapshot's references live in C memory, so tp_traverse and
+    tp_clear are wrapped at import (_si_traverse, _si_clear below): a cycle
+    through an element (a value that holds its own iterator) is collected as
+    it is through dict's iterator.  no_gc_clear: the GC's clear must never
+    reset `s` under a finalizer that may still call next()."""
 
     cdef _Scratch s
+    # s.buf, for the GC's traverse (_si_traverse), which must not touch the
+    # reference count of `s` to reach it.  Constant.
+    cdef ncd_item *buf
     # Next index: forward, pos counts up to end (constant); reversed, end
     # counts down to pos (constant, 0).  The moving one is only changed by
     # ncd_iter_claim; read elsewhere with atomic loads.
@@ -674,6 +684,7 @@ cdef class _SnapshotIter:
     cdef _SnapshotIter of(_Scratch s, int kind, bint backwards):
         cdef _SnapshotIter it = _SnapshotIter.__new__(_SnapshotIter)
         it.s = s
+        it.buf = s.buf
         it.pos = 0
         it.end = s.n
         it.kind = kind
@@ -721,6 +732,29 @@ cdef class _SnapshotIter:
         # Plain read of owner: constant.  Under the GIL ncd_iter_owner_of()
         # is 0 for every thread (all own it, one at a time).
         return ncd_iter_item(ep, &self.result, self.owner == ncd_iter_owner_of())
+
+    cdef void _drop_rest(self) noexcept:
+        # For the GC's clear (_si_clear), when no other thread can reach this
+        # iterator: exhaust it first (pos == end stops both directions'
+        # claims), then release the unclaimed slots and the result tuple; a
+        # __del__ run by a release may call next() or __reduce__ here, which
+        # then find nothing.
+        cdef Py_ssize_t j
+        cdef Py_ssize_t lo = ncc_load_ssize_relaxed(&self.pos)
+        cdef Py_ssize_t hi = ncc_load_ssize_relaxed(&self.end)
+        cdef PyObject *k
+        cdef PyObject *v
+        ncc_store_ssize_relaxed(&self.pos, hi)
+        for j in range(max(lo, 0), hi):
+            k = self.buf[j].key
+            v = self.buf[j].value
+            self.buf[j].key = NULL
+            self.buf[j].value = NULL
+            Py_XDECREF(k)
+            Py_XDECREF(v)
+        k = self.result
+        self.result = NULL
+        Py_XDECREF(k)
 
     def __length_hint__(self):
         # Relaxed loads (a hint; pair with the stores and fetch-adds in
@@ -2160,6 +2194,69 @@ cdef void _install_gc_hooks() noexcept:
 
 
 _install_gc_hooks()
+
+
+cdef Py_ssize_t _si_pos_offset = 0, _si_end_offset = 0, _si_result_offset = 0
+cdef Py_ssize_t _si_buf_offset = 0
+cdef traverseproc _si_base_traverse = NULL
+
+
+cdef int _si_traverse(PyObject *o, visitproc visit, void *arg) noexcept:
+    # A snapshot iterator's unclaimed elements, buf[pos:end), and its reused
+    # result tuple.  As _cd_traverse: the world is stopped (free-threaded) or
+    # the GIL is held, and no claim is half done (a claim and the clearing of
+    # its slot run no Python code; slots already claimed belong to whoever
+    # received them).  Raw field reads: no reference counting during a
+    # collection.
+    cdef char *base = <char *>o
+    cdef ncd_item *buf = (<ncd_item **>(base + _si_buf_offset))[0]
+    cdef Py_ssize_t j = (<Py_ssize_t *>(base + _si_pos_offset))[0]
+    cdef Py_ssize_t hi = (<Py_ssize_t *>(base + _si_end_offset))[0]
+    cdef PyObject *result = (<PyObject **>(base + _si_result_offset))[0]
+    cdef int r
+    if buf != NULL:
+        # The moving word may have overshot its bound (ncd_iter_claim).
+        j = max(j, 0)
+        while j < hi:
+            if buf[j].key != NULL:
+                r = visit(buf[j].key, arg)
+                if r:
+                    return r
+            if buf[j].value != NULL:
+                r = visit(buf[j].value, arg)
+                if r:
+                    return r
+            j += 1
+    if result != NULL:
+        r = visit(result, arg)
+        if r:
+            return r
+    if _si_base_traverse != NULL:
+        return _si_base_traverse(o, visit, arg)
+    return 0
+
+
+cdef int _si_clear(PyObject *o) noexcept:
+    (<_SnapshotIter>o)._drop_rest()
+    return 0
+
+
+cdef void _install_snapshot_iter_gc_hooks() noexcept:
+    global _si_pos_offset, _si_end_offset, _si_result_offset, _si_buf_offset
+    global _si_base_traverse
+    cdef _SnapshotIter probe = _SnapshotIter.__new__(_SnapshotIter)
+    cdef NcdTypeObject *tp = <NcdTypeObject *><PyObject *>_SnapshotIter
+    cdef char *base = <char *><PyObject *>probe
+    _si_pos_offset = <char *>&probe.pos - base
+    _si_end_offset = <char *>&probe.end - base
+    _si_result_offset = <char *>&probe.result - base
+    _si_buf_offset = <char *>&probe.buf - base
+    _si_base_traverse = tp.tp_traverse
+    tp.tp_traverse = _si_traverse
+    tp.tp_clear = _si_clear
+
+
+_install_snapshot_iter_gc_hooks()
 
 
 # ----------------------------------------------------------------------
