@@ -2462,7 +2462,7 @@ cdef class _ConcurrentListIterator:
 
     def __setstate__(self, state):
         # As listiter_setstate: an int (no __index__), clamped to the list's
-        # length; below 0 it restarts (3.11) or exhausts (3.12+), whichever
+        # length; below 0 it restarts (3.11) or exhausts (3.13-3.15), whichever
         # this interpreter's list iterator does.  Called by the owner (as
         # unpickling and copy do) it also drops the owner's claim and
         # read-ahead, so the next next() reads the new index.  Another
@@ -2602,7 +2602,8 @@ def _negative_state_exhausts():
     return next(it, it) is it
 
 
-#: list_iterator.__setstate__(-1): 3.11 restarts at 0, 3.12+ exhausts.
+#: list_iterator.__setstate__(-1): 3.11 restarts at 0, 3.13-3.15 exhaust (3.12 not
+#: checked here); probed, so each interpreter gets its own list's behaviour.
 cdef bint _NEGATIVE_STATE_EXHAUSTS = _negative_state_exhausts()
 
 
