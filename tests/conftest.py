@@ -44,10 +44,10 @@ HOLD_SECONDS = 10.0
 
 
 @pytest.fixture
-def held() -> Iterator[Callable[[object], None]]:
+def held() -> Iterator[Callable[[object], threading.Thread]]:
     """hold(obj): a thread enters obj's critical section and spins in it,
     never detaching (so the section is never suspended), until the test
-    calls ``_selftest.release_section()`` or ends.  The cyclic GC is off
+    calls ``_selftest.release_section()`` or ends; returns that thread.  The cyclic GC is off
     meanwhile: the spinning holder never reaches a safe point, so a
     collection would wait for it."""
     from nogil_collections._core import _selftest as st
@@ -56,7 +56,7 @@ def held() -> Iterator[Callable[[object], None]]:
     was_enabled = gc.isenabled()
     gc.disable()
 
-    def hold(obj: object) -> None:
+    def hold(obj: object) -> threading.Thread:
         t = threading.Thread(target=st.hold_section, args=(obj, HOLD_SECONDS))
         t.start()
         holders.append(t)
@@ -64,6 +64,7 @@ def held() -> Iterator[Callable[[object], None]]:
         while not st.section_held():
             assert time.monotonic() < deadline, "holder never entered the section"
             time.sleep(0.001)
+        return t
 
     try:
         yield hold

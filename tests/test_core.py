@@ -3,10 +3,10 @@ regions), exercised through the private _selftest module."""
 
 from __future__ import annotations
 
-import gc
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -503,27 +503,17 @@ def test_assumption_flagged_object_is_merged_before_it_is_freed() -> None:
 
 
 @ft_build_only
-def test_assumption_ob_mutex_is_the_critical_section_lock() -> None:
+def test_assumption_ob_mutex_is_the_critical_section_lock(
+        held: Callable[[object], threading.Thread]) -> None:
     # PyCriticalSection_Begin(c, op) locks op->ob_mutex
     # (pycore_critical_section.h 3.14.7:113-116), and ncc_cs_is_locked
     # (PyMutex_IsLocked on 3.14+, the _bits test on 3.13) sees it held.
     obj = object()
     assert not st.mutex_is_locked(obj)
-    was_enabled = gc.isenabled()
-    gc.disable()  # the spinning holder never reaches a safe point
-    t = threading.Thread(target=st.hold_section, args=(obj, 10.0))
-    try:
-        t.start()
-        deadline = time.monotonic() + 10
-        while not st.section_held():
-            assert time.monotonic() < deadline, "holder never entered the section"
-            time.sleep(0.001)
-        assert st.mutex_is_locked(obj)
-    finally:
-        st.release_section()
-        t.join(15)
-        if was_enabled:
-            gc.enable()
+    t = held(obj)
+    assert st.mutex_is_locked(obj)
+    st.release_section()
+    t.join(15)
     assert not st.mutex_is_locked(obj)
 
 
