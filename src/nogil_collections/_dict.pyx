@@ -2141,6 +2141,18 @@ cdef traverseproc _base_traverse = NULL
 cdef inquiry _base_clear = NULL
 
 
+cdef inline int _visit_pair(PyObject *key, PyObject *value, visitproc visit,
+                            void *arg) noexcept:
+    # Py_VISIT of a key and a value, either of which may be NULL; the first
+    # non-zero result stops the traversal.
+    cdef int r = 0
+    if key != NULL:
+        r = visit(key, arg)
+    if r == 0 and value != NULL:
+        r = visit(value, arg)
+    return r
+
+
 cdef int _cd_traverse(PyObject *o, visitproc visit, void *arg) noexcept:
     # Runs with the world stopped (free-threaded) or under the GIL at a point
     # where no write window is open (write windows run no Python code and do
@@ -2154,10 +2166,7 @@ cdef int _cd_traverse(PyObject *o, visitproc visit, void *arg) noexcept:
         for ix in range(t.nentries):
             ep = ncd_entry_at(t, ix)
             if ep.value != NULL:
-                r = visit(ep.key, arg)
-                if r:
-                    return r
-                r = visit(ep.value, arg)
+                r = _visit_pair(ep.key, ep.value, visit, arg)
                 if r:
                     return r
     if _base_traverse != NULL:
@@ -2218,14 +2227,9 @@ cdef int _si_traverse(PyObject *o, visitproc visit, void *arg) noexcept:
         # The moving word may have overshot its bound (ncd_iter_claim).
         j = max(j, 0)
         while j < hi:
-            if buf[j].key != NULL:
-                r = visit(buf[j].key, arg)
-                if r:
-                    return r
-            if buf[j].value != NULL:
-                r = visit(buf[j].value, arg)
-                if r:
-                    return r
+            r = _visit_pair(buf[j].key, buf[j].value, visit, arg)
+            if r:
+                return r
             j += 1
     if result != NULL:
         r = visit(result, arg)
