@@ -248,9 +248,9 @@ esac
 # Tests that cannot hold under a sanitizer, whatever the code does:
 #  - test_bench_smoke runs the benchmark CLI (needs the `bench` group, and a
 #    benchmark under a sanitizer measures the sanitizer);
-#  (test_thousands_of_short_lived_threads skips only its RSS assertion when
-#  NOGIL_COLLECTIONS_SANITIZER is set: the sanitizers' own per-thread state
-#  grows RSS by 4-20 MiB.)
+#  (No test measures RSS, which the sanitizers' own per-thread state grows by
+#  4-20 MiB; NOGIL_COLLECTIONS_SANITIZER, exported below, lets a test skip
+#  such a measurement.)
 skip=(--ignore=tests/test_bench_smoke.py)
 [[ "$KIND" == debug || "$KIND" == fault ]] && skip=()
 for a in "${EXTRA[@]}"; do
