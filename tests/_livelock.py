@@ -1,6 +1,7 @@
-"""Helpers of the livelock tests (test_dict_livelock.py, test_list_livelock.py):
-an __eq__ that writes to its container on every call, a call bounded in time,
-and the fault-injection hook that runs another thread's write at a point."""
+"""Helpers of the livelock tests (test_dict_livelock.py, test_list_livelock.py,
+test_dict_fast_lock.py): an __eq__ that writes to its container on every call, a
+call bounded in time, and the fault-injection hook that runs another thread's
+write at a point."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def bounded(fn: Callable[[], Any], timeout: float = 60.0) -> Any:
     t.start()
     t.join(timeout)
     if t.is_alive():
-        pytest.fail(f"no result after {timeout} s: a livelock")
+        pytest.fail(f"no result after {timeout} s: a livelock or a deadlock")
     kind, value = out[0]
     if kind == "raised":
         raise value

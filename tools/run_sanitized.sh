@@ -202,11 +202,12 @@ case "$MODE" in
             # (deterministic suspensions, injected MemoryError, the documented
             # list of points), the threaded dict/list tests, the fuzzer at
             # its CI budget, the shared-object tests (issue 21) and the
-            # list's writes under the bare writer-lock mutex (ncc_cs_try_lock).
+            # list's and the dict's writes under the bare writer-lock mutex
+            # (ncc_cs_try_lock).
             mapfile -t sel < <(existing tests/test_fault_injection.py tests/test_defect_regressions.py \
                 tests/test_dict_threads.py tests/test_list_threads.py tests/test_fuzz_hostile.py \
                 tests/test_dict_shared_threads.py tests/test_shared_list_objects.py \
-                tests/test_list_fast_lock.py)
+                tests/test_list_fast_lock.py tests/test_dict_fast_lock.py)
         else
             # Bounded subset: the core and the reclamation domain, plus one mixed
             # list and one mixed dict race test (all operations interleaved),
@@ -214,9 +215,11 @@ case "$MODE" in
             # (it showed issue 21's freed-item reports, defect 6) and the
             # shared list and dict iterators (issue 21: the dict's owner-to-
             # shared hand-over and __reduce__ racing __next__), and the list's
-            # appends and pops under the bare writer-lock mutex
-            # (ncc_cs_try_lock) against suspended critical sections.
-            mapfile -t sel < <(existing tests/test_core.py tests/test_qsbr.py tests/test_list_fast_lock.py)
+            # appends and pops and the dict's single-key writes under the bare
+            # writer-lock mutex (ncc_cs_try_lock) against held and suspended
+            # critical sections.
+            mapfile -t sel < <(existing tests/test_core.py tests/test_qsbr.py tests/test_list_fast_lock.py \
+                tests/test_dict_fast_lock.py)
             for t in tests/test_race_list.py::test_race_list_mixed_operations \
                      tests/test_race_dict.py::test_race_dict_per_key_operations_many_threads \
                      tests/test_list_hostile.py::test_del_calling_next_from_inside_the_iterators_batched_read \

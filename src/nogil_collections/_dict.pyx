@@ -24,7 +24,9 @@ from nogil_collections._core.atomics cimport (
 )
 from nogil_collections._core.refcount cimport ncc_publish, ncc_slot_store
 from nogil_collections._core.refcount cimport ncc_try_getref
-from nogil_collections._core.critical_section cimport ncc_cs, ncc_cs_begin, ncc_cs_end
+from nogil_collections._core.critical_section cimport (
+    ncc_cs, ncc_cs_begin, ncc_cs_end, ncc_cs_try_lock, ncc_cs_unlock,
+)
 from nogil_collections._core.seqlock cimport (
     ncc_seq_write_begin, ncc_seq_write_end, ncc_seq_read_begin, ncc_seq_is_writing,
     ncc_seq_read_validate,
@@ -1190,6 +1192,15 @@ cdef class ConcurrentDict:
         if t.nentries >= t.capacity or (t.pinned and not pin):
             self._reserve(1, pin)
             return 0
+        self._append_lh(t, key, h, value, slot)
+        return 1
+
+    @cython.final
+    cdef inline void _append_lh(self, ncd_table *t, object key, Py_hash_t h, object value,
+                                Py_ssize_t slot) noexcept:
+        """Append key -> value as a new entry of t (the published table, with
+        room: t.nentries < t.capacity), indexed at `slot`.  Blocks on nothing:
+        safe under the bare writer mutex (ncc_cs_try_lock)."""
         ncc_publish(<PyObject *>key)
         ncc_publish(<PyObject *>value)
         Py_INCREF(key)
@@ -1200,10 +1211,11 @@ cdef class ConcurrentDict:
             ncd_mutant_window(20000)   # tests only: see _dict_table.h
         ncc_store_ssize_relaxed(&self._h.w.used, self._h.w.used + 1)
         ncc_seq_write_end(&self._h.w.version)
-        return 1
 
-    cdef PyObject *_replace_value(self, Py_ssize_t ix, object value) except? NULL:
-        """Store value in live entry ix; returns the old value's reference."""
+    @cython.final
+    cdef PyObject *_replace_value(self, Py_ssize_t ix, object value) noexcept:
+        """Store value in live entry ix; returns the old value's reference.
+        Blocks on nothing (safe under the bare writer mutex)."""
         cdef ncd_entry *ep = ncd_entry_at(self._h.table, ix)
         cdef PyObject *old = ep.value
         ncc_publish(<PyObject *>value)
@@ -1239,12 +1251,55 @@ cdef class ConcurrentDict:
         self._delete_at(p, &okey, &oval)
         return (ncd_steal(okey), ncd_steal(oval))
 
+    @cython.final
+    cdef inline int _probe_pinned_lh(self, object key, Py_hash_t h, ncd_probe *p) noexcept:
+        """The lookup of a single-key write on the fast path (docs/design.md,
+        "The writer lock"): under the bare writer mutex (ncc_cs_try_lock),
+        for a pinnable key (exact str or int).  Only a pinned table is
+        probed: there every candidate of such a key is compared inline
+        (identity, str or int value), so the probe runs no __eq__ and blocks
+        on nothing.  NCD_FOUND / NCD_MISS as _find_locked; NCD_RETRY (a
+        generic table, or the probe's defensive bound) sends the caller to
+        the general path.  Never NCD_NEED_EQ (which would hand back a
+        reference in p.eqkey): ncd_probe_run asks for __eq__ only for a key
+        that is neither an exact str nor an exact int."""
+        cdef ncd_eq_memo m
+        if not self._h.table.pinned:
+            return NCD_RETRY
+        # The memo is never consulted for a pinnable key (only a candidate
+        # of another type is); set as every NCD_WRITER probe has one.
+        ncd_eq_memo_init(&m)
+        p.resume = NCD_FRESH
+        p.memo = &m
+        return ncd_probe_run(&self._h, <PyObject *>key, h, p, NULL, NCD_WRITER)
+
+    @cython.final
+    cdef inline bint _set_pinned_lh(self, object key, Py_hash_t h, object value,
+                                    PyObject **old) noexcept:
+        """d[key] = value on the fast path (see _probe_pinned_lh): a
+        replacement, or an append into a table with room, which block on
+        nothing.  True when done, with *old the replaced value's reference
+        (NULL for an insert) for the caller to release after unlocking;
+        False, nothing changed, when the general path must do it (a generic
+        or full table)."""
+        cdef ncd_probe p
+        cdef ncd_table *t = self._h.table
+        cdef int r = self._probe_pinned_lh(key, h, &p)
+        if r == NCD_FOUND:
+            old[0] = self._replace_value(p.ix, value)
+            return True
+        if r == NCD_MISS and t.nentries < t.capacity:
+            self._append_lh(t, key, h, value, p.slot)
+            return True
+        return False
+
     # ------------------------------------------------------------------
     # Mutations
 
     def __setitem__(self, key, value):
         cdef ncd_probe p
         cdef PyObject *old = NULL
+        cdef bint done
         cdef Py_hash_t h = _hash(key)
         cdef ncc_cs cs
         # Find the key's entry before the lock, so that the lock is held only
@@ -1254,6 +1309,15 @@ cdef class ConcurrentDict:
             pre = self._prefind(key, h, &p)
             # Other writers may run here: _prefound_live re-checks under the lock.
             NCC_SUSPEND_POINT("dict.setitem.prelock")
+        elif ncd_key_pinnable(<PyObject *>key) and ncc_cs_try_lock(<PyObject *>self._wlock):
+            # Fast path, as ConcurrentList.append's: the writer lock's mutex
+            # without a critical section, since nothing _set_pinned_lh does
+            # can block (ncc_cs_try_lock's rule).
+            done = self._set_pinned_lh(key, h, value, &old)
+            ncc_cs_unlock(<PyObject *>self._wlock)
+            if done:
+                Py_XDECREF(old)   # after unlocking: may run __del__
+                return
         ncc_cs_begin(&cs, <PyObject *>self._wlock)   # see ncc_cs_begin
         try:
             if pre == NCD_FOUND and self._prefound_live(&p):
@@ -1299,6 +1363,16 @@ cdef class ConcurrentDict:
         if ncd_write_contended(<PyObject *>self._wlock):   # see __setitem__
             pre = self._prefind(key, h, &p)
             NCC_SUSPEND_POINT("dict.delete.prelock")
+        elif ncd_key_pinnable(<PyObject *>key) and ncc_cs_try_lock(<PyObject *>self._wlock):
+            # Fast path (see __setitem__): the probe and the delete block on
+            # nothing; the caller releases *okey / *oval after we unlock.
+            pre = self._probe_pinned_lh(key, h, &p)
+            if pre == NCD_FOUND:
+                self._delete_at(&p, okey, oval, False)
+            ncc_cs_unlock(<PyObject *>self._wlock)
+            if pre == NCD_FOUND or pre == NCD_MISS:
+                return 0
+            pre = NCD_RETRY   # (only NCD_RETRY comes back here) the general path
         ncc_cs_begin(&cs, <PyObject *>self._wlock)   # see ncc_cs_begin
         try:
             # A live entry's index slot still names it (only its delete
@@ -2053,6 +2127,11 @@ def _writer_lock_layout(ConcurrentDict d):
     words in it, their size)."""
     return (id(d._wlock), <char *>d._h.w - <char *><PyObject *>d._wlock,
             <Py_ssize_t>sizeof(ncd_wwords))
+
+
+def _writer_lock_of(ConcurrentDict d):
+    """Tests only: the object whose critical section is d's writer lock."""
+    return d._wlock
 
 
 def _reader_retries():
