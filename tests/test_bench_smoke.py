@@ -193,7 +193,9 @@ def _fake_result(impl: str, access: str, threads: int, rate: float) -> realcode.
     return realcode.Result(cell, threads, 1, [rate])
 
 
-@pytest.mark.parametrize(("two", "quotable"), [(1.69, False), (1.70, True), (1.95, True)])
+@pytest.mark.parametrize(
+    ("two", "quotable"), [(1.69, False), (1.70, True), (1.95, True), (2.30, True), (2.31, False)]
+)
 def test_the_ceiling_check_marks_a_run_that_did_not_scale_not_quotable(
     two: float, quotable: bool
 ) -> None:
@@ -202,6 +204,7 @@ def test_the_ceiling_check_marks_a_run_that_did_not_scale_not_quotable(
     check = realcode.ceiling_check(results)
     assert check.quotable is quotable
     assert ("NOT QUOTABLE" in check.line()) is not quotable
+    assert ("baseline was disturbed" in check.line()) is (two > 2.3)
     assert not realcode.ceiling_check(results[1:]).quotable  # no 1-thread figure: not measured
     # A machine busy at the start is never quotable, whatever the tuple did in a lull.
     busy = {"machine": {"load_average_at_start": [2.5, 2.0, 2.0], "usable_cpus": 2}}
