@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import sysconfig
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from _livelock import bounded
+from _threads import assert_held_back_until_released
 from nogil_collections import ConcurrentDict, _dict
 from nogil_collections._core import _selftest as st
 
@@ -61,7 +61,6 @@ def test_a_held_writer_lock_holds_back_the_fast_path(
 ) -> None:
     d = _pinned_with_room(6)
     held(_dict._writer_lock_of(d))
-    done = threading.Event()
 
     def writer() -> None:
         if op == "insert":
@@ -72,15 +71,8 @@ def test_a_held_writer_lock_holds_back_the_fast_path(
             del d["k1"]
         else:
             assert d.pop("k1") == 1
-        done.set()
 
-    w = threading.Thread(target=writer)
-    w.start()
-    time.sleep(0.3)
-    assert not done.is_set(), f"{op} went ahead while the writer lock was held"
-    st.release_section()
-    assert done.wait(WAIT)
-    w.join(WAIT)
+    assert_held_back_until_released(writer, st.release_section, op, WAIT)
     expected = {f"k{i}": i for i in range(6)}
     if op == "insert":
         expected["new"] = 99
@@ -113,33 +105,38 @@ class BlockingEq:
     __hash__ = None  # type: ignore[assignment]
 
 
-def _suspended_cas(d: ConcurrentDict[str, Any], key: str, expected: object, new: object) -> tuple[
-    threading.Thread, list[object]
-]:
-    """A thread runs d.compare_and_set(key, expected, new); the stored value's
-    __eq__ blocks inside the dict's critical section (suspending it)."""
-    value = d[key]
-    assert isinstance(value, BlockingEq)
-    out: list[object] = []
+class SuspendedCas:
+    """_pinned_with_room(6) plus d["cas"] = BlockingEq(7), and a thread running
+    d.compare_and_set("cas", 7, "set by cas") whose comparison blocks inside
+    the dict's critical section (suspending it) until resume()."""
 
-    def run() -> None:
+    def __init__(self) -> None:
+        self.d: ConcurrentDict[str, Any] = _pinned_with_room(6)  # type: ignore[assignment]
+        self.blocker = BlockingEq(7)
+        self.d["cas"] = self.blocker
+        self.out: list[object] = []
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+        assert self.blocker.inside.wait(WAIT)
+
+    def _run(self) -> None:
         try:
-            out.append(d.compare_and_set(key, expected, new))
+            self.out.append(self.d.compare_and_set("cas", 7, "set by cas"))
         except BaseException as e:  # reported by the test
-            out.append(e)
+            self.out.append(e)
 
-    t = threading.Thread(target=run)
-    t.start()
-    assert value.inside.wait(WAIT)
-    return t, out
+    def resume(self) -> list[object]:
+        """Let the comparison return; the CAS's result (or exception)."""
+        assert self.thread.is_alive(), "compare_and_set finished while it was blocked"
+        self.blocker.go.set()
+        self.thread.join(WAIT)
+        return self.out
 
 
 @needs_ft
 def test_fast_writes_run_while_a_section_is_suspended_and_it_revalidates() -> None:
-    d: ConcurrentDict[str, Any] = _pinned_with_room(6)  # type: ignore[assignment]
-    blocker = BlockingEq(7)
-    d["cas"] = blocker
-    t, out = _suspended_cas(d, "cas", 7, "set by cas")
+    cas = SuspendedCas()
+    d = cas.d
     # The CAS thread is blocked in __eq__ inside its critical section:
     # suspended, so the mutex is free and these writes go ahead.
     d["new"] = 1           # an insert
@@ -147,42 +144,29 @@ def test_fast_writes_run_while_a_section_is_suspended_and_it_revalidates() -> No
     del d["k1"]            # a delete
     assert d.pop("k2") == 2
     d["cas"] = 8           # the CAS's key: now a value that is not == 7
-    assert t.is_alive(), "compare_and_set finished while it was blocked"
-    blocker.go.set()
-    t.join(WAIT)
-    # __eq__ said True for the old value, but the dict changed meanwhile: the
-    # CAS looked again, found 8 (!= 7) and did not set.
-    assert out == [False]
+    # __eq__ says True for the old value, but the dict changed meanwhile: the
+    # CAS looks again, finds 8 (!= 7) and does not set.
+    assert cas.resume() == [False]
     assert dict(d) == {"k0": 100, "k3": 3, "k4": 4, "k5": 5, "cas": 8, "new": 1}
     d._check()
 
 
 @needs_ft
 def test_a_fast_replacement_with_an_equal_value_lets_the_resumed_cas_set() -> None:
-    d: ConcurrentDict[str, Any] = _pinned_with_room(6)  # type: ignore[assignment]
-    blocker = BlockingEq(7)
-    d["cas"] = blocker
-    t, out = _suspended_cas(d, "cas", 7, "set by cas")
-    d["cas"] = 7           # replaced by an equal value
-    blocker.go.set()
-    t.join(WAIT)
-    assert out == [True]
-    assert d["cas"] == "set by cas"
-    d._check()
+    cas = SuspendedCas()
+    cas.d["cas"] = 7       # replaced by an equal value
+    assert cas.resume() == [True]
+    assert cas.d["cas"] == "set by cas"
+    cas.d._check()
 
 
 @needs_ft
 def test_a_fast_delete_of_the_suspended_cas_key() -> None:
-    d: ConcurrentDict[str, Any] = _pinned_with_room(6)  # type: ignore[assignment]
-    blocker = BlockingEq(7)
-    d["cas"] = blocker
-    t, out = _suspended_cas(d, "cas", 7, "set by cas")
-    assert d.pop("cas") is blocker
-    blocker.go.set()
-    t.join(WAIT)
-    assert out == [False]   # the key is absent when the CAS looks again
-    assert "cas" not in d
-    d._check()
+    cas = SuspendedCas()
+    assert cas.d.pop("cas") is cas.blocker
+    assert cas.resume() == [False]   # the key is absent when the CAS looks again
+    assert "cas" not in cas.d
+    cas.d._check()
 
 
 def test_every_declined_write_is_done_by_the_general_path() -> None:

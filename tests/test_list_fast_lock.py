@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import pytest
 
-from _threads import run_threads
+from _threads import assert_held_back_until_released, run_threads
 from nogil_collections import ConcurrentList, _list
 from nogil_collections._core import _selftest as st
 
@@ -64,22 +64,9 @@ def test_a_held_writer_lock_holds_back_the_fast_path(
 ) -> None:
     lst = _list_with_room(12)
     held(_list._writer_lock_of(lst))
-    done = threading.Event()
-
-    def writer() -> None:
-        if op == "append":
-            lst.append(99)
-        else:
-            lst.pop()
-        done.set()
-
-    w = threading.Thread(target=writer)
-    w.start()
-    time.sleep(0.3)
-    assert not done.is_set(), f"{op} went ahead while its writer lock was held"
-    st.release_section()
-    assert done.wait(WAIT)
-    w.join(WAIT)
+    assert_held_back_until_released(
+        (lambda: lst.append(99)) if op == "append" else lst.pop, st.release_section, op, WAIT
+    )
     expected = [*range(12), 99] if op == "append" else list(range(11))
     assert list(lst) == expected
     lst._check()
