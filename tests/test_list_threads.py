@@ -336,8 +336,8 @@ def test_no_leak_after_concurrent_use() -> None:
 @pytest.mark.free_threaded_only
 def test_first_foreign_reads_race_with_owner_growing_in_place() -> None:
     # While only its owner has touched a list, growth reallocs the array in
-    # place and frees the old block at once (docs/design.md, "In-place
-    # growth"); a foreign thread announces itself before its first read.
+    # place and frees the old block at once (docs/design.md, "Growth and
+    # shrink policy"); a foreign thread announces itself before its first read.
     # Here that first read races with the owner's growth, on fresh lists,
     # through each kind of lock-free read; items are their own indices, so a
     # stale block shows up as a wrong value.  A stress test only: the unsafe
@@ -384,6 +384,88 @@ def test_first_foreign_reads_race_with_owner_growing_in_place() -> None:
 
         run_threads([owner, reader])
         assert holder[0] == list(range(40000))
+        holder[0]._check()
+        rounds += 1
+    assert rounds > 0
+
+
+def _pop_down_retires(lst: ConcurrentList[int], keep: int) -> int:
+    """Pop lst down to `keep` items (every shrink on the way); how many
+    arrays went to the QSBR domain meanwhile."""
+    before = _debug.qsbr_stats()["retired_count"]
+    big = lst.__sizeof__()
+    while len(lst) > keep:
+        lst.pop()
+    assert lst.__sizeof__() < big // 100, "the array did not shrink"
+    assert list(lst) == list(range(keep))
+    lst._check()
+    return _debug.qsbr_stats()["retired_count"] - before
+
+
+def test_a_list_only_its_owner_touched_shrinks_in_place() -> None:
+    # As for growth (docs/design.md, "Growth and shrink policy"): no reader
+    # can be inside the array, so a shrink reallocs it in place (nothing
+    # retired), as list_resize does.
+    assert _pop_down_retires(ConcurrentList(range(20000)), 10) == 0
+
+
+@pytest.mark.free_threaded_only
+def test_a_list_another_thread_read_shrinks_by_copy() -> None:
+    # Once a foreign thread has read it (announced itself), every shrink
+    # copies into a new array and retires the old one through QSBR.
+    lst: ConcurrentList[int] = ConcurrentList(range(20000))
+    run_threads([lambda: lst[0]])
+    assert _pop_down_retires(lst, 10) >= 5  # 20000 -> 10 halves at least 10 times
+
+
+@pytest.mark.free_threaded_only
+def test_first_foreign_reads_race_with_owner_shrinking_in_place() -> None:
+    # The shrink side of the test above: the owner pops a fresh list down
+    # while a foreign thread makes its first reads.  Items are their own
+    # indices and pops take the end, so every item read must equal its
+    # index; an index popped meanwhile may raise IndexError.  A stress test
+    # only (see above).
+    deadline = time.monotonic() + DEADLINE
+    rounds = 0
+    kinds = ("item", "slice", "iter", "contains")
+    while time.monotonic() < deadline and rounds < 200:
+        kind = kinds[rounds % len(kinds)]
+        holder: list[ConcurrentList[int]] = []
+        ready = threading.Event()
+
+        def owner(holder: list[ConcurrentList[int]] = holder,
+                  ready: threading.Event = ready) -> None:
+            lst: ConcurrentList[int] = ConcurrentList(range(40000))
+            holder.append(lst)
+            ready.set()
+            while lst:
+                lst.pop()
+
+        def reader(kind: str = kind, holder: list[ConcurrentList[int]] = holder,
+                   ready: threading.Event = ready) -> None:
+            assert ready.wait(10)
+            lst = holder[0]
+            for _ in range(200):
+                n = len(lst)
+                if kind == "item" and n:
+                    for i in (n - 1, n // 2, 0):
+                        try:
+                            assert lst[i] == i
+                        except IndexError:
+                            pass
+                elif kind == "slice":
+                    s = lst[n // 2:n // 2 + 16]
+                    assert list(s) == list(range(n // 2, n // 2 + len(s)))
+                elif kind == "iter":
+                    for k, x in enumerate(lst):
+                        assert x == k
+                        if k > 64:
+                            break
+                elif kind == "contains" and n:
+                    (n - 1) in lst  # noqa: B015 (no crash, no stale block)
+
+        run_threads([owner, reader])
+        assert len(holder[0]) == 0
         holder[0]._check()
         rounds += 1
     assert rounds > 0

@@ -658,11 +658,27 @@ cdef class ConcurrentList:
         cdef ncl_array *na = NULL
         cdef Py_ssize_t j
         cdef bint swap
+        cdef bint shrink_in_place = False
         if lo == hi == n and k > 0:
             # Appending (extend, extend(self)): slots stay where they are.
             return self._append_many_lh(src, k)
         # Shrink when less than half is used, as list_resize does.
         swap = newsize > cap or newsize < (cap >> 1)
+        if swap and 0 < newsize < cap:
+            # A shrink of an array no other thread can read (see _grow_lh,
+            # whose odd window and check this is): the slots move in place
+            # and the block is realloc'ed smaller, as list_resize does,
+            # instead of a copy and a retire.  Nothing from here to the end
+            # of the window blocks but the realloc (docs/design.md, "Growth
+            # and shrink policy").
+            _mark_shared(self)
+            if not _is_shared(self):
+                if ncl_inplace_begin(&self._s):
+                    shrink_in_place = True
+                    swap = False
+                else:
+                    # A reader announced itself meanwhile: copy instead.
+                    ncc_seq_write_end(&self._s.version)
         if swap and newsize > 0:
             na = ncl_array_new(ncl_grow_capacity(newsize, n, _is_shared(self)))
             if na == NULL:
@@ -690,7 +706,12 @@ cdef class ConcurrentList:
                 # After the release store that unpublished it.
                 ncc_retire(old, NCL_ARRAY_BYTES(old.capacity))
             return 0
-        _struct_begin(self)
+        if shrink_in_place:
+            # `version` is odd already (ncl_inplace_begin); nest replace_seq
+            # as _struct_begin does.
+            ncc_seq_write_begin(&self._s.replace_seq)
+        else:
+            _struct_begin(self)
         # Move slots with atomic (release) stores, never memmove: a reader
         # may load any slot at any time (pairs with its acquire slot load).
         if d < 0:
@@ -706,6 +727,12 @@ cdef class ConcurrentList:
         for j in range(k):
             ncc_slot_store(&old.items[lo + j], src[j])
         ncc_store_ssize_relaxed(&self._s.size, newsize)
+        if shrink_in_place:
+            # Slots [newsize, n) are NULL now.  A failed realloc keeps the
+            # larger array, which is still valid: a shrink is optional.
+            na = ncl_array_regrow(old, newsize, ncl_grow_capacity(newsize, n, False))
+            if na != NULL:
+                self._publish_array(na)
         _struct_end(self)
         return 0
 

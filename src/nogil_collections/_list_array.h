@@ -29,13 +29,13 @@
  * An append/extend that fits in the array changes neither: it stores the new
  * slots, then the size with a release store.
  *
- * In-place reallocation (the growth of an array nobody else reads):
+ * In-place reallocation (the growth or shrink of an array nobody else reads):
  * a writer may realloc() the array in place -- free the old block at once,
  * without a QSBR grace period -- only while `shared` is 0.  A thread that is
  * not the list's owner sets `shared` (seq_cst exchange) before its first
  * lock-free read of the array (ncl_reader_announce), and the writer checks
  * it (seq_cst load) after making the version odd with a seq_cst store; see
- * docs/design.md, "In-place growth", for the argument.
+ * docs/design.md, "Growth and shrink policy; in-place resizing", for the argument.
  */
 #ifndef NOGIL_COLLECTIONS_LIST_ARRAY_H
 #define NOGIL_COLLECTIONS_LIST_ARRAY_H
