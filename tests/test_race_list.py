@@ -157,7 +157,7 @@ def test_race_list_campaign_catches_unlocked_compound_op(mutant: type, op: str) 
 # a transient store was invisible (readers retried); now that a replacement
 # is one slot store, the campaign must see readers return a value the list
 # never held.  The mutant is a C switch (_list._set_mutant), so it runs the
-# real replacement path (_replace_slot_lh), with a 50 us busy window.
+# real replacement path (_replace_slot_lh), with a 1 ms busy window.
 @pytest.mark.free_threaded_only
 def test_race_list_campaign_catches_speculative_replacement() -> None:
     table = LIST_OPS.only("compare_and_set", "__getitem__", "snapshot").with_domain(

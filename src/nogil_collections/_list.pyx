@@ -1341,8 +1341,9 @@ cdef class ConcurrentList:
 
     cdef void _mutant_speculative_store(self, Py_ssize_t i, object new) noexcept:
         # NCL_MUTANT_SPECULATIVE_CAS: inside ONE replacement window, store
-        # `new`, hold it for 50 us (busy-waiting, the lock stays held), then
-        # put the old item back.  Multi-slot readers see the odd replace_seq
+        # `new`, hold it for 1 ms (busy-waiting, the lock stays held), then
+        # put the old item back.  (50 us was missed by the CI-budget campaign
+        # once, on a machine whose two cores were shared with other work.)  Multi-slot readers see the odd replace_seq
         # and retry; single-item readers, which validate the slot rather than
         # a counter, can return `new`.  Under the previous design (every
         # replacement inside a global-version window) the same mutant was
@@ -1352,7 +1353,7 @@ cdef class ConcurrentList:
         _pub(self, <PyObject *>new)
         ncc_seq_write_begin(&self._s.replace_seq)
         ncc_slot_store(&self._s.array.items[i], <PyObject *>new)
-        ncl_mutant_spin(50e-6)
+        ncl_mutant_spin(1e-3)
         ncc_slot_store(&self._s.array.items[i], cur)
         ncc_seq_write_end(&self._s.replace_seq)
 
