@@ -333,6 +333,74 @@ def test_no_leak_after_concurrent_use() -> None:
     assert stats["freed_count"] == stats["retired_count"]
 
 
+def _race_first_foreign_reads(
+    make: Callable[[], ConcurrentList[int]],
+    resize: Callable[[ConcurrentList[int]], None],
+    final: list[int],
+    shrinking: bool,
+) -> None:
+    """Rounds until DEADLINE: an owner thread makes a fresh list (items are
+    their own indices) and resizes it; a foreign thread makes its first
+    lock-free reads of it meanwhile, through each kind of read, and checks
+    every item it gets against its index.  While the list shrinks an index
+    may be gone by the time it is read (IndexError, `in` False)."""
+    deadline = time.monotonic() + DEADLINE
+    rounds = 0
+    kinds = ("item", "slice", "iter", "contains")
+    while time.monotonic() < deadline and rounds < 200:
+        kind = kinds[rounds % len(kinds)]
+        holder: list[ConcurrentList[int]] = []
+        ready = threading.Event()
+
+        def owner(holder: list[ConcurrentList[int]] = holder,
+                  ready: threading.Event = ready) -> None:
+            lst = make()
+            holder.append(lst)
+            ready.set()
+            resize(lst)
+
+        def reader(kind: str = kind, holder: list[ConcurrentList[int]] = holder,
+                   ready: threading.Event = ready) -> None:
+            assert ready.wait(10)
+            lst = holder[0]
+            for _ in range(200):
+                n = len(lst)
+                if kind == "item" and n:
+                    for i in (n - 1, n // 2, 0):
+                        try:
+                            assert lst[i] == i
+                        except IndexError:
+                            if not shrinking:
+                                raise
+                elif kind == "slice":
+                    s = lst[n // 2:n // 2 + 16]
+                    assert list(s) == list(range(n // 2, n // 2 + len(s)))
+                elif kind == "iter":
+                    for k, x in enumerate(lst):
+                        assert x == k
+                        if k > 64:
+                            break
+                elif kind == "contains" and n:
+                    assert (n - 1) in lst or shrinking
+
+        run_threads([owner, reader])
+        assert holder[0] == final
+        holder[0]._check()
+        rounds += 1
+    assert rounds > 0
+
+
+def _append_40000(lst: ConcurrentList[int]) -> None:
+    # Past glibc's mmap threshold: a moved block is unmapped.
+    for i in range(40000):
+        lst.append(i)
+
+
+def _pop_all(lst: ConcurrentList[int]) -> None:
+    while lst:
+        lst.pop()
+
+
 @pytest.mark.free_threaded_only
 def test_first_foreign_reads_race_with_owner_growing_in_place() -> None:
     # While only its owner has touched a list, growth reallocs the array in
@@ -344,49 +412,7 @@ def test_first_foreign_reads_race_with_owner_growing_in_place() -> None:
     # window (between a reader's array load and its slot loads) is
     # nanoseconds, and a variant that never announces was not caught here in
     # two runs; the protocol's argument is in docs/design.md.
-    deadline = time.monotonic() + DEADLINE
-    rounds = 0
-    kinds = ("item", "slice", "iter", "contains")
-    while time.monotonic() < deadline and rounds < 200:
-        kind = kinds[rounds % len(kinds)]
-        holder: list[ConcurrentList[int]] = []
-        ready = threading.Event()
-
-        def owner(holder: list[ConcurrentList[int]] = holder,
-                  ready: threading.Event = ready) -> None:
-            lst: ConcurrentList[int] = ConcurrentList()
-            holder.append(lst)
-            ready.set()
-            # Past glibc's mmap threshold: a moved block is unmapped.
-            for i in range(40000):
-                lst.append(i)
-
-        def reader(kind: str = kind, holder: list[ConcurrentList[int]] = holder,
-                   ready: threading.Event = ready) -> None:
-            assert ready.wait(10)
-            lst = holder[0]
-            for _ in range(200):
-                n = len(lst)
-                if kind == "item" and n:
-                    assert lst[n - 1] == n - 1
-                    assert lst[n // 2] == n // 2
-                    assert lst[0] == 0
-                elif kind == "slice":
-                    s = lst[n // 2:n // 2 + 16]
-                    assert list(s) == list(range(n // 2, n // 2 + len(s)))
-                elif kind == "iter":
-                    for k, x in enumerate(lst):
-                        assert x == k
-                        if k > 64:
-                            break
-                elif kind == "contains" and n:
-                    assert (n - 1) in lst
-
-        run_threads([owner, reader])
-        assert holder[0] == list(range(40000))
-        holder[0]._check()
-        rounds += 1
-    assert rounds > 0
+    _race_first_foreign_reads(ConcurrentList, _append_40000, list(range(40000)), shrinking=False)
 
 
 def _pop_down_retires(lst: ConcurrentList[int], keep: int) -> int:
@@ -423,52 +449,9 @@ def test_first_foreign_reads_race_with_owner_shrinking_in_place() -> None:
     # The shrink side of the test above: the owner pops a fresh list down
     # while a foreign thread makes its first reads.  Items are their own
     # indices and pops take the end, so every item read must equal its
-    # index; an index popped meanwhile may raise IndexError.  A stress test
-    # only (see above).
-    deadline = time.monotonic() + DEADLINE
-    rounds = 0
-    kinds = ("item", "slice", "iter", "contains")
-    while time.monotonic() < deadline and rounds < 200:
-        kind = kinds[rounds % len(kinds)]
-        holder: list[ConcurrentList[int]] = []
-        ready = threading.Event()
-
-        def owner(holder: list[ConcurrentList[int]] = holder,
-                  ready: threading.Event = ready) -> None:
-            lst: ConcurrentList[int] = ConcurrentList(range(40000))
-            holder.append(lst)
-            ready.set()
-            while lst:
-                lst.pop()
-
-        def reader(kind: str = kind, holder: list[ConcurrentList[int]] = holder,
-                   ready: threading.Event = ready) -> None:
-            assert ready.wait(10)
-            lst = holder[0]
-            for _ in range(200):
-                n = len(lst)
-                if kind == "item" and n:
-                    for i in (n - 1, n // 2, 0):
-                        try:
-                            assert lst[i] == i
-                        except IndexError:
-                            pass
-                elif kind == "slice":
-                    s = lst[n // 2:n // 2 + 16]
-                    assert list(s) == list(range(n // 2, n // 2 + len(s)))
-                elif kind == "iter":
-                    for k, x in enumerate(lst):
-                        assert x == k
-                        if k > 64:
-                            break
-                elif kind == "contains" and n:
-                    (n - 1) in lst  # noqa: B015 (no crash, no stale block)
-
-        run_threads([owner, reader])
-        assert len(holder[0]) == 0
-        holder[0]._check()
-        rounds += 1
-    assert rounds > 0
+    # index.  A stress test only (see above).
+    _race_first_foreign_reads(lambda: ConcurrentList(range(40000)), _pop_all, [],
+                              shrinking=True)
 
 
 @pytest.mark.free_threaded_only
