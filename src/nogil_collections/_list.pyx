@@ -664,21 +664,14 @@ cdef class ConcurrentList:
             return self._append_many_lh(src, k)
         # Shrink when less than half is used, as list_resize does.
         swap = newsize > cap or newsize < (cap >> 1)
-        if swap and 0 < newsize < cap:
-            # A shrink of an array no other thread can read (see _grow_lh,
-            # whose odd window and check this is): the slots move in place
-            # and the block is realloc'ed smaller, as list_resize does,
-            # instead of a copy and a retire.  Nothing from here to the end
-            # of the window blocks but the realloc (docs/design.md, "Growth
-            # and shrink policy").
-            _mark_shared(self)
-            if not _is_shared(self):
-                if ncl_inplace_begin(&self._s):
-                    shrink_in_place = True
-                    swap = False
-                else:
-                    # A reader announced itself meanwhile: copy instead.
-                    ncc_seq_write_end(&self._s.version)
+        if swap and 0 < newsize < cap and _inplace_begin(self):
+            # A shrink of an array no other thread can read, in the window
+            # _grow_lh uses: the slots move in place and the block is
+            # realloc'ed smaller, as list_resize does, instead of a copy and
+            # a retire.  Nothing from here to the end of the window blocks
+            # but the realloc (docs/design.md, "Growth and shrink policy").
+            shrink_in_place = True
+            swap = False
         if swap and newsize > 0:
             na = ncl_array_new(ncl_grow_capacity(newsize, n, _is_shared(self)))
             if na == NULL:
@@ -760,21 +753,14 @@ cdef class ConcurrentList:
         cdef ncl_array *old = self._s.array
         cdef ncl_array *na
         cdef Py_ssize_t newcap
-        # A foreign writer marks the list shared first: the owner thread may
-        # be reading it lock-free and never announces itself.
-        _mark_shared(self)
-        if not _is_shared(self):
-            newcap = ncl_grow_capacity(need, n, False)
-            if ncl_inplace_begin(&self._s):
-                na = ncl_array_regrow(old, n, newcap)
-                if na != NULL:
-                    self._publish_array(na)
-                ncc_seq_write_end(&self._s.version)
-                if na == NULL:
-                    raise MemoryError()
-                return 0
-            # A reader announced itself meanwhile: copy instead.
+        if _inplace_begin(self):
+            na = ncl_array_regrow(old, n, ncl_grow_capacity(need, n, False))
+            if na != NULL:
+                self._publish_array(na)
             ncc_seq_write_end(&self._s.version)
+            if na == NULL:
+                raise MemoryError()
+            return 0
         newcap = ncl_grow_capacity(need, n, True)
         na = ncl_array_new(newcap)
         if na == NULL:
@@ -1342,10 +1328,11 @@ cdef class ConcurrentList:
     cdef void _mutant_speculative_store(self, Py_ssize_t i, object new) noexcept:
         # NCL_MUTANT_SPECULATIVE_CAS: inside ONE replacement window, store
         # `new`, hold it for 1 ms (busy-waiting, the lock stays held), then
-        # put the old item back.  (50 us was missed by the CI-budget campaign
-        # once, on a machine whose two cores were shared with other work.)  Multi-slot readers see the odd replace_seq
-        # and retry; single-item readers, which validate the slot rather than
-        # a counter, can return `new`.  Under the previous design (every
+        # put the old item back (50 us was missed by the CI-budget campaign
+        # once, on a machine whose two cores were shared with other work).
+        # Multi-slot readers see the odd replace_seq and retry; single-item
+        # readers, which validate the slot rather than a counter, can return
+        # `new`.  Under the previous design (every
         # replacement inside a global-version window) the same mutant was
         # invisible to every reader.  No reference changes hands: the slot
         # never owns `new`, and the caller holds one for the whole window.
@@ -1805,6 +1792,24 @@ cdef inline void _mark_shared(ConcurrentList self) noexcept:
     # which publishes it (_item_ref_locked), so this is only a fast-path hint.
     if not ncc_load_uint32_relaxed(&self._s.shared) and ncl_foreign(<PyObject *>self):
         ncc_store_uint32_relaxed(&self._s.shared, 1)
+
+
+cdef inline bint _inplace_begin(ConcurrentList self) noexcept:
+    # Lock held.  Opens the window of an in-place resize (realloc, no QSBR
+    # grace period; docs/design.md, "Growth and shrink policy"): True with
+    # `version` odd (ncl_inplace_begin) when no other thread can be reading
+    # the array; the caller then ends it with ncc_seq_write_end.  False when
+    # the caller must copy instead, with no window left open.  A foreign
+    # writer marks the list shared first: the owner thread may be reading it
+    # lock-free and never announces itself.
+    _mark_shared(self)
+    if _is_shared(self):
+        return False
+    if ncl_inplace_begin(&self._s):
+        return True
+    # A reader announced itself meanwhile: close the window, copy instead.
+    ncc_seq_write_end(&self._s.version)
+    return False
 
 
 cdef inline void _pub(ConcurrentList self, PyObject *o) noexcept:
