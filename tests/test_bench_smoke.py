@@ -232,7 +232,11 @@ def test_an_application_that_computes_a_wrong_answer_fails() -> None:
     def miscount(state: object, tid: int, reps: int) -> int:
         ops = app.worker(state, tid, reps)
         if reps:
-            state["d"]["w000"] += 1  # type: ignore[index]
+            # Under the application's own lock: an unlocked += could lose
+            # an update to the other thread's locked one, and the two
+            # errors could cancel out (seen once on 3.15t in CI).
+            with state["lock"]:  # type: ignore[index]
+                state["d"]["w000"] += 1  # type: ignore[index]
         return ops
 
     wrong = realcode.App(app.workload, app.variant, app.role, app.setup, miscount, app.check)
