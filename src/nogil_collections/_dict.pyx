@@ -18,6 +18,7 @@ from libc.stdint cimport uint64_t
 from nogil_collections._core.atomics cimport (
     ncc_load_ptr_acquire, ncc_store_ptr_release, ncc_load_ssize_relaxed,
     ncc_store_ssize_relaxed, ncc_load_uint64_relaxed, ncc_cpu_relax, ncc_load_obj_relaxed,
+    ncc_spin_for,
 )
 from nogil_collections._core.atomics cimport (
     ncc_load_ssize, ncc_load_obj_acquire, ncc_store_obj_release,
@@ -107,7 +108,6 @@ cdef extern from "_dict_table.h":
         NCD_MUTANT_WIDE_COUNT_WINDOW
     int ncd_mutant
     unsigned long long ncd_reader_retries
-    void ncd_mutant_window(int spins) nogil
     ncd_table *ncd_table_new(int log2size, int pinned) nogil
     ncd_entry *ncd_entry_at(ncd_table *t, Py_ssize_t ix) nogil
     size_t ncd_entry_size(int pinned) nogil
@@ -1208,7 +1208,7 @@ cdef class ConcurrentDict:
         ncc_seq_write_begin(&self._h.w.version)
         ncd_append(t, slot, <PyObject *>key, <PyObject *>value, h)
         if ncd_mutant == NCD_MUTANT_WIDE_COUNT_WINDOW:
-            ncd_mutant_window(20000)   # tests only: see _dict_table.h
+            ncc_spin_for(1e-4)   # tests only: see _dict_table.h
         ncc_store_ssize_relaxed(&self._h.w.used, self._h.w.used + 1)
         ncc_seq_write_end(&self._h.w.version)
 
@@ -1228,7 +1228,7 @@ cdef class ConcurrentDict:
             # Deliberately broken (tests only): a transient NULL that a
             # reader takes for "deleted".
             ncc_slot_store(&ep.value, NULL)
-            ncd_mutant_window(20000)
+            ncc_spin_for(1e-3)
         ncc_slot_store(&ep.value, <PyObject *>value)
         ncc_seq_write_end(&self._h.w.version)
         return old

@@ -885,10 +885,4 @@ static int ncd_mutant = NCD_MUTANT_NONE;
  * retry path touches it. */
 static __thread unsigned long long ncd_reader_retries = 0;
 
-/* Busy-wait about `spins` pause instructions: the mutant's race window
- * (a write window must not block, so no sleep). */
-static inline void ncd_mutant_window(int spins) {
-    for (int k = 0; k < spins; k++) ncc_cpu_relax();
-}
-
 #endif /* NOGIL_COLLECTIONS_DICT_TABLE_H */

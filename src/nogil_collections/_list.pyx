@@ -42,7 +42,7 @@ from nogil_collections._core.atomics cimport (
     ncc_load_ptr_acquire, ncc_load_ptr_relaxed, ncc_store_ptr_release, ncc_store_ptr_relaxed,
     ncc_load_ssize_acquire, ncc_store_ssize_release, ncc_store_ssize,
     ncc_load_obj_acquire, ncc_load_ssize_relaxed, ncc_store_ssize_relaxed,
-    ncc_load_uint64_relaxed, ncc_cpu_relax,
+    ncc_load_uint64_relaxed, ncc_cpu_relax, ncc_spin_for,
     ncc_load_uint32_relaxed, ncc_store_uint32_relaxed,
 )
 from nogil_collections._core.refcount cimport (
@@ -129,7 +129,6 @@ cdef extern from "_list_array.h":
     int ncl_mutant
     void ncl_set_mutant(int m)
     Py_ssize_t ncl_take_read_retries()
-    void ncl_mutant_spin(double seconds)
 
 cdef extern from "messages.h":
     bint NCC_LIST_INDEX_NOT_FOUND_FIXED
@@ -1340,7 +1339,7 @@ cdef class ConcurrentList:
         _pub(self, <PyObject *>new)
         ncc_seq_write_begin(&self._s.replace_seq)
         ncc_slot_store(&self._s.array.items[i], <PyObject *>new)
-        ncl_mutant_spin(1e-3)
+        ncc_spin_for(1e-3)
         ncc_slot_store(&self._s.array.items[i], cur)
         ncc_seq_write_end(&self._s.replace_seq)
 

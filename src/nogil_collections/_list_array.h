@@ -43,7 +43,6 @@
 #include <Python.h>
 #include <stddef.h>
 #include <string.h>
-#include <time.h>
 #include "atomics.h"
 #include "refcount.h"
 #include "seqlock.h"
@@ -154,17 +153,6 @@ enum {
 static int ncl_mutant = NCL_MUTANT_NONE;
 /* Set only while no other thread uses any list (tests, between runs). */
 static void ncl_set_mutant(int m) { ncl_mutant = m; }
-
-/* Busy-wait (no detaching: the critical section stays held) to widen a
- * mutant's window. */
-static void ncl_mutant_spin(double seconds) {
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    do {
-        ncc_cpu_relax();
-        clock_gettime(CLOCK_MONOTONIC, &t);
-    } while ((double)(t.tv_sec - t0.tv_sec) + 1e-9 * (double)(t.tv_nsec - t0.tv_nsec) < seconds);
-}
 
 /* ---------------------------------------------------------------- threads */
 

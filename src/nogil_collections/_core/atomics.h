@@ -13,6 +13,7 @@
 
 #include <Python.h>
 #include <stdint.h>
+#include <time.h>
 
 #if !defined(__GNUC__) && !defined(__clang__)
 #  error "nogil_collections needs GCC or Clang (__atomic builtins)"
@@ -80,6 +81,19 @@ static inline void ncc_cpu_relax(void) {
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
 #endif
+}
+
+/* Busy-wait `seconds` of wall time without detaching (a critical section or
+ * write window stays held): the race window of the tests' deliberately
+ * broken writers.  By the clock, not a count of pause instructions, whose
+ * length varies about tenfold between CPUs. */
+static inline void ncc_spin_for(double seconds) {
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        ncc_cpu_relax();
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((double)(t.tv_sec - t0.tv_sec) + 1e-9 * (double)(t.tv_nsec - t0.tv_nsec) < seconds);
 }
 
 #endif /* NOGIL_COLLECTIONS_ATOMICS_H */

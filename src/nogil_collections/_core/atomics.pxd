@@ -71,3 +71,5 @@ cdef extern from "atomics.h" nogil:
     void ncc_fence_seq_cst()
     void ncc_compiler_barrier()
     void ncc_cpu_relax()
+    # Tests only: the race window of a deliberately broken writer.
+    void ncc_spin_for(double seconds) nogil
