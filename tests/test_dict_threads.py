@@ -117,8 +117,13 @@ def test_readers_never_see_a_wrong_value_during_resize_clear_popitem() -> None:
     stats = {"hits": 0, "misses": 0}
 
     def writer() -> None:
+        # At least one round, and every round ends with keys in the dict
+        # (clear() comes first), so a reader that started late still gets
+        # its hits from what the writer left.
         rounds = 0
-        while until(deadline):
+        while until(deadline) or rounds == 0:
+            if rounds % 2:
+                d.clear()
             for k in all_keys:
                 d[k] = _value_for(k)  # grows: many resizes
             for _ in range(50):
@@ -126,8 +131,6 @@ def test_readers_never_see_a_wrong_value_during_resize_clear_popitem() -> None:
             for k in all_keys[::7]:
                 d.pop(k, None)
             d.update((k, _value_for(k)) for k in all_keys[::5])
-            if rounds % 2:
-                d.clear()
             rounds += 1
 
     def reader() -> None:
@@ -139,7 +142,7 @@ def test_readers_never_see_a_wrong_value_during_resize_clear_popitem() -> None:
             else (int(str(k)) if isinstance(k, int) else tuple(list(k)))
             for k in all_keys
         ]
-        while until(deadline):
+        while until(deadline) or stats["hits"] == 0:
             for k in local:
                 v = d.get(k)
                 if v is None:
@@ -392,7 +395,7 @@ def test_readers_of_stable_keys_under_churn_resizes_and_replacements() -> None:
     def reader() -> int:
         last = dict.fromkeys(stable, 0)
         reads = 0
-        while until(deadline):
+        while until(deadline) or reads == 0:  # one round even if started late
             for k in stable:
                 v = d[k]
                 assert type(v) is tuple and v[0] == k, v
@@ -448,7 +451,7 @@ def test_readers_of_colliding_keys_while_slots_are_reused() -> None:
 
     def writer() -> int:
         n = 0
-        while until(deadline):
+        while until(deadline) or n == 0:  # one round even if started late
             n += 1
             for k in churned:
                 del d[k]
@@ -458,7 +461,7 @@ def test_readers_of_colliding_keys_while_slots_are_reused() -> None:
 
     def reader() -> int:
         reads = 0
-        while until(deadline):
+        while until(deadline) or reads == 0:
             for k in stable:
                 assert d[k] == k
                 assert k in d

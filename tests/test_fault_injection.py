@@ -43,6 +43,19 @@ def _sort_unless_modified(lst: ConcurrentList[object]) -> None:
         assert str(e) == "list modified during sort"
 
 
+def _update_first(lst: ConcurrentList[object]) -> None:
+    """lst.update(0, identity), where the only error allowed (besides an
+    IndexError, which the callers catch) is update()'s own give-up: it retries
+    a bounded number of times when writers keep changing the item, and this
+    build's detaches at every suspension point let the other workers' CASes
+    and updates of index 0 in between (test_list_threads' exact-counters
+    test skips in this build for that reason)."""
+    try:
+        lst.update(0, lambda v: v)
+    except RuntimeError as e:
+        assert str(e).startswith("list modified during update"), e
+
+
 def _points_in_sources() -> dict[str, str]:
     found: dict[str, str] = {}
     for path in SOURCES:
@@ -261,7 +274,7 @@ def test_fault_mixed_operations_both_types_keep_invariants() -> None:
             if len(lst) > 0:
                 try:
                     lst.compare_and_set(0, lst[0], (seed, -r))
-                    lst.update(0, lambda v: v)
+                    _update_first(lst)
                 except IndexError:
                     pass
             if r % 100 == 0:
@@ -321,7 +334,7 @@ def test_fault_every_suspension_point_is_reached_and_really_suspends() -> None:
             if len(lst) > 0:
                 try:
                     lst.compare_and_set(0, (seed, 0), (seed, 1))
-                    lst.update(0, lambda v: v)
+                    _update_first(lst)
                 except IndexError:
                     pass
             if r % 50 == 0:

@@ -194,7 +194,7 @@ def test_readers_never_see_foreign_objects_during_resizes_and_clears() -> None:
 
     def reader() -> None:
         reads = 0
-        while not stop.is_set():
+        while not stop.is_set() or reads == 0:  # one round even if started late
             for i in (0, 1, -1, 5, 100):
                 try:
                     x = cl[i]
@@ -288,13 +288,14 @@ def test_contended_writers_and_readers_do_not_starve() -> None:
             cl.pop()
         stop.set()
 
+    # Each runs at least once even if it starts after the writers stopped.
     def snapshotter() -> None:
-        while not stop.is_set():
+        while not stop.is_set() or ops[0] == 0:
             assert len(cl.snapshot()) in (100, 101, 102)  # two writers
             ops[0] += 1
 
     def indexer() -> None:
-        while not stop.is_set():
+        while not stop.is_set() or ops[1] == 0:
             assert cl[50] == 50
             ops[1] += 1
 

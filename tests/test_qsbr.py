@@ -548,5 +548,7 @@ def test_interpreter_shutdown_with_threads_still_reading_and_writing() -> None:
 def test_per_read_cost_is_reported() -> None:
     # Smoke test of the microbenchmark used for docs/design.md; the real
     # measurement uses ~10^7 iterations (see the "Memory reclamation" section).
-    ns = st.bench_read_region(100_000)
+    # The best of three: one stall of 100 ms (a loaded CI machine) would
+    # push a single average over the bound.
+    ns = min(st.bench_read_region(100_000) for _ in range(3))
     assert 0 < ns < 1_000
