@@ -785,14 +785,19 @@ LIST_OPS = OpTable(
         Op("__getitem__", _a(_i), run=_subscript_get, mutates=False),
         Op("pop", _no_args),
         Op("len", _no_args, run=_len, mutates=False, requires=("__len__",)),
-        Op("__contains__", _a(_v), run=_contains, mutates=False),
+        # `in`, index() and count() scan item by item, for list
+        # (list_contains, list_index_impl, list_count in Objects/listobject.c)
+        # and ConcurrentList alike (docs/guarantees.md): a delete can shift an
+        # element past the scan, so their answer is not of one instant.
+        # Dropped by OpTable.linearizable().
+        Op("__contains__", _a(_v), run=_contains, mutates=False, linearizable=False),
         Op("__setitem__", _a(_i, _v), run=_subscript_set),
         Op("__delitem__", _a(_i), run=_subscript_del),
         Op("insert", _a(_i, _v)),
         Op("pop_at", _a(_i), run=_pop_at, requires=("pop",)),
         Op("remove", _a(_v)),
-        Op("index", _a(_v), mutates=False),
-        Op("count", _a(_v), mutates=False),
+        Op("index", _a(_v), mutates=False, linearizable=False),
+        Op("count", _a(_v), mutates=False, linearizable=False),
         Op("extend", _a(_vals)),
         Op("clear", _no_args),
         Op("reverse", _no_args),
